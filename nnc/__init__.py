@@ -1,0 +1,29 @@
+"""nnc: neural networks for learning how networks are optimized.
+
+Every formula of the optimization lecture exists twice: readable NumPy in
+``nnc.backends.numpy_backend`` and a typed Cython kernel in
+``nnc._kernels``; a model picks one with ``backend="numpy"|"cython"``.
+"""
+import os
+
+# libgomp reads this when it loads: idle OpenMP threads sleep instead of
+# spinning against the rest of the process. A user's setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from nnc._version import __version__  # noqa: E402
+from nnc import datasets, init  # noqa: E402
+from nnc.gradcheck import gradcheck  # noqa: E402
+from nnc.layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+from nnc.losses import BCEWithLogits, MeanSquaredError, SoftmaxCrossEntropy  # noqa: E402
+from nnc.model import Sequential  # noqa: E402
+from nnc.optim import SGD  # noqa: E402
+from nnc.threads import get_num_threads, set_num_threads, show_config  # noqa: E402
+from nnc.trainer import History, Trainer  # noqa: E402
+
+__all__ = [
+    "__version__", "datasets", "init", "gradcheck",
+    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+    "SoftmaxCrossEntropy", "MeanSquaredError", "BCEWithLogits",
+    "Sequential", "SGD", "Trainer", "History",
+    "set_num_threads", "get_num_threads", "show_config",
+]

@@ -1,0 +1,1 @@
+"""Compiled kernels of nnc (typed Cython, fused float32/float64, nogil)."""

@@ -1,0 +1,80 @@
+"""Row-major GEMM on scipy's BLAS, in nnc's one-pool threading design.
+
+``C = alpha * op(A) @ op(B) + beta * C`` for C-contiguous arrays. BLAS is
+column-major, and a row-major matrix read column-major is its transpose, so
+row-major ``C = op(A) op(B)`` is column-major ``Cᵀ = op(B)ᵀ op(A)ᵀ``: the
+operands are passed swapped and nothing is copied.
+
+scipy's OpenBLAS is pinned to one thread at import (nnc/_threading.py);
+large products are split here into row blocks of C, one block per OpenMP
+thread, each block one single-threaded sgemm/dgemm call.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from nnc._kernels._parallel cimport threads_for, GEMM_PARALLEL_MIN
+
+
+cdef void gemm_serial(bint trans_a, bint trans_b, int m, int n, int k,
+                      floating alpha, const floating* a, int lda,
+                      const floating* b, int ldb,
+                      floating beta, floating* c, int ldc) noexcept nogil:
+    """One BLAS call; C is m x n, op(A) is m x k, op(B) is k x n (row-major)."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef int i, j
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:  # empty inner dimension: C = beta * C (BLAS rejects ld = 0)
+        for i in range(m):
+            for j in range(n):
+                c[i * ldc + j] = 0 if beta == 0 else beta * c[i * ldc + j]
+        return
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> b, &ldb, <float*> a, &lda,
+              &beta, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
+              &beta, c, &ldc)
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               floating alpha, const floating* a, int lda,
+               const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil:
+    """gemm_serial, split into row blocks of C across the pool when large."""
+    cdef int n_threads = threads_for(<double> m * n * k, GEMM_PARALLEL_MIN)
+    cdef int block, t, first, rows
+    cdef const floating* a_block
+    if n_threads > m:
+        n_threads = m
+    if n_threads <= 1:
+        gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    block = (m + n_threads - 1) // n_threads
+    for t in prange(n_threads, num_threads=n_threads, schedule="static"):
+        first = t * block
+        rows = min(block, m - first)
+        if rows > 0:
+            # rows first.. of op(A): rows of A, or columns of A when transposed
+            a_block = a + first if trans_a else a + <Py_ssize_t> first * lda
+            gemm_serial(trans_a, trans_b, rows, n, k, alpha, a_block, lda,
+                        b, ldb, beta, c + <Py_ssize_t> first * ldc, ldc)
+
+
+def gemm_into(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
+              floating[:, ::1] out not None,
+              bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
+    """out = alpha * op(a) @ op(b) + beta * out, op = transpose when asked."""
+    cdef int m = a.shape[1] if trans_a else a.shape[0]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int k_b = b.shape[1] if trans_b else b.shape[0]
+    cdef int n = b.shape[0] if trans_b else b.shape[1]
+    if k != k_b:
+        raise ValueError(f"gemm: inner dimensions differ: op(a) is {m}x{k}, op(b) is {k_b}x{n}")
+    if out.shape[0] != m or out.shape[1] != n:
+        raise ValueError(f"gemm: out has shape ({out.shape[0]}, {out.shape[1]}), expected ({m}, {n})")
+    with nogil:
+        gemm(trans_a, trans_b, m, n, k, <floating> alpha, &a[0, 0], max(1, <int> a.shape[1]),
+             &b[0, 0], max(1, <int> b.shape[1]), <floating> beta, &out[0, 0], max(1, n))

@@ -1,0 +1,196 @@
+"""Losses fused with their gradient: one call returns the batch-mean loss and
+(when ``grad`` is given) writes dL/d(output) into ``grad``.
+
+softmax_cross_entropy  L = -1/n Σ_i log softmax(z_i)[y_i]
+                       dL/dz_i = (softmax(z_i) - onehot(y_i)) / n
+mean_squared_error     L = 1/(n k) Σ (p - t)²,        dL/dp = 2 (p - t) / (n k)
+bce_with_logits        L = 1/(n k) Σ max(z,0) - z t + log(1 + exp(-|z|))
+                       dL/dz = (sigmoid(z) - t) / (n k)
+
+Rows are split into one contiguous block per thread; block losses are summed
+in block order (see _reduce.pyx).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, log, log1p, fabs
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+
+include "_checks.pxi"
+
+cdef enum LossKind:
+    CROSS_ENTROPY
+    SQUARED_ERROR
+    LOGISTIC
+
+
+cdef double cross_entropy_row(const floating* z, Py_ssize_t k, Py_ssize_t label,
+                              floating* g, double scale) noexcept nogil:
+    """-log softmax(z)[label] by log-sum-exp; g = scale * (softmax(z) - onehot)."""
+    cdef Py_ssize_t j
+    cdef double zmax = z[0], total = 0, e
+    for j in range(1, k):
+        if z[j] > zmax:
+            zmax = z[j]
+    if g == NULL:
+        for j in range(k):
+            total += exp(z[j] - zmax)
+    else:
+        for j in range(k):
+            e = exp(z[j] - zmax)
+            g[j] = <floating> e
+            total += e
+        for j in range(k):
+            g[j] = <floating> (g[j] * (scale / total))
+        g[label] -= <floating> scale
+    return log(total) + zmax - z[label]
+
+
+cdef double loss_rows(LossKind kind, const floating* pred, const int64_t* labels,
+                      const floating* target, floating* grad, Py_ssize_t k,
+                      double scale, Py_ssize_t first, Py_ssize_t last,
+                      int* bad_label) noexcept nogil:
+    cdef Py_ssize_t i, j, p
+    cdef double total = 0, d, z, t, s
+    for i in range(first, last):
+        if kind == CROSS_ENTROPY:
+            if labels[i] < 0 or labels[i] >= k:
+                bad_label[0] = 1
+                continue
+            total += cross_entropy_row(pred + i * k, k, <Py_ssize_t> labels[i],
+                                       grad + i * k if grad != NULL else NULL, scale)
+            continue
+        for j in range(k):
+            p = i * k + j
+            if kind == SQUARED_ERROR:
+                d = pred[p] - target[p]
+                total += d * d
+                if grad != NULL:
+                    grad[p] = <floating> (2 * scale * d)
+            else:
+                z = pred[p]
+                t = target[p]
+                total += (z if z > 0 else 0) - z * t + log1p(exp(-fabs(z)))
+                if grad != NULL:
+                    s = 1 / (1 + exp(-z)) if z >= 0 else exp(z) / (1 + exp(z))
+                    grad[p] = <floating> (scale * (s - t))
+    return total
+
+
+cdef double blocked_loss(LossKind kind, const floating* pred, const int64_t* labels,
+                         const floating* target, floating* grad, Py_ssize_t n,
+                         Py_ssize_t k, double scale, int* bad_label) noexcept nogil:
+    """Σ of the per-element losses, one block of rows per thread."""
+    cdef int n_threads = threads_for(<double> n * k, ELEMENTWISE_PARALLEL_MIN)
+    cdef Py_ssize_t t, block
+    cdef double total = 0
+    cdef double* partial
+    cdef int* bad
+    if n_threads > n:
+        n_threads = <int> n
+    if n_threads > 1:
+        partial = <double*> malloc(n_threads * sizeof(double))
+        bad = <int*> malloc(n_threads * sizeof(int))
+        if partial == NULL or bad == NULL:
+            free(partial)
+            free(bad)
+            n_threads = 1
+    if n_threads <= 1:
+        return loss_rows(kind, pred, labels, target, grad, k, scale, 0, n, bad_label)
+    block = (n + n_threads - 1) // n_threads
+    for t in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
+        bad[t] = 0
+        partial[t] = loss_rows(kind, pred, labels, target, grad, k, scale,
+                               min(n, t * block), min(n, (t + 1) * block), bad + t)
+    for t in range(n_threads):
+        total += partial[t]
+        if bad[t]:
+            bad_label[0] = 1
+    free(partial)
+    free(bad)
+    return total
+
+
+cdef inline int check_batch(Py_ssize_t* shape) except -1:
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"the batch is empty (shape {(shape[0], shape[1])}): "
+                         "a mean loss needs at least one element")
+    return 0
+
+
+def softmax_cross_entropy(const floating[:, ::1] logits not None,
+                          const int64_t[::1] labels not None, floating[:, ::1] grad=None):
+    """Mean softmax cross-entropy of integer labels; gradient into grad."""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1]
+    cdef int bad_label = 0
+    cdef double total
+    check_batch(logits.shape)
+    check_shape("labels", labels.shape, 1, n, 0)
+    cdef floating* grad_ptr = NULL
+    if grad is not None:
+        check_same_shape("grad", grad.shape, "logits", logits.shape, 2)
+        grad_ptr = &grad[0, 0]
+    with nogil:
+        total = blocked_loss(CROSS_ENTROPY, &logits[0, 0], &labels[0], <floating*> NULL,
+                             grad_ptr, n, k, 1.0 / n,
+                             &bad_label)
+    if bad_label:
+        raise ValueError(f"labels must lie in [0, {k}) for {k} classes")
+    return total / n
+
+
+def mean_squared_error(const floating[:, ::1] pred not None,
+                       const floating[:, ::1] target not None, floating[:, ::1] grad=None):
+    """Mean of (pred - target)² over all elements; gradient into grad."""
+    cdef Py_ssize_t n = pred.shape[0], k = pred.shape[1]
+    cdef double total, size = <double> n * k
+    cdef int unused = 0
+    check_batch(pred.shape)
+    check_same_shape("target", target.shape, "pred", pred.shape, 2)
+    cdef floating* grad_ptr = NULL
+    if grad is not None:
+        check_same_shape("grad", grad.shape, "pred", pred.shape, 2)
+        grad_ptr = &grad[0, 0]
+    with nogil:
+        total = blocked_loss(SQUARED_ERROR, &pred[0, 0], <int64_t*> NULL, &target[0, 0],
+                             grad_ptr, n, k, 1.0 / size,
+                             &unused)
+    return total / size
+
+
+def bce_with_logits(const floating[:, ::1] logits not None,
+                    const floating[:, ::1] target not None, floating[:, ::1] grad=None):
+    """Mean binary cross-entropy of sigmoid(logits) against target in [0, 1]."""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1]
+    cdef double total, size = <double> n * k
+    cdef int unused = 0
+    check_batch(logits.shape)
+    check_same_shape("target", target.shape, "logits", logits.shape, 2)
+    cdef floating* grad_ptr = NULL
+    if grad is not None:
+        check_same_shape("grad", grad.shape, "logits", logits.shape, 2)
+        grad_ptr = &grad[0, 0]
+    with nogil:
+        total = blocked_loss(LOGISTIC, &logits[0, 0], <int64_t*> NULL, &target[0, 0],
+                             grad_ptr, n, k, 1.0 / size,
+                             &unused)
+    return total / size
+
+
+def count_correct(const floating[:, ::1] logits not None, const int64_t[::1] labels not None):
+    """Number of rows whose arg-max (first maximum) equals the label."""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j, best
+    cdef Py_ssize_t correct = 0
+    check_shape("labels", labels.shape, 1, n, 0)
+    if k == 0:
+        return 0
+    with nogil:
+        for i in range(n):
+            best = 0
+            for j in range(1, k):
+                if logits[i, j] > logits[i, best]:
+                    best = j
+            correct += best == labels[i]
+    return correct

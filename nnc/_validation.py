@@ -1,0 +1,120 @@
+"""Checks at the Python boundary: every public entry point validates its
+input here once, with an error that names the argument, what it received and
+what was expected. Kernels run with bounds checks off and trust these."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype, name="dtype"):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def _as_array(x, name):
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} could not be read as an array: {exc}") from None
+
+
+def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False):
+    """A finite, C-contiguous ``(n, n_features)`` array of ``dtype``.
+
+    float32/float64 input is cast to ``dtype``; other dtypes (int, bool,
+    float16, complex, object) are refused rather than guessed at."""
+    x = _as_array(x, name)
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must hold float32 or float64 values, got dtype {x.dtype.name}"
+            + (f"; convert it with {name}.astype(np.{np.dtype(dtype).name})"
+               if x.dtype.kind in "iub" else "")
+        )
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got shape {x.shape}")
+    if x.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty (shape {x.shape}): at least one sample is needed")
+    if n_features is not None and x.shape[1] != n_features:
+        raise ValueError(f"{name} has {x.shape[1]} features (shape {x.shape}), "
+                         f"expected {n_features}")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return x
+
+
+def check_labels(y, name, n_samples, n_classes):
+    """Integer class labels in ``[0, n_classes)`` as a C-contiguous int64 vector."""
+    y = _as_array(y, name)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype.name}"
+                        + ("; convert it with y.astype(np.int64)" if y.dtype.kind == "f" else ""))
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one label per sample), got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} labels, expected {n_samples} (one per sample)")
+    if y.size:
+        low, high = y.min(), y.max()
+        if low < 0 or high >= n_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} contains label {bad}: labels must lie in "
+                             f"[0, {n_classes}) for {n_classes} classes")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def check_targets(y, name, shape, dtype, low=None, high=None):
+    """Real-valued targets of ``shape`` (a 1-D vector is accepted for a
+    single output column)."""
+    y = _as_array(y, name)
+    if y.dtype.kind not in "fiu" or y.dtype == np.float16:
+        raise TypeError(f"{name} must hold real numbers, got dtype {y.dtype.name}")
+    if y.ndim == 1 and len(shape) == 2 and shape[1] == 1:
+        y = y.reshape(-1, 1)
+    if y.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {y.shape}, expected {tuple(shape)}")
+    y = np.ascontiguousarray(y, dtype=dtype)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    if y.size and ((low is not None and y.min() < low) or (high is not None and y.max() > high)):
+        raise ValueError(f"{name} must lie in [{low}, {high}], got values in "
+                         f"[{y.min()}, {y.max()}]")
+    return y
+
+
+def check_int(value, name, low=None, high=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number in the given range (open or closed ends)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    return value

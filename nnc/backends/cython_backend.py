@@ -1,0 +1,36 @@
+"""The compiled backend: thin dispatch to the Cython kernels in nnc._kernels.
+
+Same functions and signatures as numpy_backend.NumpyBackend. Each kernel
+checks shapes, dtypes and contiguity before it drops the GIL.
+"""
+from nnc._kernels import _blas, activations, checks, dense, losses, optimizers
+from nnc.threads import pin_scipy_blas
+
+pin_scipy_blas()
+
+
+class CythonBackend:
+    name = "cython"
+
+    gemm = staticmethod(_blas.gemm_into)
+    dense_forward = staticmethod(dense.dense_forward)
+    dense_backward = staticmethod(dense.dense_backward)
+
+    relu_forward = staticmethod(activations.relu_forward)
+    relu_backward = staticmethod(activations.relu_backward)
+    leaky_relu_forward = staticmethod(activations.leaky_relu_forward)
+    leaky_relu_backward = staticmethod(activations.leaky_relu_backward)
+    sigmoid_forward = staticmethod(activations.sigmoid_forward)
+    sigmoid_backward = staticmethod(activations.sigmoid_backward)
+    tanh_forward = staticmethod(activations.tanh_forward)
+    tanh_backward = staticmethod(activations.tanh_backward)
+
+    softmax_cross_entropy = staticmethod(losses.softmax_cross_entropy)
+    mean_squared_error = staticmethod(losses.mean_squared_error)
+    bce_with_logits = staticmethod(losses.bce_with_logits)
+    count_correct = staticmethod(losses.count_correct)
+
+    sgd_update = staticmethod(optimizers.sgd_update)
+
+    def all_finite(self, x):
+        return checks.all_finite(x.reshape(-1))

@@ -1,0 +1,116 @@
+"""The reference backend: the lecture's formulas in plain NumPy.
+
+Every function writes its result into a preallocated ``out`` array (the
+same contract as the compiled kernels), so the Python code above the
+kernels is identical for both backends. Shapes: a batch is a row-major
+``(n, features)`` array; ``W`` is ``(f_in, f_out)``.
+"""
+import numpy as np
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    # --- matrix product -----------------------------------------------------
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        """out = alpha * op(a) @ op(b) + beta * out."""
+        a = a.T if trans_a else a
+        b = b.T if trans_b else b
+        product = a @ b
+        if beta == 0:
+            np.multiply(product, alpha, out=out)
+        else:
+            out *= beta
+            out += alpha * product
+
+    # --- dense layer: z = x W + b -------------------------------------------
+    def dense_forward(self, x, w, b, out):
+        """Affine transform of the lecture, z = W x + b, for a batch of rows."""
+        np.matmul(x, w, out=out)
+        if b is not None:
+            out += b
+
+    def dense_backward(self, x, w, dy, dw, db, dx):
+        """Chain rule through z = x W + b:
+        dL/dW = xᵀ dL/dz,  dL/db = Σ_rows dL/dz,  dL/dx = dL/dz Wᵀ."""
+        np.matmul(x.T, dy, out=dw)
+        if db is not None:
+            np.sum(dy, axis=0, out=db)
+        if dx is not None:
+            np.matmul(dy, w.T, out=dx)
+
+    # --- activations h = g(z) and dL/dz = dL/dh * g'(z) ----------------------
+    def relu_forward(self, x, out):
+        np.maximum(x, 0, out=out)
+
+    def relu_backward(self, y, dy, dx):
+        """g'(z) = 1 where z > 0 (equivalently y > 0), else 0."""
+        np.multiply(dy, y > 0, out=dx)
+
+    def leaky_relu_forward(self, x, alpha, out):
+        np.copyto(out, np.where(x > 0, x, alpha * x))
+
+    def leaky_relu_backward(self, x, alpha, dy, dx):
+        np.copyto(dx, np.where(x > 0, dy, alpha * dy))
+
+    def sigmoid_forward(self, x, out):
+        """σ(z) = 1 / (1 + e^{-z}), written so that exp never overflows."""
+        e = np.exp(-np.abs(x))
+        np.copyto(out, np.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+
+    def sigmoid_backward(self, y, dy, dx):
+        """σ'(z) = σ(z)(1 - σ(z))."""
+        np.copyto(dx, dy * y * (1 - y))
+
+    def tanh_forward(self, x, out):
+        np.tanh(x, out=out)
+
+    def tanh_backward(self, y, dy, dx):
+        """tanh'(z) = 1 - tanh(z)²."""
+        np.copyto(dx, dy * (1 - y * y))
+
+    # --- losses: mean over the batch, gradient into grad ---------------------
+    def softmax_cross_entropy(self, logits, labels, grad=None):
+        """L = -1/n Σ_i log softmax(z_i)[y_i], via the log-sum-exp trick;
+        dL/dz_i = (softmax(z_i) - onehot(y_i)) / n."""
+        n = logits.shape[0]
+        rows = np.arange(n)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = -log_probs[rows, labels].mean(dtype=np.float64)
+        if grad is not None:
+            np.exp(log_probs, out=grad)
+            grad[rows, labels] -= 1
+            grad /= n
+        return float(loss)
+
+    def mean_squared_error(self, pred, target, grad=None):
+        """L = mean((p - t)²) over all elements; dL/dp = 2 (p - t) / size."""
+        diff = pred - target
+        if grad is not None:
+            np.multiply(diff, 2.0 / diff.size, out=grad)
+        return float(np.mean(diff.astype(np.float64) ** 2))
+
+    def bce_with_logits(self, logits, target, grad=None):
+        """L = mean(-t log σ(z) - (1-t) log(1-σ(z)))
+             = mean(max(z, 0) - z t + log(1 + e^{-|z|}))   (stable form);
+        dL/dz = (σ(z) - t) / size."""
+        z = logits.astype(np.float64)
+        loss = np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z))))
+        if grad is not None:
+            self.sigmoid_forward(logits, grad)
+            grad -= target
+            grad /= logits.size
+        return float(loss)
+
+    def count_correct(self, logits, labels):
+        return int(np.count_nonzero(logits.argmax(axis=1) == labels))
+
+    # --- optimizer updates, in place over the flat parameter buffer ----------
+    def sgd_update(self, w, g, lr):
+        """w ← w - α ∇L(w)."""
+        w -= lr * g
+
+    # --- checks -------------------------------------------------------------
+    def all_finite(self, x):
+        return bool(np.isfinite(x).all())

@@ -1,0 +1,119 @@
+"""Weight initialisers (lecture, section 8).
+
+Each initialiser draws a ``(fan_in, fan_out)`` weight matrix from the
+model's random generator, so one seed gives the same weights in both
+backends. Use them by name, ``Dense(64, 10, init="he_normal")``, or pass a
+callable ``init(shape, rng) -> array``.
+
+=================  =========================================  ==================
+name               distribution                               Var(w)
+=================  =========================================  ==================
+zeros              w = 0 (breaks nothing, learns nothing:      0
+                   every hidden unit stays identical)
+constant(c)        w = c                                      0
+normal(std)        N(0, std²)                                 std²
+uniform(a)         U(-a, a)                                   a²/3
+lecun_normal       N(0, 1/n_in) — the lecture's rule           1/n_in
+glorot_normal      N(0, 2/(n_in + n_out))  (a.k.a. Xavier)     2/(n_in+n_out)
+glorot_uniform     U(±sqrt(6/(n_in + n_out)))                  2/(n_in+n_out)
+he_normal          N(0, 2/n_in)  (for ReLU)                    2/n_in
+he_uniform         U(±sqrt(6/n_in))                            2/n_in
+=================  =========================================  ==================
+"""
+import numpy as np
+
+from nnc._validation import check_float
+
+
+def _fans(shape):
+    fan_in = shape[0]
+    fan_out = shape[1] if len(shape) > 1 else shape[0]
+    return fan_in, fan_out
+
+
+def zeros(shape, rng):
+    return np.zeros(shape)
+
+
+def constant(value):
+    value = check_float(value, "value")
+
+    def constant_init(shape, rng):
+        return np.full(shape, value)
+
+    constant_init.__name__ = f"constant({value})"
+    return constant_init
+
+
+def normal(std=0.05):
+    std = check_float(std, "std", low=0)
+
+    def normal_init(shape, rng):
+        return rng.normal(0.0, std, size=shape)
+
+    normal_init.__name__ = f"normal({std})"
+    return normal_init
+
+
+def uniform(limit=0.05):
+    limit = check_float(limit, "limit", low=0)
+
+    def uniform_init(shape, rng):
+        return rng.uniform(-limit, limit, size=shape)
+
+    uniform_init.__name__ = f"uniform({limit})"
+    return uniform_init
+
+
+def lecun_normal(shape, rng):
+    fan_in, _ = _fans(shape)
+    return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=shape)
+
+
+def glorot_normal(shape, rng):
+    fan_in, fan_out = _fans(shape)
+    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape)
+
+
+def glorot_uniform(shape, rng):
+    fan_in, fan_out = _fans(shape)
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def he_normal(shape, rng):
+    fan_in, _ = _fans(shape)
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+
+
+def he_uniform(shape, rng):
+    fan_in, _ = _fans(shape)
+    limit = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-limit, limit, size=shape)
+
+
+xavier_normal = glorot_normal
+xavier_uniform = glorot_uniform
+
+INITIALIZERS = {
+    "zeros": zeros,
+    "normal": normal(),
+    "uniform": uniform(),
+    "lecun_normal": lecun_normal,
+    "glorot_normal": glorot_normal,
+    "glorot_uniform": glorot_uniform,
+    "xavier_normal": glorot_normal,
+    "xavier_uniform": glorot_uniform,
+    "he_normal": he_normal,
+    "he_uniform": he_uniform,
+}
+
+
+def get_initializer(init):
+    """An initialiser from a name in INITIALIZERS or a callable."""
+    if callable(init):
+        return init
+    if isinstance(init, str) and init in INITIALIZERS:
+        return INITIALIZERS[init]
+    raise ValueError(f"init must be one of {sorted(INITIALIZERS)} or a callable "
+                     f"init(shape, rng), got {init!r}")

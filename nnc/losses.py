@@ -1,0 +1,118 @@
+"""Loss functions L(y, h(x; w)), averaged over the batch (empirical risk).
+
+``loss.forward(output, y)`` returns the loss and computes its gradient in the
+same fused pass; ``loss.backward()`` returns dL/d(output). Reductions follow
+PyTorch's defaults: softmax cross-entropy is the mean over the batch; MSE and
+BCE-with-logits are the mean over all elements.
+"""
+import numpy as np
+
+from nnc._validation import check_features, check_labels, check_targets
+from nnc.backends import get_backend
+from nnc.workspace import Workspace
+
+
+class Loss:
+    """Base class: ``kernel`` names the backend function
+    ``kernel(output, targets, grad=None) -> float``."""
+
+    name = None
+    kernel = None
+    classification = False
+
+    def __init__(self, backend="cython"):
+        self.backend = get_backend(backend)
+        self._workspaces = {}
+        self._grad = None
+
+    def bind(self, backend):
+        """Use ``backend`` (the model's) from now on."""
+        self.backend = get_backend(backend)
+        return self
+
+    def check_targets(self, y, n_samples, out_features, dtype):
+        """Validated targets for an output of shape (n_samples, out_features)."""
+        raise NotImplementedError
+
+    # --- hot path -----------------------------------------------------------
+    def _grad_buffer(self, output):
+        ws = self._workspaces.get(output.dtype)
+        if ws is None:
+            ws = self._workspaces[output.dtype] = Workspace(output.dtype)
+        return ws.get("grad", output.shape)
+
+    def _forward(self, output, targets, with_grad=True):
+        grad = self._grad_buffer(output) if with_grad else None
+        loss = getattr(self.backend, self.kernel)(output, targets, grad)
+        self._grad = grad
+        return loss
+
+    # --- public API ---------------------------------------------------------
+    def forward(self, output, y):
+        """The mean loss of ``output`` (n, k) against ``y``; keeps dL/d(output)."""
+        output = np.asarray(output)
+        dtype = output.dtype if output.dtype in (np.float32, np.float64) else np.float64
+        output = check_features(output, "output", dtype=dtype)
+        targets = self.check_targets(y, output.shape[0], output.shape[1], output.dtype)
+        return self._forward(output, targets)
+
+    __call__ = forward
+
+    def backward(self):
+        """dL/d(output) of the last ``forward``."""
+        if self._grad is None:
+            raise RuntimeError("backward() needs a forward() first")
+        return self._grad.copy()
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class SoftmaxCrossEntropy(Loss):
+    """L = -1/n Σ_i log softmax(z_i)[y_i] for integer labels y_i in [0, k)."""
+
+    name = "softmax_cross_entropy"
+    kernel = "softmax_cross_entropy"
+    classification = True
+
+    def check_targets(self, y, n_samples, out_features, dtype):
+        return check_labels(y, "y", n_samples, out_features)
+
+
+class MeanSquaredError(Loss):
+    """L = mean((output - y)²) over all elements."""
+
+    name = "mse"
+    kernel = "mean_squared_error"
+
+    def check_targets(self, y, n_samples, out_features, dtype):
+        return check_targets(y, "y", (n_samples, out_features), dtype)
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy of sigmoid(output) against y in [0, 1], mean over
+    all elements, in the stable form max(z,0) - z y + log(1 + exp(-|z|))."""
+
+    name = "bce_with_logits"
+    kernel = "bce_with_logits"
+
+    def check_targets(self, y, n_samples, out_features, dtype):
+        return check_targets(y, "y", (n_samples, out_features), dtype, low=0.0, high=1.0)
+
+
+LOSSES = {
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "cross_entropy": SoftmaxCrossEntropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "bce_with_logits": BCEWithLogits,
+}
+
+
+def get_loss(loss, backend="cython"):
+    """A Loss object from a name in LOSSES or a Loss instance."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss](backend)
+    raise ValueError(f"loss must be one of {sorted(LOSSES)} or a Loss object, got {loss!r}")

@@ -1,0 +1,164 @@
+"""Sequential: a stack of layers, ``h(x) = h⁽ᴸ⁾(… h⁽²⁾(h⁽¹⁾(x)))``.
+
+All parameters of the model live in one flat buffer (``flat_params``) and
+all gradients in another (``flat_grads``); each layer's ``params``/``grads``
+dicts hold views into them. An optimizer therefore updates the whole model
+with one kernel call, and the global gradient norm is one pass.
+"""
+import numpy as np
+
+from nnc._validation import check_dtype, check_features, check_int
+from nnc.backends import get_backend
+from nnc.layers import Dense, Layer
+from nnc.workspace import Workspace
+
+
+class Sequential:
+    """A feed-forward network.
+
+    Parameters
+    ----------
+    *layers : Layer
+    dtype : "float32" or "float64" (float64 is what gradient checks use)
+    backend : "cython" (compiled kernels) or "numpy" (the reference)
+    seed : int or None. Seeds the generator that draws the initial weights
+        (and, through the Trainer, the shuffling): the same seed gives the
+        same weights in both backends. None draws fresh entropy.
+    """
+
+    def __init__(self, *layers, dtype="float32", backend="cython", seed=None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} must be an nnc layer, got {layer!r}")
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("the same layer object appears twice; create a new one per position")
+        for i, layer in enumerate(layers):
+            if layer.backend is not None:
+                raise ValueError(f"layer {i} ({layer!r}) already belongs to a model")
+        if seed is not None:
+            seed = check_int(seed, "seed", low=0)
+        self.layers = list(layers)
+        self.dtype = check_dtype(dtype)
+        self.backend = get_backend(backend)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.training = True
+        self.in_features, self.out_features = self._check_chain()
+        self._allocate_parameters()
+        for layer in self.layers:
+            layer.build(self.backend, Workspace(self.dtype), self.rng)
+        self._initialize()
+
+    # --- construction -------------------------------------------------------
+    def _check_chain(self):
+        first = next((l for l in self.layers if hasattr(l, "in_features")), None)
+        if first is None:
+            raise ValueError("the model needs a layer with in_features (e.g. Dense) "
+                             "to know its input size")
+        features = first.in_features
+        for layer in self.layers:
+            features = layer.output_features(features)
+        return first.in_features, features
+
+    def _allocate_parameters(self):
+        shapes = [(layer, name, shape) for layer in self.layers
+                  for name, shape in layer.param_shapes().items()]
+        total = sum(int(np.prod(shape)) for _, _, shape in shapes)
+        self.flat_params = np.zeros(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.params, self.grads = {}, {}
+        offset = 0
+        for layer, name, shape in shapes:
+            size = int(np.prod(shape))
+            key = f"{self.layers.index(layer)}.{name}"
+            layer.params[name] = self.params[key] = self.flat_params[offset:offset + size].reshape(shape)
+            layer.grads[name] = self.grads[key] = self.flat_grads[offset:offset + size].reshape(shape)
+            offset += size
+
+    def _initialize(self):
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                layer.initialize(self._default_init(i))
+
+    def _default_init(self, index):
+        """He-normal when the next activation is ReLU-like, Glorot-normal otherwise."""
+        for layer in self.layers[index + 1:]:
+            if isinstance(layer, Dense):
+                break
+            if layer.activation is not None:
+                return "he_normal" if layer.activation == "relu" else "glorot_normal"
+        return "glorot_normal"
+
+    @property
+    def n_params(self):
+        return self.flat_params.size
+
+    # --- modes --------------------------------------------------------------
+    def train(self):
+        """Training mode (batch statistics in batch-norm, dropout on)."""
+        self.training = True
+        return self
+
+    def eval(self):
+        """Evaluation mode (running statistics, dropout off)."""
+        self.training = False
+        return self
+
+    # --- the hot path (no validation, outputs are workspace buffers) --------
+    def _forward(self, x, training):
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _backward(self, dy, need_input_grad=False):
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            dy = self.layers[i].backward(dy, need_input_grad or i > 0)
+        return dy
+
+    # --- public API (validated, returns arrays the caller owns) -------------
+    def forward(self, X, training=None):
+        """Output of the network for a batch ``X`` of shape (n, in_features).
+        ``training=None`` uses the current mode (``train()``/``eval()``)."""
+        X = check_features(X, "X", self.in_features, self.dtype)
+        training = self.training if training is None else bool(training)
+        self._last_batch = X.shape[0]
+        return self._forward(X, training).copy()
+
+    def backward(self, dY):
+        """Back-propagate dL/d(output) ``dY`` through the last ``forward``:
+        fills every ``layer.grads`` (overwriting, not accumulating) and returns
+        dL/dX."""
+        n = getattr(self, "_last_batch", None)
+        if n is None:
+            raise RuntimeError("backward() needs a forward() first")
+        dY = check_features(dY, "dY", self.out_features, self.dtype)
+        if dY.shape[0] != n:
+            raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
+        return self._backward(dY, need_input_grad=True).copy()
+
+    def predict(self, X, batch_size=1024):
+        """Network output for ``X`` in evaluation mode, computed in batches."""
+        X = check_features(X, "X", self.in_features, self.dtype)
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        for start in range(0, X.shape[0], batch_size):
+            stop = min(start + batch_size, X.shape[0])
+            out[start:stop] = self._forward(X[start:stop], training=False)
+        return out
+
+    def summary(self):
+        lines = [f"Sequential(dtype={self.dtype.name}, backend={self.backend.name!r}, "
+                 f"seed={self.seed})"]
+        for i, layer in enumerate(self.layers):
+            n = sum(p.size for p in layer.params.values())
+            lines.append(f"  ({i}) {layer!r}" + (f"  {n} params" if n else ""))
+        lines.append(f"  total: {self.n_params} parameters")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return self.summary()

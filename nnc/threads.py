@@ -1,0 +1,76 @@
+"""nnc's one thread pool, and what the build and the BLAS look like.
+
+OpenMP owns every thread nnc uses: ``set_num_threads`` sizes that pool, and
+scipy's OpenBLAS (called by the GEMM kernels) is pinned to one thread once,
+when the compiled backend loads, so BLAS threads never fight OpenMP threads.
+"""
+import os
+
+
+def _kernels_threads():
+    from nnc._kernels import _threads
+
+    return _threads
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in nnc's kernels (the OpenMP pool of the calling
+    thread). ``OMP_NUM_THREADS`` sets the starting value."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    _kernels_threads().set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads nnc's parallel kernels use (1 when built without OpenMP)."""
+    return _kernels_threads().get_num_threads()
+
+
+def _is_scipy_blas(lib):
+    path = os.path.normcase(lib.filepath or "")
+    parts = path.replace("\\", "/").split("/")
+    return any(part.startswith("scipy") for part in parts[:-1])
+
+
+def pin_scipy_blas():
+    """Pin scipy's BLAS (the one cython_blas calls) to one thread. Where
+    scipy shares a system BLAS with numpy, that library is pinned."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS)
+    from threadpoolctl import ThreadpoolController
+
+    blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    chosen = [lib for lib in blas if _is_scipy_blas(lib)] or blas
+    for lib in chosen:
+        lib.set_num_threads(1)
+    return chosen
+
+
+def blas_info():
+    """threadpoolctl's view of scipy's BLAS: a list of dicts."""
+    return [lib.info() for lib in pin_scipy_blas()]
+
+
+def show_config(file=None):
+    """Print nnc's version, build and thread configuration."""
+    import numpy
+    import scipy
+
+    from nnc._version import __version__
+
+    lines = [f"nnc {__version__}", f"numpy {numpy.__version__}, scipy {scipy.__version__}"]
+    try:
+        threads = _kernels_threads()
+    except ImportError as exc:
+        lines.append(f"compiled kernels: NOT AVAILABLE ({exc}); only backend='numpy' works")
+    else:
+        lines.append(f"compiled kernels: built {'with' if threads.openmp_enabled() else 'WITHOUT'} OpenMP")
+        lines.append(f"threads: {threads.get_num_threads()} (OpenMP pool; "
+                     f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+        for info in blas_info():
+            lines.append(
+                f"BLAS: {info.get('internal_api')} {info.get('version')}, kernel "
+                f"{info.get('architecture')}, {info.get('num_threads')} thread(s) "
+                f"[{info.get('filepath')}]"
+            )
+    print("\n".join(lines), file=file)

@@ -1,0 +1,185 @@
+"""The training loop: mini-batch stochastic gradient descent (lecture,
+Algorithm 2) with a per-epoch shuffle, a progress bar and a History.
+
+One step: sample a batch D_b, forward, loss and its gradient (one fused
+kernel), backward, ``optimizer.step()``. The batch rows are gathered into
+reused buffers, so a steady-state step allocates no arrays in the Cython
+backend.
+"""
+import numpy as np
+from tqdm.auto import tqdm
+
+from nnc._validation import check_features, check_int
+from nnc.losses import get_loss
+from nnc.model import Sequential
+from nnc.optim import SGD, Optimizer
+from nnc.workspace import Workspace
+
+
+class History:
+    """What happened during training.
+
+    ``steps[name]`` holds one value per optimizer step (``"loss"``: the
+    mini-batch loss); ``epochs[name]`` one value per epoch (``"loss"``,
+    ``"accuracy"`` for classification, ``"val_loss"``, ``"val_accuracy"``
+    with validation data). ``history["loss"]`` reads the per-epoch list.
+    """
+
+    def __init__(self):
+        self.steps = {"loss": []}
+        self.epochs = {}
+
+    def record_epoch(self, **values):
+        for name, value in values.items():
+            self.epochs.setdefault(name, []).append(value)
+
+    def __getitem__(self, name):
+        if name in self.epochs:
+            return self.epochs[name]
+        return self.steps[name]
+
+    def __contains__(self, name):
+        return name in self.epochs or name in self.steps
+
+    def to_dict(self):
+        return {"steps": {k: list(v) for k, v in self.steps.items()},
+                "epochs": {k: list(v) for k, v in self.epochs.items()}}
+
+    def __repr__(self):
+        last = {k: v[-1] for k, v in self.epochs.items() if v}
+        return f"History({len(self.steps['loss'])} steps, last epoch {last})"
+
+
+class Trainer:
+    """Fits a model with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    model : Sequential
+    loss : name ("softmax_cross_entropy", "mse", "bce_with_logits") or Loss
+    optimizer : Optimizer (default ``SGD(lr=0.01)``)
+    batch_size : samples per step; the last batch of an epoch may be smaller
+    seed : seeds the shuffling generator (default: drawn from the model's)
+
+    A second ``fit`` continues: optimizer state, step count, history and
+    the shuffling generator carry on from where the first call stopped.
+    """
+
+    def __init__(self, model, loss="softmax_cross_entropy", optimizer=None, batch_size=32,
+                 seed=None):
+        if not isinstance(model, Sequential):
+            raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
+        self.model = model
+        self.loss = get_loss(loss, model.backend).bind(model.backend)
+        if optimizer is None:
+            optimizer = SGD(lr=0.01)
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an nnc optimizer (e.g. nnc.SGD(lr=0.1)), "
+                            f"got {optimizer!r}")
+        self.optimizer = optimizer.bind(model)
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
+        if seed is None:
+            seed = int(model.rng.integers(2**63))
+        self.rng = np.random.default_rng(check_int(seed, "seed", low=0))
+        self.history = History()
+        self.step_count = 0
+        self._workspace = Workspace(model.dtype)
+
+    # --- data checks --------------------------------------------------------
+    def _check_data(self, X, y, x_name="X", y_name="y"):
+        X = check_features(X, x_name, self.model.in_features, self.model.dtype)
+        y = self.loss.check_targets(y, X.shape[0], self.model.out_features, self.model.dtype)
+        return X, y
+
+    # --- one step -----------------------------------------------------------
+    def _train_step(self, xb, yb):
+        model = self.model
+        output = model._forward(xb, training=True)
+        loss = self.loss._forward(output, yb)
+        model._backward(self.loss._grad)
+        self.optimizer.step()
+        self.step_count += 1
+        correct = model.backend.count_correct(output, yb) if self.loss.classification else 0
+        return loss, correct
+
+    def _batches(self, X, y, order):
+        """Yield (x_batch, y_batch) views or gathered copies in reused buffers."""
+        n = X.shape[0]
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if order is None:
+                yield X[start:stop], y[start:stop]
+                continue
+            index = order[start:stop]
+            xb = self._workspace.get("x", (stop - start,) + X.shape[1:])
+            yb = self._workspace.get("y", (stop - start,) + y.shape[1:], dtype=y.dtype)
+            np.take(X, index, axis=0, out=xb)
+            np.take(y, index, axis=0, out=yb)
+            yield xb, yb
+
+    # --- public API ---------------------------------------------------------
+    def fit(self, X, y, epochs=1, validation_data=None, shuffle=True, verbose=True):
+        """Train for ``epochs`` passes over (X, y); returns ``self.history``."""
+        X, y = self._check_data(X, y)
+        epochs = check_int(epochs, "epochs", low=1)
+        if self.batch_size > X.shape[0]:
+            raise ValueError(f"batch_size {self.batch_size} is larger than the "
+                             f"{X.shape[0]} training samples")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a tuple (X_val, y_val)")
+            validation_data = self._check_data(*validation_data, "X_val", "y_val")
+        n = X.shape[0]
+        steps_per_epoch = -(-n // self.batch_size)
+        first_epoch = len(self.history.epochs.get("loss", []))
+        for epoch in range(first_epoch, first_epoch + epochs):
+            self.model.train()
+            order = self.rng.permutation(n) if shuffle else None
+            total_loss, total_correct = 0.0, 0
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
+                       unit="batch", disable=not verbose, leave=True, mininterval=0.2)
+            refresh_every = max(1, steps_per_epoch // 20)
+            for step, (xb, yb) in enumerate(self._batches(X, y, order)):
+                loss, correct = self._train_step(xb, yb)
+                self.history.steps["loss"].append(loss)
+                total_loss += loss * xb.shape[0]
+                total_correct += correct
+                if verbose and (step % refresh_every == 0):
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.update(1)
+            record = {"loss": total_loss / n}
+            if self.loss.classification:
+                record["accuracy"] = total_correct / n
+            if validation_data is not None:
+                val = self.evaluate(*validation_data)
+                record.update({"val_" + k: v for k, v in val.items()})
+            self.history.record_epoch(**record)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
+            bar.close()
+        return self.history
+
+    def evaluate(self, X, y, batch_size=None):
+        """Mean loss (and accuracy for classification) in evaluation mode."""
+        X, y = self._check_data(X, y)
+        batch_size = self.batch_size if batch_size is None else check_int(
+            batch_size, "batch_size", low=1)
+        was_training = self.model.training
+        self.model.eval()
+        total_loss, total_correct = 0.0, 0
+        try:
+            for start in range(0, X.shape[0], batch_size):
+                stop = min(start + batch_size, X.shape[0])
+                output = self.model._forward(X[start:stop], training=False)
+                total_loss += self.loss._forward(output, y[start:stop], with_grad=False) * (stop - start)
+                if self.loss.classification:
+                    total_correct += self.model.backend.count_correct(output, y[start:stop])
+        finally:
+            self.model.training = was_training
+        result = {"loss": total_loss / X.shape[0]}
+        if self.loss.classification:
+            result["accuracy"] = total_correct / X.shape[0]
+        return result
+
+    def predict(self, X, batch_size=None):
+        """The model's output for X (evaluation mode)."""
+        return self.model.predict(X, batch_size=batch_size or max(self.batch_size, 256))

@@ -1,0 +1,113 @@
+"""Build nnc's Cython kernels.
+
+Flags follow DESIGN.md: ``-O3 -fno-math-errno`` (gcc will not vectorise a
+loop calling ``sqrtf`` without the latter) and OpenMP when the compiler has it.
+OpenMP support is detected by compiling a tiny OpenMP program, as
+scikit-learn does; without it the same sources build serially (the kernels
+include ``_openmp_shim.h``, which stands in for ``omp.h``).
+Set ``NNC_NATIVE=1`` for a local ``-march=native`` build (never distribute one).
+"""
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+from glob import glob
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+KERNEL_DIR = os.path.join("nnc", "_kernels")
+
+OPENMP_TEST_PROGRAM = textwrap.dedent(
+    """
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        printf("%d", n > 0 ? omp_get_max_threads() : 0);
+        return 0;
+    }
+    """
+)
+
+
+def openmp_flags(compiler_type):
+    """(compile_args, link_args) that switch OpenMP on for this compiler."""
+    if compiler_type == "msvc":
+        return ["/openmp"], []
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+def compiler_has_openmp(compiler):
+    """Try to compile and link a tiny OpenMP program with ``compiler``."""
+    compile_args, link_args = openmp_flags(compiler.compiler_type)
+    workdir = tempfile.mkdtemp(prefix="nnc-openmp-")
+    try:
+        source = os.path.join(workdir, "test_openmp.c")
+        with open(source, "w") as f:
+            f.write(OPENMP_TEST_PROGRAM)
+        objects = compiler.compile([source], output_dir=workdir, extra_postargs=compile_args)
+        compiler.link_executable(objects, "test_openmp", output_dir=workdir, extra_postargs=link_args)
+        return True
+    except Exception:
+        return False
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class BuildKernels(build_ext):
+    """build_ext that adds optimisation and (when available) OpenMP flags."""
+
+    def build_extensions(self):
+        ctype = self.compiler.compiler_type
+        if ctype == "msvc":
+            opt = ["/O2", "/fp:fast"]
+        else:
+            opt = ["-O3", "-fno-math-errno"]
+            if os.environ.get("NNC_NATIVE") == "1":
+                opt.append("-march=native")
+        omp_compile, omp_link = [], []
+        if compiler_has_openmp(self.compiler):
+            omp_compile, omp_link = openmp_flags(ctype)
+        else:
+            print(
+                "\n*** WARNING: the C compiler has no OpenMP support; nnc's kernels "
+                "are built serially (one thread). Install a compiler with OpenMP "
+                "(e.g. gcc, or clang with libomp) for multi-threaded kernels. ***\n",
+                file=sys.stderr,
+            )
+        for ext in self.extensions:
+            ext.extra_compile_args = opt + omp_compile + ext.extra_compile_args
+            ext.extra_link_args = omp_link + ext.extra_link_args
+        super().build_extensions()
+
+
+def kernel_extensions():
+    from Cython.Build import cythonize
+
+    extensions = [
+        Extension(
+            "nnc._kernels." + os.path.splitext(os.path.basename(path))[0],
+            [path],
+            include_dirs=[KERNEL_DIR],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for path in sorted(glob(os.path.join(KERNEL_DIR, "*.pyx")))
+    ]
+    return cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "initializedcheck": False,
+            "cdivision": True,
+            "nonecheck": False,
+        },
+    )
+
+
+setup(ext_modules=kernel_extensions(), cmdclass={"build_ext": BuildKernels})
