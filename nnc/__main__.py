@@ -1,0 +1,3 @@
+from nnc.cli import main
+
+raise SystemExit(main())
