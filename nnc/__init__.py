@@ -11,12 +11,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from nnc._version import __version__  # noqa: E402
-from nnc import datasets, init  # noqa: E402
+from nnc import datasets, init, schedules  # noqa: E402
 from nnc.gradcheck import gradcheck  # noqa: E402
 from nnc.layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
 from nnc.losses import BCEWithLogits, MeanSquaredError, SoftmaxCrossEntropy  # noqa: E402
 from nnc.model import Sequential  # noqa: E402
-from nnc.optim import SGD  # noqa: E402
+from nnc.optim import SGD, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
 from nnc.threads import get_num_threads, set_num_threads, show_config  # noqa: E402
 from nnc.trainer import History, Trainer  # noqa: E402
 
@@ -24,6 +24,7 @@ __all__ = [
     "__version__", "datasets", "init", "gradcheck",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "SoftmaxCrossEntropy", "MeanSquaredError", "BCEWithLogits",
-    "Sequential", "SGD", "Trainer", "History",
+    "Sequential", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Trainer", "History",
+    "schedules",
     "set_num_threads", "get_num_threads", "show_config",
 ]

@@ -20,6 +20,8 @@ class Layer:
 
     #: for activations: "relu" (ReLU family, He init before it) or "other"
     activation = None
+    #: parameters the L2 penalty λR(w) applies to (weights, not biases)
+    decayed = ()
 
     def __init__(self):
         self.params = {}
@@ -66,6 +68,8 @@ class Dense(Layer):
     He-normal when a ReLU-family activation follows, Glorot-normal otherwise.
     Biases start at zero.
     """
+
+    decayed = ("W",)
 
     def __init__(self, in_features, out_features, init=None, bias=True):
         super().__init__()

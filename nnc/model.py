@@ -65,19 +65,29 @@ class Sequential:
         return first.in_features, features
 
     def _allocate_parameters(self):
-        shapes = [(layer, name, shape) for layer in self.layers
-                  for name, shape in layer.param_shapes().items()]
-        total = sum(int(np.prod(shape)) for _, _, shape in shapes)
+        """Lay every parameter out in one flat buffer (gradients in a twin).
+        Parameters under the L2 penalty come first, so the penalty is one
+        kernel call over ``flat_params[:n_decayed]``."""
+        entries = [(name not in layer.decayed, i, name, shape)
+                   for i, layer in enumerate(self.layers)
+                   for name, shape in layer.param_shapes().items()]
+        entries.sort(key=lambda e: e[0])  # stable: decayed first, then model order
+        total = sum(int(np.prod(shape)) for *_, shape in entries)
         self.flat_params = np.zeros(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
         self.params, self.grads = {}, {}
-        offset = 0
-        for layer, name, shape in shapes:
-            size = int(np.prod(shape))
-            key = f"{self.layers.index(layer)}.{name}"
-            layer.params[name] = self.params[key] = self.flat_params[offset:offset + size].reshape(shape)
-            layer.grads[name] = self.grads[key] = self.flat_grads[offset:offset + size].reshape(shape)
-            offset += size
+        self.param_layers = []  # layer index of each parameter, in buffer order
+        offsets = [0]
+        for undecayed, i, name, shape in entries:
+            start, stop = offsets[-1], offsets[-1] + int(np.prod(shape))
+            layer, key = self.layers[i], f"{i}.{name}"
+            layer.params[name] = self.params[key] = self.flat_params[start:stop].reshape(shape)
+            layer.grads[name] = self.grads[key] = self.flat_grads[start:stop].reshape(shape)
+            self.param_layers.append(i)
+            offsets.append(stop)
+        self.param_offsets = np.array(offsets, dtype=np.int64)
+        self.n_decayed = sum(int(np.prod(shape)) for undecayed, *_, shape in entries
+                             if not undecayed)
 
     def _initialize(self):
         for i, layer in enumerate(self.layers):

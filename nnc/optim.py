@@ -1,29 +1,80 @@
-"""Optimizers: a little state and one update rule, applied in place to the
-model's flat parameter buffer by a single kernel call per step.
+"""Optimizers (lecture, sections 5-7): a little state and one update rule.
+
+Each optimizer is bound to a model's flat parameter and gradient buffers
+(``bind(model)``; the Trainer does it) and ``step()`` applies its rule to
+every parameter with one in-place kernel call. The state arrays (velocity,
+squared-gradient averages) are flat buffers of the same size.
+
+Conventions (nnc follows the lecture; DESIGN.md's table maps the others):
+
+=========  ===========================================  ====================================
+nnc        rule                                          PyTorch / Keras equivalent
+=========  ===========================================  ====================================
+SGD        w ← w - α g                                   torch SGD(lr=α); Keras SGD(α)
+momentum   z ← βz - (1-β)g;  w ← w + αz   (z₀ = 0)       torch SGD(lr=α(1-β), momentum=β,
+                                                         dampening=0) exactly; torch
+                                                         dampening=β matches after step 1
+                                                         (torch starts its buffer at g);
+                                                         Keras SGD(α(1-β), momentum=β)
+                                                         (Keras keeps lr inside the velocity)
+Nesterov   look-ahead gradient, re-parametrised          torch SGD(lr=α(1-β), momentum=β,
+                                                         nesterov=True); Keras nesterov=True
+RMSprop    r ← ρr + (1-ρ)g²;  w ← w - αg/sqrt(r + ε)     Keras RMSprop; torch puts ε outside
+                                                         the root: g/(sqrt(r) + ε)
+Adam       paper's Algorithm 1, ε outside the root       torch Adam; Keras uses ε̂ form
+AdamW      decoupled decay w ← w - αλw, then Adam        torch AdamW (decays every parameter)
+Adagrad    r ← r + g²;  w ← w - αg/(sqrt(r) + ε)         torch Adagrad(initial_accumulator=0)
+=========  ===========================================  ====================================
 """
+import numpy as np
+
 from nnc._validation import check_float
+from nnc.backends import get_backend
 
 
 class Optimizer:
-    """Base class. ``bind(model)`` attaches the optimizer to a model's flat
-    parameter and gradient buffers (the Trainer does this); ``step()``
-    applies one update from the current gradients."""
+    """Base class: ``lr`` plus named state buffers (``state_names``) that
+    ``bind`` allocates with the size of the model's flat parameter buffer."""
+
+    state_names = ()
 
     def __init__(self, lr):
         self.lr = check_float(lr, "lr", low=0, low_open=True)
         self.params = None
         self.grads = None
         self.backend = None
+        self.state = {}
         self.t = 0
 
-    def bind(self, model):
-        self.params = model.flat_params
-        self.grads = model.flat_grads
-        self.backend = model.backend
+    def bind(self, model, grads=None, backend="cython"):
+        """Attach to ``model``'s flat buffers, or to a parameter vector
+        ``bind(w, g, backend)`` (1-D float arrays updated in place, as the
+        playground does). State starts at zero."""
+        if grads is None:
+            params, grads, backend = model.flat_params, model.flat_grads, model.backend
+        else:
+            params = model
+            for name, array in (("w", params), ("grads", grads)):
+                if not isinstance(array, np.ndarray) or array.ndim != 1 \
+                        or array.dtype not in (np.float32, np.float64) \
+                        or not array.flags.c_contiguous:
+                    raise TypeError(f"{name} must be a 1-D C-contiguous float32/float64 "
+                                    f"array, got {array!r:.80}")
+            if grads.shape != params.shape or grads.dtype != params.dtype:
+                raise ValueError(f"grads ({grads.shape}, {grads.dtype}) must match "
+                                 f"w ({params.shape}, {params.dtype})")
+        if self.params is not None and self.params is not params:
+            raise ValueError(f"this {type(self).__name__} is already bound to other "
+                             "parameters; create one optimizer per model")
+        self.params = params
+        self.grads = grads
+        self.backend = get_backend(backend)
+        for name in self.state_names:
+            self.state.setdefault(name, np.zeros_like(self.params))
         return self
 
     def step(self, lr=None):
-        """One update ``w ← update(w, g)`` over every parameter, in place.
+        """One update of every parameter from its gradient, in place.
         ``lr`` overrides the learning rate for this step (schedules)."""
         if self.params is None:
             raise RuntimeError(f"{type(self).__name__} is not bound to a model: "
@@ -36,6 +87,36 @@ class Optimizer:
         if self.grads is not None:
             self.grads.fill(0)
 
+    def state_bytes(self):
+        """Memory held by the optimizer's state (lecture, section 7)."""
+        return sum(array.nbytes for array in self.state.values())
+
+    def state_dict(self):
+        """Hyper-parameters, step count and copies of the state arrays."""
+        return {"type": type(self).__name__, "config": self.config(), "t": self.t,
+                "state": {name: array.copy() for name, array in self.state.items()}}
+
+    def load_state_dict(self, state):
+        """Restore what ``state_dict`` returned (arrays copied in place)."""
+        if state.get("type") != type(self).__name__:
+            raise ValueError(f"state_dict is for {state.get('type')!r}, "
+                             f"not {type(self).__name__!r}")
+        missing = set(self.state_names) - set(state["state"])
+        if missing:
+            raise ValueError(f"state_dict lacks state arrays {sorted(missing)}")
+        for name, value in state["config"].items():
+            setattr(self, name, value)
+        self.t = int(state["t"])
+        for name in self.state_names:
+            value = np.asarray(state["state"][name])
+            if name in self.state:
+                if value.shape != self.state[name].shape:
+                    raise ValueError(f"state array {name!r} has shape {value.shape}, "
+                                     f"expected {self.state[name].shape}")
+                self.state[name][...] = value
+            else:
+                self.state[name] = value.copy()
+
     def _update(self, lr):
         raise NotImplementedError
 
@@ -47,11 +128,128 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-class SGD(Optimizer):
-    """Stochastic gradient descent (lecture, Algorithm 2): w ← w - α ∇L(w)."""
+def _check_beta(value, name):
+    return check_float(value, name, low=0, high=1, high_open=True)
 
-    def __init__(self, lr=0.01):
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with the lecture's momentum.
+
+    ``momentum=0``: w ← w - α g (Algorithm 2).
+    ``momentum=β``: z ← β z - (1-β) g;  w ← w + α z, z starting at 0.
+    ``nesterov=True``: the gradient is taken at the look-ahead point
+    w + αβz. Keeping the look-ahead point as the parameters (the usual
+    re-parametrisation, so no second forward pass is needed) gives
+    z ← β z - (1-β) g;  w ← w + α (β z - (1-β) g).
+
+    PyTorch: ``torch.optim.SGD(lr=α*(1-β), momentum=β, dampening=0,
+    nesterov=...)`` follows the same trajectory from the first step.
+    With ``dampening=β`` (and lr=α) it agrees after step 1 only, because
+    PyTorch starts its buffer at g instead of (1-β) g.
+    Keras: ``SGD(learning_rate=α*(1-β), momentum=β)``; Keras keeps the
+    learning rate inside the velocity (v ← βv - lr g).
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
         super().__init__(lr)
+        self.momentum = _check_beta(momentum, "momentum")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs a momentum > 0")
+        self.state_names = ("velocity",) if self.momentum > 0 else ()
 
     def _update(self, lr):
-        self.backend.sgd_update(self.params, self.grads, lr)
+        if self.momentum > 0:
+            self.backend.momentum_update(self.params, self.grads, self.state["velocity"],
+                                         lr, self.momentum, self.nesterov)
+        else:
+            self.backend.sgd_update(self.params, self.grads, lr)
+
+    def config(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """RMSprop as in the lecture: r ← ρ r + (1-ρ) g²;  w ← w - α g / sqrt(r + ε).
+
+    PyTorch's RMSprop puts ε outside the root, g / (sqrt(r) + ε): with the
+    default ε = 1e-8 the two differ only where r is tiny. Keras matches nnc.
+    """
+
+    state_names = ("square_avg",)
+
+    def __init__(self, lr=1e-3, rho=0.9, eps=1e-8):
+        super().__init__(lr)
+        self.rho = _check_beta(rho, "rho")
+        self.eps = check_float(eps, "eps", low=0, low_open=True)
+
+    def _update(self, lr):
+        self.backend.rmsprop_update(self.params, self.grads, self.state["square_avg"],
+                                    lr, self.rho, self.eps)
+
+    def config(self):
+        return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
+
+
+class Adam(Optimizer):
+    """Adam, the paper's Algorithm 1 (Kingma & Ba, 2015):
+
+        m ← β₁ m + (1-β₁) g          (momentum, the lecture's z)
+        v ← β₂ v + (1-β₂) g²         (RMSprop, the lecture's r)
+        m̂ = m / (1-β₁ᵗ),  v̂ = v / (1-β₂ᵗ)      (bias correction)
+        w ← w - α m̂ / (sqrt(v̂) + ε)
+
+    The slide writes the bias correction as /(1-β); the power t is what
+    makes early steps unbiased (m and v start at zero). ε sits outside the
+    root, as in the paper and PyTorch; Keras uses ε̂ = ε sqrt(1-β₂ᵗ).
+    """
+
+    state_names = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1 = _check_beta(beta1, "beta1")
+        self.beta2 = _check_beta(beta2, "beta2")
+        self.eps = check_float(eps, "eps", low=0, low_open=True)
+
+    weight_decay = 0.0
+
+    def _update(self, lr):
+        self.backend.adam_update(self.params, self.grads, self.state["m"], self.state["v"],
+                                 lr, self.beta1, self.beta2, self.eps, self.t,
+                                 self.weight_decay)
+
+    def config(self):
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter):
+    w ← w - α λ w before each Adam step. Like PyTorch's AdamW it decays
+    every parameter; the coupled L2 penalty of the lecture is
+    ``Trainer(l2=λ)``, which leaves biases alone."""
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(lr, beta1, beta2, eps)
+        self.weight_decay = check_float(weight_decay, "weight_decay", low=0)
+
+    def config(self):
+        return {**super().config(), "weight_decay": self.weight_decay}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.): r ← r + g²;  w ← w - α g / (sqrt(r) + ε).
+    The accumulated r only grows, so the effective rate only shrinks."""
+
+    state_names = ("sum_squares",)
+
+    def __init__(self, lr=1e-2, eps=1e-10):
+        super().__init__(lr)
+        self.eps = check_float(eps, "eps", low=0, low_open=True)
+
+    def _update(self, lr):
+        self.backend.adagrad_update(self.params, self.grads, self.state["sum_squares"],
+                                    lr, self.eps)
+
+    def config(self):
+        return {"lr": self.lr, "eps": self.eps}

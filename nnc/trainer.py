@@ -9,24 +9,32 @@ backend.
 import numpy as np
 from tqdm.auto import tqdm
 
-from nnc._validation import check_features, check_int
+import copy
+import math
+
+from nnc._validation import check_features, check_float, check_int
 from nnc.losses import get_loss
 from nnc.model import Sequential
 from nnc.optim import SGD, Optimizer
+from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
 
 
 class History:
     """What happened during training.
 
-    ``steps[name]`` holds one value per optimizer step (``"loss"``: the
-    mini-batch loss); ``epochs[name]`` one value per epoch (``"loss"``,
-    ``"accuracy"`` for classification, ``"val_loss"``, ``"val_accuracy"``
-    with validation data). ``history["loss"]`` reads the per-epoch list.
+    ``steps[name]`` holds one value per optimizer step: ``"loss"`` (the
+    mini-batch loss, with the L2 penalty when ``l2 > 0``), ``"lr"`` (the
+    learning rate used), ``"grad_norm"`` (the global L2 norm of all
+    gradients before clipping) and ``"grad_norm.<i>"`` (the same for the
+    parameters of layer i). ``epochs[name]`` holds one value per epoch
+    (``"loss"``, ``"accuracy"`` for classification, ``"val_loss"``,
+    ``"val_accuracy"`` with validation data). ``history["loss"]`` reads the
+    per-epoch list.
     """
 
     def __init__(self):
-        self.steps = {"loss": []}
+        self.steps = {"loss": [], "lr": [], "grad_norm": []}
         self.epochs = {}
 
     def record_epoch(self, **values):
@@ -59,14 +67,25 @@ class Trainer:
     loss : name ("softmax_cross_entropy", "mse", "bce_with_logits") or Loss
     optimizer : Optimizer (default ``SGD(lr=0.01)``)
     batch_size : samples per step; the last batch of an epoch may be smaller
+    l2 : λ of the lecture's penalty λ R(w), R(w) = ½ Σ w² over the weights
+        of Dense layers (not biases, not batch-norm parameters): λ R(w) is
+        added to the reported loss and λ w to the gradient.
+    clip_norm : if set, gradients are rescaled so that their global L2 norm
+        (over all parameters together) is at most ``clip_norm``.
+    clip_value : if set, each gradient element is clipped to [-v, v].
+    schedule : a learning-rate schedule (``nnc.schedules``), a callable
+        ``t -> lr`` evaluated at every step t = 0, 1, ...; None keeps the
+        optimizer's ``lr``.
     seed : seeds the shuffling generator (default: drawn from the model's)
 
-    A second ``fit`` continues: optimizer state, step count, history and
-    the shuffling generator carry on from where the first call stopped.
+    A step: forward, loss and its gradient, backward, + λw (l2), record the
+    gradient norms, clip, ``optimizer.step(lr_t)``. A second ``fit``
+    continues: optimizer state, step count, history and the shuffling
+    generator carry on from where the first call stopped.
     """
 
     def __init__(self, model, loss="softmax_cross_entropy", optimizer=None, batch_size=32,
-                 seed=None):
+                 clip_norm=None, clip_value=None, schedule=None, l2=0.0, seed=None):
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
         self.model = model
@@ -78,6 +97,17 @@ class Trainer:
                             f"got {optimizer!r}")
         self.optimizer = optimizer.bind(model)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
+        self.clip_norm = None if clip_norm is None else check_float(
+            clip_norm, "clip_norm", low=0, low_open=True)
+        self.clip_value = None if clip_value is None else check_float(
+            clip_value, "clip_value", low=0, low_open=True)
+        self.schedule = as_schedule(schedule)
+        self.l2 = check_float(l2, "l2", low=0)
+        # views and buffers the step reuses (created once, never per step)
+        self._decayed_params = model.flat_params[:model.n_decayed]
+        self._decayed_grads = model.flat_grads[:model.n_decayed]
+        self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
+        self._layers_with_params = sorted(set(model.param_layers))
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(check_int(seed, "seed", low=0))
@@ -93,14 +123,41 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------
     def _train_step(self, xb, yb):
-        model = self.model
+        model, backend, steps = self.model, self.model.backend, self.history.steps
         output = model._forward(xb, training=True)
         loss = self.loss._forward(output, yb)
         model._backward(self.loss._grad)
-        self.optimizer.step()
+        if self.l2:
+            loss += backend.l2_penalty(self._decayed_params, self._decayed_grads, self.l2)
+        norm = self._record_gradient_norms()
+        if self.clip_norm is not None and norm > self.clip_norm:
+            backend.scale(model.flat_grads, self.clip_norm / norm)
+        if self.clip_value is not None:
+            backend.clip(model.flat_grads, self.clip_value)
+        lr = self.optimizer.lr if self.schedule is None else self.schedule(self.step_count)
+        self.optimizer.step(lr)
         self.step_count += 1
-        correct = model.backend.count_correct(output, yb) if self.loss.classification else 0
+        steps["loss"].append(loss)
+        steps["lr"].append(lr)
+        correct = backend.count_correct(output, yb) if self.loss.classification else 0
         return loss, correct
+
+    def _record_gradient_norms(self):
+        """Global and per-layer gradient norms from one pass over the flat
+        gradient buffer; returns the global norm."""
+        model, steps = self.model, self.history.steps
+        sum_squares = self._param_sum_squares
+        total = model.backend.segment_sum_of_squares(model.flat_grads, model.param_offsets,
+                                                     sum_squares)
+        norm = math.sqrt(total)
+        steps["grad_norm"].append(norm)
+        for layer in self._layers_with_params:
+            layer_total = 0.0
+            for p, owner in enumerate(model.param_layers):
+                if owner == layer:
+                    layer_total += sum_squares[p]
+            steps.setdefault(f"grad_norm.{layer}", []).append(math.sqrt(layer_total))
+        return norm
 
     def _batches(self, X, y, order):
         """Yield (x_batch, y_batch) views or gathered copies in reused buffers."""
@@ -141,7 +198,6 @@ class Trainer:
             refresh_every = max(1, steps_per_epoch // 20)
             for step, (xb, yb) in enumerate(self._batches(X, y, order)):
                 loss, correct = self._train_step(xb, yb)
-                self.history.steps["loss"].append(loss)
                 total_loss += loss * xb.shape[0]
                 total_correct += correct
                 if verbose and (step % refresh_every == 0):
@@ -179,6 +235,40 @@ class Trainer:
         if self.loss.classification:
             result["accuracy"] = total_correct / X.shape[0]
         return result
+
+    def state_dict(self):
+        """Everything needed to continue training bit-identically: weights,
+        buffers, optimizer state, step count, shuffling generator, history."""
+        return {
+            "params": self.model.flat_params.copy(),
+            "buffers": [{k: v.copy() for k, v in layer.buffers.items()}
+                        for layer in self.model.layers],
+            "optimizer": self.optimizer.state_dict(),
+            "step_count": self.step_count,
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "history": self.history.to_dict(),
+        }
+
+    def load_state_dict(self, state):
+        """Restore a ``state_dict`` into this trainer and its model."""
+        params = np.asarray(state["params"])
+        if params.shape != self.model.flat_params.shape:
+            raise ValueError(f"state_dict has {params.size} parameters, the model "
+                             f"{self.model.flat_params.size}")
+        if len(state["buffers"]) != len(self.model.layers):
+            raise ValueError("state_dict has buffers for a different number of layers")
+        self.model.flat_params[...] = params
+        for layer, buffers in zip(self.model.layers, state["buffers"]):
+            for name, value in buffers.items():
+                layer.buffers[name][...] = value
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_count = int(state["step_count"])
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self.history = History()
+        for name, values in state["history"]["steps"].items():
+            self.history.steps[name] = list(values)
+        for name, values in state["history"]["epochs"].items():
+            self.history.epochs[name] = list(values)
 
     def predict(self, X, batch_size=None):
         """The model's output for X (evaluation mode)."""

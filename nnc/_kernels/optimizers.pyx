@@ -1,16 +1,37 @@
 """In-place optimizer updates over a flat parameter buffer.
 
 Every parameter and gradient of a model is a view into one flat buffer, so
-one call updates the whole model.
+one call updates the whole model; each element is read and written once
+(the whole update fused in one pass, no temporaries). In the notation of
+the lecture (α learning rate, g the gradient):
 
-SGD   w ← w - α g
+SGD        w ← w - α g
+Momentum   z ← β z - (1-β) g;           w ← w + α z
+Nesterov   z ← β z - (1-β) g;           w ← w + α (β z - (1-β) g)
+RMSprop    r ← ρ r + (1-ρ) g²;          w ← w - α g / sqrt(r + ε)
+Adam       m ← β₁ m + (1-β₁) g;  v ← β₂ v + (1-β₂) g²
+           w ← w - α m̂ / (sqrt(v̂) + ε),  m̂ = m/(1-β₁ᵗ),  v̂ = v/(1-β₂ᵗ)
+AdamW      w ← w - α λ w, then Adam
+Adagrad    r ← r + g²;                  w ← w - α g / (sqrt(r) + ε)
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport sqrt, sqrtf
 
 from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
 
 include "_checks.pxi"
+
+
+cdef inline int pool_for(Py_ssize_t size) noexcept nogil:
+    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
+
+
+cdef inline floating root(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 def sgd_update(floating[::1] w not None, const floating[::1] g not None, double lr):
@@ -20,6 +41,92 @@ def sgd_update(floating[::1] w not None, const floating[::1] g not None, double 
     cdef floating* wp = &w[0]
     cdef const floating* gp = &g[0]
     cdef floating alpha = <floating> lr
-    cdef int nt = threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
+    cdef int nt = pool_for(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         wp[i] -= alpha * gp[i]
+
+
+def momentum_update(floating[::1] w not None, const floating[::1] g not None,
+                    floating[::1] z not None, double lr, double beta, bint nesterov):
+    """The lecture's momentum (velocity z), or its Nesterov look-ahead form."""
+    check_same_shape("g", g.shape, "w", w.shape, 1)
+    check_same_shape("z", z.shape, "w", w.shape, 1)
+    cdef Py_ssize_t i, size = w.shape[0]
+    cdef floating* wp = &w[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* zp = &z[0]
+    cdef floating alpha = <floating> lr, b = <floating> beta, one_minus_b = <floating> (1 - beta)
+    cdef floating step
+    cdef int nt = pool_for(size)
+    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
+        step = -one_minus_b * gp[i]
+        zp[i] = b * zp[i] + step
+        if nesterov:
+            wp[i] += alpha * (b * zp[i] + step)
+        else:
+            wp[i] += alpha * zp[i]
+
+
+def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
+                   floating[::1] r not None, double lr, double rho, double eps):
+    """RMSprop with ε inside the root, as in the lecture."""
+    check_same_shape("g", g.shape, "w", w.shape, 1)
+    check_same_shape("r", r.shape, "w", w.shape, 1)
+    cdef Py_ssize_t i, size = w.shape[0]
+    cdef floating* wp = &w[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* rp = &r[0]
+    cdef floating alpha = <floating> lr, p = <floating> rho, one_minus_p = <floating> (1 - rho)
+    cdef floating e = <floating> eps
+    cdef int nt = pool_for(size)
+    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
+        rp[i] = p * rp[i] + one_minus_p * gp[i] * gp[i]
+        wp[i] -= alpha * gp[i] / root(rp[i] + e)
+
+
+def adam_update(floating[::1] w not None, const floating[::1] g not None,
+                floating[::1] m not None, floating[::1] v not None, double lr,
+                double beta1, double beta2, double eps, long t, double weight_decay=0.0):
+    """Adam (Kingma & Ba, Algorithm 1) at step t ≥ 1; weight_decay > 0 makes
+    it AdamW (decoupled: w ← w - α λ w before the Adam step)."""
+    check_same_shape("g", g.shape, "w", w.shape, 1)
+    check_same_shape("m", m.shape, "w", w.shape, 1)
+    check_same_shape("v", v.shape, "w", w.shape, 1)
+    if t < 1:
+        raise ValueError(f"t must be >= 1, got {t}")
+    cdef Py_ssize_t i, size = w.shape[0]
+    cdef floating* wp = &w[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* mp = &m[0]
+    cdef floating* vp = &v[0]
+    cdef floating b1 = <floating> beta1, b2 = <floating> beta2
+    cdef floating one_minus_b1 = <floating> (1 - beta1), one_minus_b2 = <floating> (1 - beta2)
+    # m̂/(sqrt(v̂)+ε) = (m / c1) / (sqrt(v)/sqrt(c2) + ε), c = 1 - βᵗ
+    cdef floating step_size = <floating> (lr / (1 - beta1 ** t))
+    cdef floating root_c2 = <floating> sqrt(1 - beta2 ** t)
+    cdef floating e = <floating> eps
+    cdef floating decay = <floating> (1 - lr * weight_decay)
+    cdef bint decoupled = weight_decay != 0
+    cdef int nt = pool_for(size)
+    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
+        if decoupled:
+            wp[i] *= decay
+        mp[i] = b1 * mp[i] + one_minus_b1 * gp[i]
+        vp[i] = b2 * vp[i] + one_minus_b2 * gp[i] * gp[i]
+        wp[i] -= step_size * mp[i] / (root(vp[i]) / root_c2 + e)
+
+
+def adagrad_update(floating[::1] w not None, const floating[::1] g not None,
+                   floating[::1] r not None, double lr, double eps):
+    """Adagrad: per-parameter rate α / (sqrt(Σ g²) + ε)."""
+    check_same_shape("g", g.shape, "w", w.shape, 1)
+    check_same_shape("r", r.shape, "w", w.shape, 1)
+    cdef Py_ssize_t i, size = w.shape[0]
+    cdef floating* wp = &w[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* rp = &r[0]
+    cdef floating alpha = <floating> lr, e = <floating> eps
+    cdef int nt = pool_for(size)
+    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
+        rp[i] += gp[i] * gp[i]
+        wp[i] -= alpha * gp[i] / (root(rp[i]) + e)

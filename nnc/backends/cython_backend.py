@@ -3,7 +3,7 @@
 Same functions and signatures as numpy_backend.NumpyBackend. Each kernel
 checks shapes, dtypes and contiguity before it drops the GIL.
 """
-from nnc._kernels import _blas, activations, checks, dense, losses, optimizers
+from nnc._kernels import _blas, activations, checks, dense, gradients, losses, optimizers
 from nnc.threads import pin_scipy_blas
 
 pin_scipy_blas()
@@ -31,6 +31,15 @@ class CythonBackend:
     count_correct = staticmethod(losses.count_correct)
 
     sgd_update = staticmethod(optimizers.sgd_update)
+    momentum_update = staticmethod(optimizers.momentum_update)
+    rmsprop_update = staticmethod(optimizers.rmsprop_update)
+    adam_update = staticmethod(optimizers.adam_update)
+    adagrad_update = staticmethod(optimizers.adagrad_update)
+
+    segment_sum_of_squares = staticmethod(gradients.segment_sum_of_squares)
+    scale = staticmethod(gradients.scale)
+    clip = staticmethod(gradients.clip)
+    l2_penalty = staticmethod(gradients.l2_penalty)
 
     def all_finite(self, x):
         return checks.all_finite(x.reshape(-1))

@@ -111,6 +111,64 @@ class NumpyBackend:
         """w ← w - α ∇L(w)."""
         w -= lr * g
 
+    def momentum_update(self, w, g, z, lr, beta, nesterov):
+        """z ← β z - (1-β) g;  w ← w + α z.
+        Nesterov evaluates the gradient at the look-ahead point; written for
+        the look-ahead parameters themselves it needs no second forward pass:
+        w ← w + α (β z - (1-β) g) with the new z."""
+        z *= beta
+        z -= (1 - beta) * g
+        if nesterov:
+            w += lr * (beta * z - (1 - beta) * g)
+        else:
+            w += lr * z
+
+    def rmsprop_update(self, w, g, r, lr, rho, eps):
+        """r ← ρ r + (1-ρ) g²;  w ← w - α g / sqrt(r + ε)."""
+        r *= rho
+        r += (1 - rho) * g * g
+        w -= lr * g / np.sqrt(r + eps)
+
+    def adam_update(self, w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
+        """m ← β₁ m + (1-β₁) g;  v ← β₂ v + (1-β₂) g²;
+        m̂ = m / (1-β₁ᵗ);  v̂ = v / (1-β₂ᵗ);  w ← w - α m̂ / (sqrt(v̂) + ε).
+        weight_decay λ > 0 first applies AdamW's decoupled decay w ← w - α λ w."""
+        if t < 1:
+            raise ValueError(f"t must be >= 1, got {t}")
+        if weight_decay:
+            w *= 1 - lr * weight_decay
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        m_hat_step = lr / (1 - beta1 ** t)
+        sqrt_v_hat = np.sqrt(v) / np.sqrt(1 - beta2 ** t)
+        w -= (m_hat_step * m / (sqrt_v_hat + eps)).astype(w.dtype)
+
+    def adagrad_update(self, w, g, r, lr, eps):
+        """r ← r + g²;  w ← w - α g / (sqrt(r) + ε)."""
+        r += g * g
+        w -= lr * g / (np.sqrt(r) + eps)
+
+    # --- whole-model gradient operations -------------------------------------
+    def segment_sum_of_squares(self, g, offsets, out):
+        """out[s] = Σ g² over parameter s; returns ‖g‖²."""
+        for s in range(len(offsets) - 1):
+            segment = g[offsets[s]:offsets[s + 1]].astype(np.float64)
+            out[s] = np.dot(segment, segment)
+        return float(out.sum())
+
+    def scale(self, x, factor):
+        x *= factor
+
+    def clip(self, x, limit):
+        np.clip(x, -limit, limit, out=x)
+
+    def l2_penalty(self, w, g, lam):
+        """λ R(w) with R(w) = ½ Σ w²: adds λ w to g, returns ½ λ Σ w²."""
+        g += lam * w
+        return 0.5 * lam * float(np.dot(w.astype(np.float64), w))
+
     # --- checks -------------------------------------------------------------
     def all_finite(self, x):
         return bool(np.isfinite(x).all())

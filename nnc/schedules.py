@@ -1,0 +1,134 @@
+"""Learning-rate schedules α_t, evaluated at every optimizer step t = 0, 1, …
+
+The lecture's linear decay, α_t = (1 - t/τ) α₀ + (t/τ) α_τ for t ≤ τ and
+α_τ after, plus the other common shapes. A schedule is a callable
+``schedule(t) -> learning rate``; pass one to ``Trainer(schedule=...)`` and
+the rate used at every step is recorded in ``history.steps["lr"]``.
+"""
+import math
+
+from nnc._validation import check_float, check_int
+
+
+def _check_lr(value, name):
+    return check_float(value, name, low=0)
+
+
+class Schedule:
+    def __call__(self, t):
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class Constant(Schedule):
+    """α_t = α₀."""
+
+    def __init__(self, lr):
+        self.lr = _check_lr(lr, "lr")
+
+    def __call__(self, t):
+        return self.lr
+
+
+class LinearDecay(Schedule):
+    """The lecture's schedule: α_t = (1 - t/τ) α₀ + (t/τ) α_τ up to t = τ,
+    then α_τ (a common choice: α_τ ≈ α₀ / 100)."""
+
+    def __init__(self, lr0, lr_final, decay_steps):
+        self.lr0 = _check_lr(lr0, "lr0")
+        self.lr_final = _check_lr(lr_final, "lr_final")
+        self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
+
+    def __call__(self, t):
+        fraction = min(t / self.decay_steps, 1.0)
+        return (1 - fraction) * self.lr0 + fraction * self.lr_final
+
+
+class StepDecay(Schedule):
+    """α_t = α₀ γ^⌊t / step_size⌋: multiplied by γ every ``step_size`` steps."""
+
+    def __init__(self, lr0, step_size, gamma=0.1):
+        self.lr0 = _check_lr(lr0, "lr0")
+        self.step_size = check_int(step_size, "step_size", low=1)
+        self.gamma = check_float(gamma, "gamma", low=0, high=1, low_open=True)
+
+    def __call__(self, t):
+        return self.lr0 * self.gamma ** (t // self.step_size)
+
+
+class ExponentialDecay(Schedule):
+    """α_t = α₀ γ^(t / decay_steps): a factor γ every ``decay_steps`` steps,
+    smoothly."""
+
+    def __init__(self, lr0, gamma, decay_steps=1):
+        self.lr0 = _check_lr(lr0, "lr0")
+        self.gamma = check_float(gamma, "gamma", low=0, high=1, low_open=True)
+        self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
+
+    def __call__(self, t):
+        return self.lr0 * self.gamma ** (t / self.decay_steps)
+
+
+class CosineDecay(Schedule):
+    """α_t = α_min + ½ (α₀ - α_min)(1 + cos(π t/T)) for t ≤ T, then α_min."""
+
+    def __init__(self, lr0, decay_steps, lr_min=0.0):
+        self.lr0 = _check_lr(lr0, "lr0")
+        self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
+        self.lr_min = _check_lr(lr_min, "lr_min")
+
+    def __call__(self, t):
+        fraction = min(t / self.decay_steps, 1.0)
+        return self.lr_min + 0.5 * (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * fraction))
+
+
+class Warmup(Schedule):
+    """Linear warm-up in front of any schedule: α_t rises linearly from
+    ``start_lr`` to ``after(0)`` over ``warmup_steps`` steps, then
+    α_t = after(t - warmup_steps)."""
+
+    def __init__(self, after, warmup_steps, start_lr=0.0):
+        if not callable(after):
+            raise TypeError(f"after must be a schedule (callable t -> lr), got {after!r}")
+        self.after = after
+        self.warmup_steps = check_int(warmup_steps, "warmup_steps", low=1)
+        self.start_lr = _check_lr(start_lr, "start_lr")
+
+    def __call__(self, t):
+        if t < self.warmup_steps:
+            fraction = t / self.warmup_steps
+            return (1 - fraction) * self.start_lr + fraction * self.after(0)
+        return self.after(t - self.warmup_steps)
+
+
+SCHEDULES = {
+    "constant": Constant,
+    "linear": LinearDecay,
+    "step": StepDecay,
+    "exponential": ExponentialDecay,
+    "cosine": CosineDecay,
+    "warmup": Warmup,
+}
+
+
+def get(name, **kwargs):
+    """A schedule by name, e.g. ``get("linear", lr0=0.1, lr_final=0.001, decay_steps=1000)``."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}")
+    return SCHEDULES[name](**kwargs)
+
+
+def as_schedule(schedule):
+    """None, a Schedule, any callable t -> lr, or a name (for 'constant'
+    style names use ``get`` to pass the parameters)."""
+    if schedule is None or callable(schedule):
+        return schedule
+    if isinstance(schedule, str):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
+        raise ValueError(f"schedule {schedule!r} needs parameters: use "
+                         f"nnc.schedules.get({schedule!r}, ...)")
+    raise TypeError(f"schedule must be a callable t -> lr, got {schedule!r}")
