@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from nnc._version import __version__  # noqa: E402
 from nnc import datasets, init, schedules  # noqa: E402
 from nnc.gradcheck import gradcheck  # noqa: E402
-from nnc.layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
 from nnc.losses import BCEWithLogits, MeanSquaredError, SoftmaxCrossEntropy  # noqa: E402
 from nnc.model import Sequential  # noqa: E402
 from nnc.optim import SGD, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
@@ -22,7 +22,7 @@ from nnc.trainer import History, Trainer  # noqa: E402
 
 __all__ = [
     "__version__", "datasets", "init", "gradcheck",
-    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+    "Dense", "BatchNorm", "Dropout", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "SoftmaxCrossEntropy", "MeanSquaredError", "BCEWithLogits",
     "Sequential", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Trainer", "History",
     "schedules",

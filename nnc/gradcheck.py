@@ -38,12 +38,16 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     X = check_features(X, "X", model.in_features, model.dtype)
     targets = loss.check_targets(y, X.shape[0], model.out_features, model.dtype)
     saved_buffers = [{k: v.copy() for k, v in layer.buffers.items()} for layer in model.layers]
+    random_layers = [layer for layer in model.layers if hasattr(layer, "frozen")]
+    was_frozen = [layer.frozen for layer in random_layers]
 
     def loss_at(x):
         return loss._forward(model._forward(x, training=True), targets, with_grad=False)
 
     try:
         loss._forward(model._forward(X, training=True), targets)
+        for layer in random_layers:  # keep dropout masks fixed from here on
+            layer.frozen = True
         input_grad = model._backward(loss._grad, need_input_grad=True).copy()
         analytic = {name: grad.copy() for name, grad in model.grads.items()}
 
@@ -53,6 +57,8 @@ def gradcheck(model, loss, X, y, eps=1e-6):
         x = X.copy()
         errors["input"] = relative_error(input_grad, _numeric_gradient(x, lambda: loss_at(x), eps))
     finally:
+        for layer, frozen in zip(random_layers, was_frozen):
+            layer.frozen = frozen
         for layer, saved in zip(model.layers, saved_buffers):
             for k, v in saved.items():
                 layer.buffers[k][...] = v

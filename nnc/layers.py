@@ -22,6 +22,8 @@ class Layer:
     activation = None
     #: parameters the L2 penalty λR(w) applies to (weights, not biases)
     decayed = ()
+    #: True for layers that need >= 2 samples per training batch
+    needs_batch_statistics = False
 
     def __init__(self):
         self.params = {}
@@ -40,6 +42,10 @@ class Layer:
         self.backend = backend
         self.workspace = workspace
         self.rng = rng
+
+    def initialize(self, default_init):
+        """Set the initial parameter values (``default_init`` is the
+        initialiser the model suggests for weights)."""
 
     def forward(self, x, training=True):
         raise NotImplementedError
@@ -189,3 +195,118 @@ class LeakyReLU(Layer):
 
     def config(self):
         return {"alpha": self.alpha}
+
+
+class BatchNorm(Layer):
+    """Batch normalisation of each feature over the mini-batch (lecture,
+    section 9; Ioffe & Szegedy 2015).
+
+    Training: ẑ = (z - μ)/sqrt(σ² + ε) with the batch mean μ and the
+    biased batch variance σ², output γ ẑ + β (γ starts at 1, β at 0), and
+    running averages μ̂ ← ρ μ̂ + (1-ρ) μ, σ̂² ← ρ σ̂² + (1-ρ) σ² with
+    ρ = ``momentum``. Evaluation (``model.eval()``, ``predict``,
+    ``evaluate``) uses μ̂ and σ̂² instead.
+
+    PyTorch: ``BatchNorm1d(momentum=1-ρ)``; PyTorch stores the *unbiased*
+    batch variance (× m/(m-1)) in its running variance, nnc the biased one
+    the lecture writes. Keras: ``BatchNormalization(momentum=ρ)``.
+
+    A bias in the Dense layer right before is useless (batch-norm subtracts
+    the batch mean, which removes it): use ``Dense(..., bias=False)``. A
+    training batch needs at least 2 samples; the Trainer skips a last batch
+    of a single sample.
+    """
+
+    needs_batch_statistics = True
+
+    def __init__(self, num_features, momentum=0.9, eps=1e-5):
+        super().__init__()
+        self.num_features = check_int(num_features, "num_features", low=1)
+        self.momentum = check_float(momentum, "momentum", low=0, high=1, high_open=True)
+        self.eps = check_float(eps, "eps", low=0, low_open=True)
+
+    def param_shapes(self):
+        return {"gamma": (self.num_features,), "beta": (self.num_features,)}
+
+    def build(self, backend, workspace, rng):
+        super().build(backend, workspace, rng)
+        dtype = workspace.dtype
+        self.buffers = {"running_mean": np.zeros(self.num_features, dtype=dtype),
+                        "running_var": np.ones(self.num_features, dtype=dtype)}
+        # the statistics of the last training batch (diagnostics read them)
+        self.batch_mean = np.zeros(self.num_features, dtype=dtype)
+        self.batch_var = np.zeros(self.num_features, dtype=dtype)
+        self.inv_std = np.zeros(self.num_features, dtype=dtype)
+
+    def initialize(self, default_init):
+        self.params["gamma"][...] = 1
+        self.params["beta"][...] = 0
+
+    def output_features(self, in_features):
+        if in_features != self.num_features:
+            raise ValueError(f"{self!r} expects {self.num_features} features, "
+                             f"but the previous layer gives {in_features}")
+        return in_features
+
+    def forward(self, x, training=True):
+        out = self.workspace.get("y", x.shape)
+        p, b = self.params, self.buffers
+        if training:
+            if x.shape[0] < 2:
+                raise ValueError("BatchNorm in training mode needs batches of at least 2 "
+                                 f"samples (the variance of 1 sample is undefined), got {x.shape[0]}")
+            self._x_hat = self.workspace.get("x_hat", x.shape)
+            self.backend.batchnorm_forward_train(
+                x, p["gamma"], p["beta"], b["running_mean"], b["running_var"], self.momentum,
+                self.eps, out, self._x_hat, self.batch_mean, self.batch_var, self.inv_std)
+        else:
+            self._x_hat = None
+            self.backend.batchnorm_forward_eval(x, p["gamma"], p["beta"], b["running_mean"],
+                                                b["running_var"], self.eps, out)
+        return out
+
+    def backward(self, dy, need_input_grad=True):
+        if self._x_hat is None:
+            raise RuntimeError("BatchNorm.backward needs a training-mode forward first")
+        dx = self.workspace.get("dx", dy.shape)
+        self.backend.batchnorm_backward(dy, self._x_hat, self.params["gamma"], self.inv_std,
+                                        self.grads["gamma"], self.grads["beta"], dx)
+        return dx
+
+    def config(self):
+        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014): in training each unit is
+    zeroed with probability ``p`` and the survivors are scaled by 1/(1-p);
+    in evaluation it is the identity. The mask comes from the model's
+    generator, so a seed fixes it. ``frozen = True`` reuses the last mask
+    (``gradcheck`` does this, so the function it differentiates is fixed)."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = check_float(p, "p", low=0, high=1, high_open=True)
+        self.frozen = False
+        self._u = None
+
+    def forward(self, x, training=True):
+        if not training or self.p == 0:
+            self._u = None
+            return x
+        out = self.workspace.get("y", x.shape)
+        if not (self.frozen and self._u is not None and self._u.shape == x.shape):
+            self._u = self.workspace.get("u", x.shape)
+            self.rng.random(out=self._u, dtype=self._u.dtype)
+        self.backend.dropout_forward(x, self._u, self.p, out)
+        return out
+
+    def backward(self, dy, need_input_grad=True):
+        if self._u is None:
+            return dy
+        dx = self.workspace.get("dx", dy.shape)
+        self.backend.dropout_backward(dy, self._u, self.p, dx)
+        return dx
+
+    def config(self):
+        return {"p": self.p}

@@ -5,11 +5,13 @@ all gradients in another (``flat_grads``); each layer's ``params``/``grads``
 dicts hold views into them. An optimizer therefore updates the whole model
 with one kernel call, and the global gradient norm is one pass.
 """
+import warnings
+
 import numpy as np
 
 from nnc._validation import check_dtype, check_features, check_int
 from nnc.backends import get_backend
-from nnc.layers import Dense, Layer
+from nnc.layers import BatchNorm, Dense, Layer
 from nnc.workspace import Workspace
 
 
@@ -91,8 +93,13 @@ class Sequential:
 
     def _initialize(self):
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                layer.initialize(self._default_init(i))
+            layer.initialize(self._default_init(i))
+        for layer, following in zip(self.layers, self.layers[1:]):
+            if isinstance(layer, Dense) and layer.bias and isinstance(following, BatchNorm):
+                warnings.warn(f"{layer!r} has a bias right before BatchNorm: batch-norm "
+                              "subtracts the batch mean, which cancels the bias, so it only "
+                              "costs memory and time; use bias=False (lecture, section 9)",
+                              UserWarning, stacklevel=3)
 
     def _default_init(self, index):
         """He-normal when the next activation is ReLU-like, Glorot-normal otherwise."""
@@ -102,6 +109,10 @@ class Sequential:
             if layer.activation is not None:
                 return "he_normal" if layer.activation == "relu" else "glorot_normal"
         return "glorot_normal"
+
+    @property
+    def needs_batch_statistics(self):
+        return any(layer.needs_batch_statistics for layer in self.layers)
 
     @property
     def n_params(self):

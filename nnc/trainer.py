@@ -160,10 +160,14 @@ class Trainer:
         return norm
 
     def _batches(self, X, y, order):
-        """Yield (x_batch, y_batch) views or gathered copies in reused buffers."""
+        """Yield (x_batch, y_batch) views or gathered copies in reused buffers.
+        A last batch of one sample is skipped when the model has batch-norm
+        (the variance of one sample is undefined)."""
         n = X.shape[0]
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
+            if stop - start == 1 and start > 0 and self.model.needs_batch_statistics:
+                return
             if order is None:
                 yield X[start:stop], y[start:stop]
                 continue
@@ -192,7 +196,7 @@ class Trainer:
         for epoch in range(first_epoch, first_epoch + epochs):
             self.model.train()
             order = self.rng.permutation(n) if shuffle else None
-            total_loss, total_correct = 0.0, 0
+            total_loss, total_correct, seen = 0.0, 0, 0
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
                        unit="batch", disable=not verbose, leave=True, mininterval=0.2)
             refresh_every = max(1, steps_per_epoch // 20)
@@ -200,12 +204,13 @@ class Trainer:
                 loss, correct = self._train_step(xb, yb)
                 total_loss += loss * xb.shape[0]
                 total_correct += correct
+                seen += xb.shape[0]
                 if verbose and (step % refresh_every == 0):
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update(1)
-            record = {"loss": total_loss / n}
+            record = {"loss": total_loss / seen}
             if self.loss.classification:
-                record["accuracy"] = total_correct / n
+                record["accuracy"] = total_correct / seen
             if validation_data is not None:
                 val = self.evaluate(*validation_data)
                 record.update({"val_" + k: v for k, v in val.items()})

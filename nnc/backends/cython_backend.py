@@ -3,7 +3,8 @@
 Same functions and signatures as numpy_backend.NumpyBackend. Each kernel
 checks shapes, dtypes and contiguity before it drops the GIL.
 """
-from nnc._kernels import _blas, activations, checks, dense, gradients, losses, optimizers
+from nnc._kernels import (_blas, activations, batchnorm, checks, dense, dropout, gradients,
+                          losses, optimizers)
 from nnc.threads import pin_scipy_blas
 
 pin_scipy_blas()
@@ -24,6 +25,12 @@ class CythonBackend:
     sigmoid_backward = staticmethod(activations.sigmoid_backward)
     tanh_forward = staticmethod(activations.tanh_forward)
     tanh_backward = staticmethod(activations.tanh_backward)
+
+    batchnorm_forward_train = staticmethod(batchnorm.batchnorm_forward_train)
+    batchnorm_forward_eval = staticmethod(batchnorm.batchnorm_forward_eval)
+    batchnorm_backward = staticmethod(batchnorm.batchnorm_backward)
+    dropout_forward = staticmethod(dropout.dropout_forward)
+    dropout_backward = staticmethod(dropout.dropout_backward)
 
     softmax_cross_entropy = staticmethod(losses.softmax_cross_entropy)
     mean_squared_error = staticmethod(losses.mean_squared_error)

@@ -69,6 +69,45 @@ class NumpyBackend:
         """tanh'(z) = 1 - tanh(z)²."""
         np.copyto(dx, dy * (1 - y * y))
 
+    # --- batch normalisation (lecture, section 9) ----------------------------
+    def batchnorm_forward_train(self, x, gamma, beta, running_mean, running_var, momentum,
+                                eps, out, x_hat, batch_mean, batch_var, inv_std):
+        """μ = 1/m Σ_i z_i;  σ² = 1/m Σ_i (z_i - μ)²;  ẑ = (z - μ)/sqrt(σ² + ε);
+        z̃ = γ ẑ + β;  μ̂ ← ρ μ̂ + (1-ρ) μ;  σ̂² ← ρ σ̂² + (1-ρ) σ²."""
+        if x.shape[0] < 2:
+            raise ValueError("batch-norm in training needs at least 2 samples per batch, "
+                             f"got {x.shape[0]}")
+        np.mean(x, axis=0, out=batch_mean)
+        np.mean((x - batch_mean) ** 2, axis=0, out=batch_var)
+        inv_std[...] = 1 / np.sqrt(batch_var.astype(np.float64) + eps)
+        x_hat[...] = (x - batch_mean) * inv_std
+        out[...] = gamma * x_hat + beta
+        running_mean[...] = momentum * running_mean + (1 - momentum) * batch_mean
+        running_var[...] = momentum * running_var + (1 - momentum) * batch_var
+
+    def batchnorm_forward_eval(self, x, gamma, beta, running_mean, running_var, eps, out):
+        """ẑ = (z - μ̂)/sqrt(σ̂² + ε) with the running averages; z̃ = γ ẑ + β."""
+        out[...] = gamma * (x - running_mean) / np.sqrt(running_var.astype(np.float64) + eps) + beta
+
+    def batchnorm_backward(self, dy, x_hat, gamma, inv_std, dgamma, dbeta, dx):
+        """dβ = Σ_i g_i;  dγ = Σ_i g_i ẑ_i;
+        dz = γ/(m sqrt(σ² + ε)) · (m g - dβ - ẑ dγ)."""
+        m = dy.shape[0]
+        np.sum(dy, axis=0, out=dbeta)
+        np.sum(dy * x_hat, axis=0, out=dgamma)
+        dx[...] = gamma * inv_std / m * (m * dy - dbeta - x_hat * dgamma)
+
+    # --- dropout --------------------------------------------------------------
+    def dropout_forward(self, x, u, p, out):
+        """Inverted dropout: keep = [u ≥ p] (u ~ U[0,1)); y = x · keep / (1-p)."""
+        if not 0 <= p < 1:
+            raise ValueError(f"p must lie in [0, 1), got {p}")
+        out[...] = np.where(u >= p, x / (1 - p), 0)
+
+    def dropout_backward(self, dy, u, p, dx):
+        """The same mask and scale as the forward pass."""
+        self.dropout_forward(dy, u, p, dx)
+
     # --- losses: mean over the batch, gradient into grad ---------------------
     def softmax_cross_entropy(self, logits, labels, grad=None):
         """L = -1/n Σ_i log softmax(z_i)[y_i], via the log-sum-exp trick;

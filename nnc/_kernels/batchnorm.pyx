@@ -1,0 +1,147 @@
+"""Batch normalisation over the rows of a (batch, features) matrix
+(lecture, section 9), in the lecture's notation:
+
+μ_j = 1/m Σ_i z_ij          σ²_j = 1/m Σ_i (z_ij - μ_j)²     (biased)
+ẑ_ij = (z_ij - μ_j) / sqrt(σ²_j + ε)
+z̃_ij = γ_j ẑ_ij + β_j
+running:  μ̂ ← ρ μ̂ + (1-ρ) μ,   σ̂² ← ρ σ̂² + (1-ρ) σ²
+
+Backward (closed form), with g = dL/dz̃:
+dβ_j = Σ_i g_ij,   dγ_j = Σ_i g_ij ẑ_ij
+dz_ij = γ_j / (m sqrt(σ²_j + ε)) · (m g_ij - dβ_j - ẑ_ij dγ_j)
+
+The per-feature sums are column reductions over row blocks (_reduce.pyx);
+the elementwise passes are split by rows.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport sqrt
+from libc.stdlib cimport malloc, free
+
+from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._reduce cimport column_reduce
+
+include "_checks.pxi"
+
+
+cdef inline int pool_for(Py_ssize_t size) noexcept nogil:
+    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
+
+
+cdef void scale_shift_rows(const floating* x, const floating* scale, const floating* shift,
+                           Py_ssize_t rows, Py_ssize_t cols, floating* out,
+                           floating* copy) noexcept nogil:
+    """out = x * scale + shift per column (and copy = x * scale when given)."""
+    cdef Py_ssize_t i, j
+    cdef int nt = pool_for(rows * cols)
+    cdef floating v
+    for i in prange(rows, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
+        for j in range(cols):
+            v = x[i * cols + j] * scale[j]
+            if copy != NULL:
+                copy[i * cols + j] = v
+            out[i * cols + j] = v + shift[j]
+
+
+def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::1] gamma not None,
+                            const floating[::1] beta not None, floating[::1] running_mean not None,
+                            floating[::1] running_var not None, double momentum, double eps,
+                            floating[:, ::1] out not None, floating[:, ::1] x_hat not None,
+                            floating[::1] batch_mean not None, floating[::1] batch_var not None,
+                            floating[::1] inv_std not None):
+    """Normalise with batch statistics; writes out = γ ẑ + β, ẑ (kept for
+    backward), μ, σ², 1/sqrt(σ² + ε), and updates the running averages."""
+    cdef Py_ssize_t m = x.shape[0], f = x.shape[1], j
+    cdef int status = 0
+    cdef floating* shift
+    for name, vec in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                      ("running_var", running_var), ("batch_mean", batch_mean),
+                      ("batch_var", batch_var), ("inv_std", inv_std)):
+        if vec.shape[0] != f:
+            raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
+    check_same_shape("out", out.shape, "x", x.shape, 2)
+    check_same_shape("x_hat", x_hat.shape, "x", x.shape, 2)
+    if m < 2:
+        raise ValueError(f"batch-norm in training needs at least 2 samples per batch, got {m}")
+    cdef floating rho = <floating> momentum
+    with nogil:
+        status = column_reduce(&x[0, 0], <const floating*> NULL, <const floating*> NULL,
+                               m, f, &batch_mean[0], <floating*> NULL)
+        for j in range(f):
+            batch_mean[j] /= m
+        if status == 0:
+            status = column_reduce(&x[0, 0], &x[0, 0], &batch_mean[0], m, f,
+                                   <floating*> NULL, &batch_var[0])
+        shift = <floating*> malloc(f * sizeof(floating))
+        if shift == NULL:
+            status = -1
+        if status == 0:
+            for j in range(f):
+                batch_var[j] /= m
+                inv_std[j] = <floating> (1 / sqrt(<double> batch_var[j] + eps))
+                shift[j] = -batch_mean[j] * inv_std[j]
+                running_mean[j] = rho * running_mean[j] + (1 - rho) * batch_mean[j]
+                running_var[j] = rho * running_var[j] + (1 - rho) * batch_var[j]
+            # ẑ = z * inv_std - μ inv_std, then z̃ = γ ẑ + β
+            scale_shift_rows(&x[0, 0], &inv_std[0], shift, m, f, &x_hat[0, 0], <floating*> NULL)
+            scale_shift_rows(&x_hat[0, 0], &gamma[0], &beta[0], m, f, &out[0, 0], <floating*> NULL)
+        free(shift)
+    if status != 0:
+        raise MemoryError("batchnorm_forward_train: out of memory for per-thread sums")
+
+
+def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1] gamma not None,
+                           const floating[::1] beta not None,
+                           const floating[::1] running_mean not None,
+                           const floating[::1] running_var not None, double eps,
+                           floating[:, ::1] out not None):
+    """out = γ (z - μ̂) / sqrt(σ̂² + ε) + β with the running statistics."""
+    cdef Py_ssize_t m = x.shape[0], f = x.shape[1], j
+    for name, vec in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                      ("running_var", running_var)):
+        if vec.shape[0] != f:
+            raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
+    check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef floating* scale = <floating*> malloc(2 * f * sizeof(floating) + 1)
+    if scale == NULL:
+        raise MemoryError("batchnorm_forward_eval: out of memory")
+    cdef floating* shift = scale + f
+    with nogil:
+        for j in range(f):
+            scale[j] = <floating> (gamma[j] / sqrt(<double> running_var[j] + eps))
+            shift[j] = beta[j] - running_mean[j] * scale[j]
+        scale_shift_rows(&x[0, 0], scale, shift, m, f, &out[0, 0], <floating*> NULL)
+    free(scale)
+
+
+def batchnorm_backward(const floating[:, ::1] dy not None, const floating[:, ::1] x_hat not None,
+                       const floating[::1] gamma not None, const floating[::1] inv_std not None,
+                       floating[::1] dgamma not None, floating[::1] dbeta not None,
+                       floating[:, ::1] dx not None):
+    """dβ, dγ in one pass over (dy, ẑ); dx in a second pass."""
+    cdef Py_ssize_t m = dy.shape[0], f = dy.shape[1], i, j
+    cdef int status
+    for name, vec in (("gamma", gamma), ("inv_std", inv_std), ("dgamma", dgamma),
+                      ("dbeta", dbeta)):
+        if vec.shape[0] != f:
+            raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
+    check_same_shape("x_hat", x_hat.shape, "dy", dy.shape, 2)
+    check_same_shape("dx", dx.shape, "dy", dy.shape, 2)
+    cdef int nt = pool_for(m * f)
+    cdef floating inv_m = <floating> (1.0 / m) if m > 0 else 0
+    cdef const floating* g = &dy[0, 0]
+    cdef const floating* h = &x_hat[0, 0]
+    cdef floating* out = &dx[0, 0]
+    cdef floating* k = <floating*> malloc(f * sizeof(floating) + 1)
+    if k == NULL:
+        raise MemoryError("batchnorm_backward: out of memory")
+    with nogil:
+        status = column_reduce(g, h, <const floating*> NULL, m, f, &dbeta[0], &dgamma[0])
+        for j in range(f):
+            k[j] = gamma[j] * inv_std[j] * inv_m
+        for i in prange(m, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
+            for j in range(f):
+                out[i * f + j] = k[j] * (m * g[i * f + j] - dbeta[j] - h[i * f + j] * dgamma[j])
+    free(k)
+    if status != 0:
+        raise MemoryError("batchnorm_backward: out of memory for per-thread sums")
