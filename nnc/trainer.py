@@ -107,11 +107,15 @@ class Trainer:
         self._decayed_params = model.flat_params[:model.n_decayed]
         self._decayed_grads = model.flat_grads[:model.n_decayed]
         self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
-        self._layers_with_params = sorted(set(model.param_layers))
+        # (layer index, positions of its parameters in the flat buffer)
+        self._layer_params = [(i, [p for p, owner in enumerate(model.param_layers) if owner == i])
+                              for i in sorted(set(model.param_layers))]
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(check_int(seed, "seed", low=0))
         self.history = History()
+        for layer, _ in self._layer_params:
+            self.history.steps[f"grad_norm.{layer}"] = []
         self.step_count = 0
         self._workspace = Workspace(model.dtype)
 
@@ -151,12 +155,11 @@ class Trainer:
                                                      sum_squares)
         norm = math.sqrt(total)
         steps["grad_norm"].append(norm)
-        for layer in self._layers_with_params:
+        for layer, positions in self._layer_params:
             layer_total = 0.0
-            for p, owner in enumerate(model.param_layers):
-                if owner == layer:
-                    layer_total += sum_squares[p]
-            steps.setdefault(f"grad_norm.{layer}", []).append(math.sqrt(layer_total))
+            for p in positions:
+                layer_total += sum_squares[p]
+            steps[f"grad_norm.{layer}"].append(math.sqrt(layer_total))
         return norm
 
     def _batches(self, X, y, order):
@@ -174,8 +177,10 @@ class Trainer:
             index = order[start:stop]
             xb = self._workspace.get("x", (stop - start,) + X.shape[1:])
             yb = self._workspace.get("y", (stop - start,) + y.shape[1:], dtype=y.dtype)
-            np.take(X, index, axis=0, out=xb)
-            np.take(y, index, axis=0, out=yb)
+            # mode="clip": the indices are valid, and mode="raise" would
+            # gather through a temporary buffer
+            np.take(X, index, axis=0, out=xb, mode="clip")
+            np.take(y, index, axis=0, out=yb, mode="clip")
             yield xb, yb
 
     # --- public API ---------------------------------------------------------
