@@ -9,6 +9,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_dtype(dtype, name="dtype"):
+    if dtype is None:
+        raise TypeError(f"{name} must be 'float32' or 'float64', got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -46,10 +48,12 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(f"{name} has {x.shape[1]} features (shape {x.shape}), "
                          f"expected {n_features}")
-    x = np.ascontiguousarray(x, dtype=dtype)
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf")
-    return x
+    if x.dtype != dtype and x.size and np.abs(x).max() > np.finfo(dtype).max:
+        raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range "
+                         f"(max |x| = {np.abs(x).max():.3g})")
+    return np.ascontiguousarray(x, dtype=dtype)
 
 
 def check_labels(y, name, n_samples, n_classes):

@@ -102,6 +102,8 @@ class Dense(Layer):
         if weights.shape != (self.in_features, self.out_features):
             raise ValueError(f"init returned shape {weights.shape}, expected "
                              f"{(self.in_features, self.out_features)}")
+        if not np.isfinite(weights).all():
+            raise ValueError(f"init {self._init_name!r} returned NaN or Inf weights")
         self.params["W"][...] = weights
         if self.bias:
             self.params["b"][...] = 0

@@ -30,7 +30,7 @@ class Loss:
         self.backend = get_backend(backend)
         return self
 
-    def check_targets(self, y, n_samples, out_features, dtype):
+    def check_targets(self, y, n_samples, out_features, dtype, name="y"):
         """Validated targets for an output of shape (n_samples, out_features)."""
         raise NotImplementedError
 
@@ -75,8 +75,8 @@ class SoftmaxCrossEntropy(Loss):
     kernel = "softmax_cross_entropy"
     classification = True
 
-    def check_targets(self, y, n_samples, out_features, dtype):
-        return check_labels(y, "y", n_samples, out_features)
+    def check_targets(self, y, n_samples, out_features, dtype, name="y"):
+        return check_labels(y, name, n_samples, out_features)
 
 
 class MeanSquaredError(Loss):
@@ -85,8 +85,8 @@ class MeanSquaredError(Loss):
     name = "mse"
     kernel = "mean_squared_error"
 
-    def check_targets(self, y, n_samples, out_features, dtype):
-        return check_targets(y, "y", (n_samples, out_features), dtype)
+    def check_targets(self, y, n_samples, out_features, dtype, name="y"):
+        return check_targets(y, name, (n_samples, out_features), dtype)
 
 
 class BCEWithLogits(Loss):
@@ -96,8 +96,8 @@ class BCEWithLogits(Loss):
     name = "bce_with_logits"
     kernel = "bce_with_logits"
 
-    def check_targets(self, y, n_samples, out_features, dtype):
-        return check_targets(y, "y", (n_samples, out_features), dtype, low=0.0, high=1.0)
+    def check_targets(self, y, n_samples, out_features, dtype, name="y"):
+        return check_targets(y, name, (n_samples, out_features), dtype, low=0.0, high=1.0)
 
 
 LOSSES = {

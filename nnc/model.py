@@ -145,10 +145,12 @@ class Sequential:
     def forward(self, X, training=None):
         """Output of the network for a batch ``X`` of shape (n, in_features).
         ``training=None`` uses the current mode (``train()``/``eval()``)."""
-        X = check_features(X, "X", self.in_features, self.dtype)
+        checked = check_features(X, "X", self.in_features, self.dtype)
+        if checked is X:  # layers keep their input for backward: own a copy
+            checked = checked.copy()
         training = self.training if training is None else bool(training)
-        self._last_batch = X.shape[0]
-        return self._forward(X, training).copy()
+        self._last_batch = checked.shape[0]
+        return self._forward(checked, training).copy()
 
     def backward(self, dY):
         """Back-propagate dL/d(output) ``dY`` through the last ``forward``:
@@ -156,7 +158,8 @@ class Sequential:
         dL/dX."""
         n = getattr(self, "_last_batch", None)
         if n is None:
-            raise RuntimeError("backward() needs a forward() first")
+            raise RuntimeError("backward() needs a forward() first (and no predict() or "
+                               "evaluate() in between: they reuse the layers' buffers)")
         dY = check_features(dY, "dY", self.out_features, self.dtype)
         if dY.shape[0] != n:
             raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
@@ -166,6 +169,7 @@ class Sequential:
         """Network output for ``X`` in evaluation mode, computed in batches."""
         X = check_features(X, "X", self.in_features, self.dtype)
         batch_size = check_int(batch_size, "batch_size", low=1)
+        self._last_batch = None  # the layers' saved activations are no longer forward()'s
         out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             stop = min(start + batch_size, X.shape[0])

@@ -6,6 +6,10 @@ when the compiled backend loads, so BLAS threads never fight OpenMP threads.
 """
 import os
 
+from nnc._validation import check_int
+
+MAX_THREADS = 1 << 12
+
 
 def _kernels_threads():
     from nnc._kernels import _threads
@@ -16,8 +20,7 @@ def _kernels_threads():
 def set_num_threads(n):
     """Use ``n`` threads in nnc's kernels (the OpenMP pool of the calling
     thread). ``OMP_NUM_THREADS`` sets the starting value."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    n = check_int(n, "n", low=1, high=MAX_THREADS)
     _kernels_threads().set_num_threads(n)
 
 

@@ -122,7 +122,8 @@ class Trainer:
     # --- data checks --------------------------------------------------------
     def _check_data(self, X, y, x_name="X", y_name="y"):
         X = check_features(X, x_name, self.model.in_features, self.model.dtype)
-        y = self.loss.check_targets(y, X.shape[0], self.model.out_features, self.model.dtype)
+        y = self.loss.check_targets(y, X.shape[0], self.model.out_features, self.model.dtype,
+                                    name=y_name)
         return X, y
 
     # --- one step -----------------------------------------------------------
@@ -231,6 +232,7 @@ class Trainer:
             batch_size, "batch_size", low=1)
         was_training = self.model.training
         self.model.eval()
+        self.model._last_batch = None
         total_loss, total_correct = 0.0, 0
         try:
             for start in range(0, X.shape[0], batch_size):
@@ -282,4 +284,5 @@ class Trainer:
 
     def predict(self, X, batch_size=None):
         """The model's output for X (evaluation mode)."""
-        return self.model.predict(X, batch_size=batch_size or max(self.batch_size, 256))
+        return self.model.predict(X, batch_size=max(self.batch_size, 256)
+                                  if batch_size is None else batch_size)

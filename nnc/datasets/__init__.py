@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_float, check_int
+from nnc._validation import check_dtype, check_float, check_int
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -19,6 +19,7 @@ def load_digits(dtype=np.float32):
     Returns ``(X, y)``: X of shape (1797, 64) with pixel counts 0..16 scaled
     to [0, 1], y of shape (1797,) with int64 labels 0..9.
     """
+    dtype = check_dtype(dtype)
     with np.load(os.path.join(_HERE, "digits.npz"), allow_pickle=False) as data:
         images, target = data["images"], data["target"]
     X = images.reshape(len(images), -1).astype(dtype) / 16
@@ -50,6 +51,7 @@ def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
     """
     n = check_int(n, "n", low=1)
     n_classes = check_int(n_classes, "n_classes", low=2)
+    dtype = check_dtype(dtype)
     rng = np.random.default_rng(seed)
     grid = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).reshape(-1, 2)
     prototypes = np.zeros((n_classes, 784))

@@ -1,0 +1,343 @@
+"""End to end: the demo network learns the bundled digits; the Trainer's
+History, continuation, determinism, predict and forward contracts."""
+import functools
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.layers import Layer
+
+DEMO_EPOCHS = 20
+DEMO_BATCH = 32
+TARGET_ACCURACY = 0.95
+# float32 training, cython vs numpy: rounding differences grow over 900
+# steps; measured ~1.5e-6 relative on the step loss.
+HISTORY_RTOL = 1e-4
+
+
+@functools.lru_cache(maxsize=None)
+def _digits():
+    X, y = nnc.datasets.load_digits()
+    return nnc.datasets.train_test_split(X, y, 0.2, seed=0)
+
+
+def demo_model(backend, seed=0, dtype="float32"):
+    return nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10),
+                          dtype=dtype, backend=backend, seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_demo(backend):
+    Xtr, Xte, ytr, yte = _digits()
+    model = demo_model(backend)
+    trainer = nnc.Trainer(model, loss="softmax_cross_entropy", optimizer=nnc.SGD(lr=0.1),
+                          batch_size=DEMO_BATCH)
+    history = trainer.fit(Xtr, ytr, epochs=DEMO_EPOCHS, validation_data=(Xte, yte),
+                          verbose=False)
+    return model, trainer, history
+
+
+# --- the demo ----------------------------------------------------------------
+
+def test_demo_reaches_target_accuracy(backend_name):
+    Xtr, Xte, ytr, yte = _digits()
+    model, trainer, history = trained_demo(backend_name)
+    result = trainer.evaluate(Xte, yte)
+    assert result["accuracy"] >= TARGET_ACCURACY, result
+    # independent check: argmax of predict on the held-out set
+    assert np.mean(model.predict(Xte).argmax(axis=1) == yte) == pytest.approx(result["accuracy"])
+    assert history.epochs["val_accuracy"][-1] == result["accuracy"]
+    assert history.epochs["val_loss"][-1] == pytest.approx(result["loss"], rel=1e-12)
+    assert history.epochs["loss"][-1] < 0.5 * history.epochs["loss"][0]
+    assert history.epochs["accuracy"][-1] > 0.95
+
+
+def test_backends_give_the_same_history():
+    _, _, h_cy = trained_demo("cython")
+    m_np, _, h_np = trained_demo("numpy")
+    m_cy = trained_demo("cython")[0]
+    np.testing.assert_allclose(h_cy.steps["loss"], h_np.steps["loss"], rtol=HISTORY_RTOL)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(h_cy.epochs[key], h_np.epochs[key], rtol=HISTORY_RTOL)
+    for key in ("accuracy", "val_accuracy"):
+        np.testing.assert_allclose(h_cy.epochs[key], h_np.epochs[key], atol=2 / 1437)
+    np.testing.assert_allclose(m_cy.flat_params, m_np.flat_params, rtol=1e-3, atol=1e-4)
+
+
+def test_history_contents():
+    Xtr, _, _, _ = _digits()
+    _, trainer, history = trained_demo("cython")
+    n = Xtr.shape[0]
+    steps_per_epoch = -(-n // DEMO_BATCH)
+    assert len(history.steps["loss"]) == DEMO_EPOCHS * steps_per_epoch == trainer.step_count
+    assert set(history.epochs) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key, values in history.epochs.items():
+        assert len(values) == DEMO_EPOCHS, key
+        assert all(isinstance(v, float) and np.isfinite(v) for v in values), key
+    assert all(0 <= a <= 1 for a in history.epochs["accuracy"] + history.epochs["val_accuracy"])
+    assert history["loss"] is history.epochs["loss"]
+    assert "val_accuracy" in history and "loss" in history and "nope" not in history
+    # an epoch's loss is the sample-weighted mean of its step losses
+    sizes = [DEMO_BATCH] * (steps_per_epoch - 1) + [n - DEMO_BATCH * (steps_per_epoch - 1)]
+    for epoch in (0, DEMO_EPOCHS - 1):
+        steps = history.steps["loss"][epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
+        assert history.epochs["loss"][epoch] == pytest.approx(
+            np.dot(steps, sizes) / n, rel=1e-12)
+    d = history.to_dict()
+    assert d["steps"]["loss"] == history.steps["loss"]
+    assert d["epochs"]["val_loss"] == history.epochs["val_loss"]
+    assert d["epochs"]["loss"] is not history.epochs["loss"]  # a copy
+
+
+def _small_run(backend="cython", seed=0, epochs=2, dtype="float32"):
+    Xtr, _, ytr, _ = _digits()
+    X, y = Xtr[:300], ytr[:300]
+    model = nnc.Sequential(nnc.Dense(64, 16), nnc.ReLU(), nnc.Dense(16, 10),
+                           dtype=dtype, backend=backend, seed=seed)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=0.1), batch_size=32)
+    return model, trainer, X, y
+
+
+def test_second_fit_continues(backend_name):
+    model, trainer, X, y = _small_run(backend_name)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    steps_after_first = trainer.step_count
+    assert steps_after_first == 2 * 10
+    history = trainer.fit(X, y, epochs=1, verbose=False)
+    assert history is trainer.history
+    assert trainer.step_count == 3 * 10
+    assert len(history.steps["loss"]) == 30
+    assert len(history.epochs["loss"]) == 3
+    # and it continues exactly where a single 3-epoch fit would be
+    model3, trainer3, _, _ = _small_run(backend_name)
+    trainer3.fit(X, y, epochs=3, verbose=False)
+    np.testing.assert_array_equal(model.flat_params, model3.flat_params)
+    assert history.steps["loss"] == trainer3.history.steps["loss"]
+
+
+def test_same_seed_gives_bit_identical_weights(backend_name):
+    runs = []
+    for _ in range(2):
+        model, trainer, X, y = _small_run(backend_name, seed=5)
+        trainer.fit(X, y, epochs=2, verbose=False)
+        runs.append((model.flat_params.copy(), list(trainer.history.steps["loss"])))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    other, trainer, X, y = _small_run(backend_name, seed=6)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    assert not np.array_equal(other.flat_params, runs[0][0])
+
+
+def test_same_seed_same_initial_weights_in_both_backends(dtype):
+    a = demo_model("cython", seed=3, dtype=dtype)
+    b = demo_model("numpy", seed=3, dtype=dtype)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    assert a.flat_params.dtype == dtype
+    assert not np.array_equal(a.flat_params, demo_model("cython", seed=4, dtype=dtype).flat_params)
+    # biases start at zero, weights do not
+    assert (a.layers[0].params["b"] == 0).all() and a.layers[0].params["W"].std() > 0
+
+
+def test_mse_regression_learns_a_linear_target(backend_name, dtype):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(256, 3))
+    w_true, b_true = np.array([[1.0], [-2.0], [0.5]]), 0.3
+    y = X @ w_true + b_true
+    model = nnc.Sequential(nnc.Dense(3, 1), dtype=dtype, backend=backend_name, seed=0)
+    trainer = nnc.Trainer(model, loss="mse", optimizer=nnc.SGD(lr=0.1), batch_size=16)
+    history = trainer.fit(X, y, epochs=40, verbose=False)
+    assert "accuracy" not in history.epochs
+    np.testing.assert_allclose(model.layers[0].params["W"], w_true, atol=1e-3)
+    np.testing.assert_allclose(model.layers[0].params["b"], [b_true], atol=1e-3)
+    assert trainer.evaluate(X, y)["loss"] < 1e-6
+    assert set(trainer.evaluate(X, y)) == {"loss"}
+    # a 1-d target vector is accepted for a single output
+    trainer.fit(X, y.ravel(), epochs=1, verbose=False)
+
+
+def test_bce_training_learns_a_threshold(backend_name):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 2))
+    y = (X[:, :1] + X[:, 1:] > 0).astype(np.float64)
+    model = nnc.Sequential(nnc.Dense(2, 1), dtype="float64", backend=backend_name, seed=0)
+    trainer = nnc.Trainer(model, loss="bce_with_logits", optimizer=nnc.SGD(lr=1.0),
+                          batch_size=20)
+    history = trainer.fit(X, y, epochs=30, verbose=False)
+    assert history.epochs["loss"][-1] < 0.5 * history.epochs["loss"][0]
+    assert np.mean((model.predict(X) > 0) == (y > 0.5)) > 0.95
+
+
+# --- predict, forward, modes -------------------------------------------------
+
+class Probe(Layer):
+    """Identity layer that records the ``training`` flag it is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, training=True):
+        self.seen.append(training)
+        return x
+
+    def backward(self, dy, need_input_grad=True):
+        return dy
+
+
+def probe_model(backend, dtype="float32"):
+    probe = Probe()
+    model = nnc.Sequential(nnc.Dense(5, 4), nnc.Tanh(), probe, nnc.Dense(4, 3),
+                           dtype=dtype, backend=backend, seed=0)
+    return model, probe
+
+
+def test_predict_uses_eval_mode_and_batches(backend_name, dtype):
+    model, probe = probe_model(backend_name, dtype)
+    X = np.random.default_rng(0).standard_normal((23, 5))
+    assert model.training
+    p7 = model.predict(X, batch_size=7)
+    assert probe.seen == [False] * 4  # ceil(23 / 7) batches, all in eval mode
+    assert model.training  # predict does not change the mode
+    p1000 = model.predict(X, batch_size=1000)
+    p1 = model.predict(X, batch_size=1)
+    assert p7.shape == (23, 3) and p7.dtype == dtype
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(p7, p1000, **tol)
+    np.testing.assert_allclose(p1, p1000, **tol)
+    np.testing.assert_allclose(model.forward(X, training=False), p1000, **tol)
+    trainer = nnc.Trainer(model, loss="mse", batch_size=5)
+    np.testing.assert_allclose(trainer.predict(X), p1000, **tol)
+    np.testing.assert_allclose(trainer.predict(X, batch_size=4), p1000, **tol)
+
+
+def test_forward_uses_the_current_mode(backend_name):
+    model, probe = probe_model(backend_name)
+    X = np.ones((2, 5))
+    model.forward(X)
+    model.eval()
+    model.forward(X)
+    model.forward(X, training=True)
+    model.train()
+    model.forward(X)
+    assert probe.seen == [True, False, True, True]
+
+
+def test_trainer_modes(backend_name):
+    model, probe = probe_model(backend_name)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 5)), rng.standard_normal((10, 3))
+    trainer = nnc.Trainer(model, loss="mse", batch_size=5)
+    model.eval()
+    trainer.fit(X, y, epochs=1, validation_data=(X, y), verbose=False)
+    # 2 training steps, then 2 validation batches
+    assert probe.seen == [True, True, False, False]
+    probe.seen.clear()
+    model.train()
+    trainer.evaluate(X, y)
+    assert probe.seen == [False, False]
+    assert model.training  # evaluate restores the mode
+
+
+def test_forward_returns_an_array_the_caller_owns(backend_name):
+    model, _ = probe_model(backend_name)
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.standard_normal((6, 5)), rng.standard_normal((6, 5))
+    out1 = model.forward(X1)
+    kept = out1.copy()
+    out2 = model.forward(X2)
+    np.testing.assert_array_equal(out1, kept)
+    assert not np.shares_memory(out1, out2)
+    out2[...] = 0  # writing into it does not break the model
+    np.testing.assert_array_equal(model.forward(X1), kept)
+    dx1 = model.backward(np.ones((6, 3)))
+    kept_dx = dx1.copy()
+    model.forward(X2)
+    model.backward(2 * np.ones((6, 3)))
+    np.testing.assert_array_equal(dx1, kept_dx)
+    p1 = model.predict(X1)
+    model.predict(X2)
+    np.testing.assert_array_equal(p1, kept)
+
+
+def test_backward_overwrites_gradients(backend_name):
+    model, _ = probe_model(backend_name, dtype="float64")
+    X = np.random.default_rng(0).standard_normal((4, 5))
+    model.forward(X)
+    model.backward(np.ones((4, 3)))
+    first = model.flat_grads.copy()
+    model.forward(X)
+    model.backward(np.ones((4, 3)))
+    np.testing.assert_allclose(model.flat_grads, first, rtol=1e-14)  # not 2x: no accumulation
+    assert np.abs(first).sum() > 0
+
+
+def test_backward_before_forward_raises(backend_name):
+    model, _ = probe_model(backend_name)
+    with pytest.raises(RuntimeError, match="forward"):
+        model.backward(np.ones((2, 3)))
+
+
+def test_unshuffled_first_step_is_the_first_batch(backend_name):
+    model, trainer, X, y = _small_run(backend_name, dtype="float64")
+    expected = nnc.SoftmaxCrossEntropy(backend_name).forward(model.forward(X[:32]), y[:32])
+    history = trainer.fit(X, y, epochs=1, shuffle=False, verbose=False)
+    assert history.steps["loss"][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_verbose_fit_prints_progress(capsys):
+    model, trainer, X, y = _small_run()
+    trainer.fit(X, y, epochs=1, verbose=True)
+    captured = capsys.readouterr()
+    assert "epoch 1/1" in captured.err + captured.out
+    trainer.fit(X, y, epochs=1, verbose=False)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_backward_after_predict_is_refused_not_silently_wrong(backend_name):
+    """DESIGN: model.backward(dY) back-propagates "through the last forward".
+    predict() (or Trainer.evaluate) reuses the layers' buffers, so a
+    backward() after it must raise instead of using predict's activations;
+    a fresh forward() makes backward() right again."""
+    rng = np.random.default_rng(0)
+    model = nnc.Sequential(nnc.Dense(4, 5), nnc.ReLU(), nnc.Dense(5, 3),
+                           dtype="float64", backend=backend_name, seed=0)
+    X1, X2, dY = (rng.standard_normal((6, 4)), rng.standard_normal((6, 4)),
+                  rng.standard_normal((6, 3)))
+    model.forward(X1)
+    dx_expected = model.backward(dY)
+    grads_expected = model.flat_grads.copy()
+    model.forward(X1)
+    model.predict(X2)
+    with pytest.raises(RuntimeError, match="predict"):
+        model.backward(dY)
+    model.forward(X1)
+    dx = model.backward(dY)
+    np.testing.assert_allclose(model.flat_grads, grads_expected, rtol=1e-12)
+    np.testing.assert_allclose(dx, dx_expected, rtol=1e-12)
+
+
+def test_backward_is_not_affected_by_the_caller_changing_X(backend_name):
+    """forward() validates X once; the gradient of backward() must belong to
+    the X that was passed, even if the caller reuses its buffer afterwards."""
+    rng = np.random.default_rng(0)
+    model = nnc.Sequential(nnc.Dense(4, 3), dtype="float64", backend=backend_name, seed=0)
+    X, dY = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    model.forward(X)
+    model.backward(dY)
+    expected = model.layers[0].grads["W"].copy()
+    buffer = X.copy()
+    model.forward(buffer)
+    buffer += 1.0  # e.g. the next batch is loaded into the same array
+    model.backward(dY)
+    np.testing.assert_allclose(model.layers[0].grads["W"], expected, rtol=1e-12)
+
+
+def test_last_batch_of_one_row(backend_name):
+    Xtr, _, ytr, _ = _digits()
+    model, trainer, _, _ = _small_run(backend_name)
+    history = trainer.fit(Xtr[:33], ytr[:33], epochs=2, verbose=False)
+    assert len(history.steps["loss"]) == 4  # 32 + 1 rows per epoch
+    assert np.isfinite(history.steps["loss"]).all()
+    assert np.isfinite(model.flat_params).all()
