@@ -66,7 +66,7 @@ class BuildKernels(build_ext):
         if ctype == "msvc":
             opt = ["/O2", "/fp:fast"]
         else:
-            opt = ["-O3", "-fno-math-errno"]
+            opt = ["-O3", "-fno-math-errno", "-g0"]
             if os.environ.get("NNC_NATIVE") == "1":
                 opt.append("-march=native")
         omp_compile, omp_link = [], []

@@ -34,6 +34,25 @@ def demo(args):
     return 0
 
 
+def bench(args):
+    """A small speed sweep: nnc vs its NumPy reference, a plain NumPy MLP,
+    PyTorch (if installed) and the GEMM floor."""
+    from nnc import benchmark
+
+    result = benchmark.run_sweep(
+        n_samples=args.samples, batch_sizes=args.batch_sizes, batchnorm=(False,),
+        threads=args.threads, repeats=args.repeats, tiny_steps=args.tiny_steps,
+        progress=not args.quiet)
+    paths = benchmark.write_results(result, args.out)
+    print(benchmark.markdown_table(result))
+    print("\nwritten: " + ", ".join(paths.values()))
+    return 0
+
+
+def _int_list(text):
+    return tuple(int(v) for v in text.split(","))
+
+
 def config(args):
     import nnc
 
@@ -55,6 +74,15 @@ def build_parser():
     p.add_argument("--threads", type=int, default=0, help="OpenMP threads (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=demo)
+    p = sub.add_parser("bench", help="time training epochs against NumPy and PyTorch")
+    p.add_argument("--samples", type=int, default=10000, help="samples per epoch (default 10000)")
+    p.add_argument("--batch-sizes", type=_int_list, default=(32, 128), help="e.g. 32,128,512")
+    p.add_argument("--threads", type=_int_list, default=(1,), help="e.g. 1,2")
+    p.add_argument("--repeats", type=int, default=3, help="epochs per contender (median)")
+    p.add_argument("--tiny-steps", type=int, default=2000, help="steps for the tiny-net row")
+    p.add_argument("--out", default="benchmark-results", help="folder for JSON/Markdown/PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=bench)
     p = sub.add_parser("config", help="print version, OpenMP, BLAS and thread settings")
     p.set_defaults(run=config)
     return parser

@@ -1,0 +1,277 @@
+"""Speed of one training epoch, nnc against the alternatives, measured side by side.
+
+Contenders train the same MLP (784-256-128-10 by default, ReLU, softmax
+cross-entropy, Adam) on the same ``make_mnist_like`` data:
+
+* ``nnc``        nnc with the compiled (Cython) backend
+* ``nnc-numpy``  nnc with its NumPy reference backend (same Python above the kernels)
+* ``numpy-mlp``  ``NumpyMLP`` below: a standalone, idiomatic NumPy MLP as a
+                 competent user would write it (vectorised, in place where natural)
+* ``torch``      PyTorch eager on the CPU, when ``torch`` is importable
+* ``gemm-floor`` the step's matrix products alone through the same BLAS
+                 (scipy's OpenBLAS), nothing else: the floor nnc can approach
+
+Contenders are interleaved (A B C A B C ...) and each reports the median of
+``repeats`` epochs; ratios are taken within one run. ``python -m nnc bench``
+runs a small sweep; ``benchmarks/run_benchmarks.py`` the full one.
+"""
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import nnc
+from nnc.datasets import load_digits, make_mnist_like
+
+
+class NumpyMLP:
+    """A plain NumPy MLP with ReLU hidden layers, softmax cross-entropy and
+    Adam — independent of nnc, written the way a competent user would."""
+
+    def __init__(self, sizes, lr=1e-3, seed=0, dtype=np.float32):
+        rng = np.random.default_rng(seed)
+        self.W = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(dtype)
+                  for a, b in zip(sizes[:-1], sizes[1:])]
+        self.b = [np.zeros(b, dtype) for b in sizes[1:]]
+        self.params = self.W + self.b
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.lr, self.t = lr, 0
+
+    def step(self, x, y):
+        activations = [x]
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            z = activations[-1] @ W
+            z += b
+            if i < len(self.W) - 1:
+                np.maximum(z, 0, out=z)
+            activations.append(z)
+        logits = activations[-1]
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        n = len(y)
+        loss = -np.log(logits[np.arange(n), y] + 1e-12).mean()
+        delta = logits
+        delta[np.arange(n), y] -= 1
+        delta /= n
+        grads_W, grads_b = [None] * len(self.W), [None] * len(self.W)
+        for i in range(len(self.W) - 1, -1, -1):
+            grads_W[i] = activations[i].T @ delta
+            grads_b[i] = delta.sum(axis=0)
+            if i:
+                delta = delta @ self.W[i].T
+                delta *= activations[i] > 0
+        self.t += 1
+        c1, c2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
+        for p, g, m, v in zip(self.params, grads_W + grads_b, self.m, self.v):
+            m *= 0.9
+            m += 0.1 * g
+            v *= 0.999
+            v += 0.001 * g * g
+            p -= (self.lr / c1) * m / (np.sqrt(v / c2) + 1e-8)
+        return loss
+
+
+def _epoch_runner(name, sizes, X, y, batch_size, batchnorm, threads):
+    """A function that trains one epoch, or None if the contender is unavailable."""
+    rng = np.random.default_rng(0)
+    n = len(X)
+    if name in ("nnc", "nnc-numpy"):
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [nnc.Dense(a, b, bias=not batchnorm)]
+            layers += [nnc.BatchNorm(b)] if batchnorm else []
+            layers += [nnc.ReLU()]
+        model = nnc.Sequential(*layers, nnc.Dense(sizes[-2], sizes[-1]), seed=0,
+                               backend="cython" if name == "nnc" else "numpy")
+        trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=batch_size)
+        return lambda: trainer.fit(X, y, epochs=1, verbose=False)
+    if name == "numpy-mlp":
+        if batchnorm:
+            return None
+        mlp = NumpyMLP(sizes)
+
+        def run():
+            order = rng.permutation(n)
+            for start in range(0, n, batch_size):
+                index = order[start:start + batch_size]
+                mlp.step(X[index], y[index])
+        return run
+    if name == "torch":
+        try:
+            import torch
+        except ImportError:
+            return None
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [torch.nn.Linear(a, b, bias=not batchnorm)]
+            layers += [torch.nn.BatchNorm1d(b, momentum=0.1)] if batchnorm else []
+            layers += [torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-2], sizes[-1]))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+        def run():
+            order = torch.from_numpy(rng.permutation(n))
+            for start in range(0, n, batch_size):
+                index = order[start:start + batch_size]
+                if batchnorm and len(index) < 2:
+                    continue
+                optimizer.zero_grad()
+                loss_fn(model(Xt[index]), yt[index]).backward()
+                optimizer.step()
+        return run
+    if name == "gemm-floor":
+        from nnc._kernels._blas import gemm_into
+        pairs = list(zip(sizes[:-1], sizes[1:]))
+        bufs = []
+        for a, b in pairs:
+            bufs.append(dict(x=np.ones((batch_size, a), np.float32), w=np.ones((a, b), np.float32),
+                             y=np.empty((batch_size, b), np.float32),
+                             dw=np.empty((a, b), np.float32),
+                             dx=np.empty((batch_size, a), np.float32)))
+        steps = -(-n // batch_size)
+
+        def run():
+            for _ in range(steps):
+                for buf in bufs:
+                    gemm_into(buf["x"], buf["w"], buf["y"])
+                for i, buf in enumerate(bufs):
+                    gemm_into(buf["x"], buf["y"], buf["dw"], trans_a=True)
+                    if i:
+                        gemm_into(buf["y"], buf["w"], buf["dx"], trans_b=True)
+        return run
+    raise ValueError(f"unknown contender {name!r}")
+
+
+CONTENDERS = ("nnc", "nnc-numpy", "numpy-mlp", "torch", "gemm-floor")
+
+
+def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 512),
+              batchnorm=(False, True), threads=(1, 2), repeats=3, contenders=CONTENDERS,
+              tiny_steps=2000, progress=True):
+    """Time every contender in every configuration; returns a result dict."""
+    from tqdm.auto import tqdm
+
+    X, y = make_mnist_like(n_samples, seed=0)
+    sizes = list(sizes)
+    sizes[0] = X.shape[1]
+    configs = [(b, bn, t) for t in threads for bn in batchnorm for b in batch_sizes]
+    rows = []
+    before = nnc.get_num_threads()
+    bar = tqdm(total=len(configs) * repeats, desc="benchmark", disable=not progress)
+    try:
+        for batch_size, bn, t in configs:
+            nnc.set_num_threads(t)
+            runners = {c: _epoch_runner(c, sizes, X, y, batch_size, bn, t) for c in contenders}
+            runners = {c: r for c, r in runners.items() if r is not None}
+            for r in runners.values():  # warm-up: workspaces, caches, first-touch pages
+                r()
+            times = {c: [] for c in runners}
+            for _ in range(repeats):
+                for c, r in runners.items():
+                    start = time.perf_counter()
+                    r()
+                    times[c].append(time.perf_counter() - start)
+                bar.update(1)
+            medians = {c: statistics.median(v) for c, v in times.items()}
+            rows.append({
+                "batch_size": batch_size, "batchnorm": bn, "threads": t,
+                "seconds": medians,
+                "ratio_to_nnc": {c: medians[c] / medians["nnc"] for c in medians} if "nnc" in medians else {},
+            })
+    finally:
+        bar.close()
+        nnc.set_num_threads(before)
+    return {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "numpy": np.__version__, "nnc": nnc.__version__},
+        "setup": {"n_samples": n_samples, "sizes": sizes, "optimizer": "Adam(1e-3)",
+                  "dtype": "float32", "repeats": repeats,
+                  "unavailable": [c for c in contenders if c not in rows[0]["seconds"]] if rows else []},
+        "rows": rows,
+        "tiny": tiny_net_step_times(tiny_steps),
+    }
+
+
+def tiny_net_step_times(steps=2000, batch_sizes=(1, 16)):
+    """Microseconds per training step of 64-128-10 on the digits (median of 5
+    blocks of steps): the per-step overhead that decides small-batch speed."""
+    X, y = load_digits()
+    result = {}
+    for batch_size in batch_sizes:
+        model = nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10), seed=0)
+        trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=batch_size)
+        xb, yb = X[:batch_size].copy(), y[:batch_size].copy()
+        for _ in range(100):
+            trainer._train_step(xb, yb)
+        blocks = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(max(1, steps // 5)):
+                trainer._train_step(xb, yb)
+            blocks.append((time.perf_counter() - start) / max(1, steps // 5))
+        result[f"batch_{batch_size}_us_per_step"] = statistics.median(blocks) * 1e6
+    return result
+
+
+def markdown_table(result):
+    names = [c for c in CONTENDERS if any(c in r["seconds"] for r in result["rows"])]
+    lines = ["| batch | batch-norm | threads | " + " | ".join(f"{c} (s)" for c in names)
+             + " | " + " | ".join(f"{c} / nnc" for c in names if c != "nnc") + " |",
+             "|" + "---|" * (3 + 2 * len(names) - 1)]
+    for r in result["rows"]:
+        secs = [f"{r['seconds'][c]:.3f}" if c in r["seconds"] else "—" for c in names]
+        ratios = [f"{r['ratio_to_nnc'][c]:.2f}" if c in r["seconds"] else "—"
+                  for c in names if c != "nnc"]
+        lines.append(f"| {r['batch_size']} | {'yes' if r['batchnorm'] else 'no'} | "
+                     f"{r['threads']} | " + " | ".join(secs + ratios) + " |")
+    tiny = result.get("tiny", {})
+    if tiny:
+        lines.append("")
+        lines.append("Tiny net (64-128-10, digits, Adam): " + ", ".join(
+            f"{k.replace('_us_per_step', '').replace('_', ' ')}: {v:.1f} µs/step"
+            for k, v in tiny.items()))
+    return "\n".join(lines)
+
+
+def write_results(result, folder):
+    """JSON, Markdown and (with matplotlib) a PNG bar chart; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = {"json": os.path.join(folder, "benchmark.json"),
+             "markdown": os.path.join(folder, "benchmark.md")}
+    with open(paths["json"], "w") as f:
+        json.dump(result, f, indent=2)
+    with open(paths["markdown"], "w") as f:
+        f.write(markdown_table(result) + "\n")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return paths
+    rows = result["rows"]
+    names = [c for c in CONTENDERS if any(c in r["seconds"] for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.2), 4))
+    width = 0.8 / len(names)
+    for k, c in enumerate(names):
+        ax.bar([i + k * width for i in range(len(rows))],
+               [r["seconds"].get(c, 0) for r in rows], width, label=c)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+    ax.set_xticklabels([f"b{r['batch_size']}{' bn' if r['batchnorm'] else ''} t{r['threads']}"
+                        for r in rows], rotation=45)
+    ax.set_ylabel("seconds per epoch")
+    ax.legend()
+    fig.tight_layout()
+    paths["png"] = os.path.join(folder, "benchmark.png")
+    fig.savefig(paths["png"], dpi=100)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,65 @@
+"""The benchmark entry point (smoke run, no timing assertions) and the
+zero-allocation steady state of the compiled backend (issue 5)."""
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc import benchmark
+
+
+def test_benchmark_smoke_run_writes_every_field(tmp_path):
+    result = benchmark.run_sweep(n_samples=96, sizes=(784, 16, 8, 10), batch_sizes=(32,),
+                                 batchnorm=(False, True), threads=(1,), repeats=1, tiny_steps=10,
+                                 progress=False)
+    paths = benchmark.write_results(result, str(tmp_path))
+    data = json.loads(open(paths["json"]).read())
+    assert set(data) == {"machine", "setup", "rows", "tiny"}
+    assert len(data["rows"]) == 2
+    for row in data["rows"]:
+        assert {"batch_size", "batchnorm", "threads", "seconds", "ratio_to_nnc"} <= set(row)
+        for name in ("nnc", "nnc-numpy", "gemm-floor"):
+            assert row["seconds"][name] > 0
+        assert row["ratio_to_nnc"]["nnc"] == 1.0
+    assert "numpy-mlp" in data["rows"][0]["seconds"]  # the plain MLP has no batch-norm variant
+    assert set(data["tiny"]) == {"batch_1_us_per_step", "batch_16_us_per_step"}
+    assert "gemm-floor / nnc" in open(paths["markdown"]).read()
+
+
+def test_numpy_mlp_learns():
+    X, y = nnc.datasets.make_mnist_like(2000, seed=1)
+    mlp = benchmark.NumpyMLP([784, 32, 10], lr=3e-3)
+    losses = [mlp.step(X[i:i + 100], y[i:i + 100]) for i in range(0, 2000, 100)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("with_batchnorm", [False, True])
+def test_steady_state_training_step_allocates_no_arrays(with_batchnorm):
+    """After warm-up, a Cython-backend step (forward, loss, backward, L2,
+    norms, clipping, Adam) must not allocate: any temporary activation of
+    this net is ≥ 16 KiB, so the traced peak stays far below that."""
+    rng = np.random.default_rng(0)
+    X = rng.random((256, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    hidden = [nnc.Dense(64, 64, bias=not with_batchnorm)]
+    hidden += [nnc.BatchNorm(64), nnc.ReLU(), nnc.Dropout(0.1)] if with_batchnorm else [nnc.ReLU()]
+    model = nnc.Sequential(*hidden, nnc.Dense(64, 10), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=64, clip_norm=1.0,
+                          clip_value=5.0, l2=1e-4)
+    trainer.fit(X, y, epochs=1, verbose=False)
+    batches = list(trainer._batches(X, y, trainer.rng.permutation(len(X))))
+    for steps in trainer.history.steps.values():  # room to append without reallocating
+        steps.extend([0.0] * 64)
+        del steps[-64:]
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for xb, yb in batches:
+            trainer._train_step(xb, yb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < 8 * 1024, peak - start
