@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from nnc._version import __version__  # noqa: E402
-from nnc import datasets, init, schedules  # noqa: E402
+from nnc import callbacks, datasets, init, schedules  # noqa: E402
 from nnc.gradcheck import gradcheck  # noqa: E402
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
 from nnc.losses import BCEWithLogits, MeanSquaredError, SoftmaxCrossEntropy  # noqa: E402
@@ -21,7 +21,7 @@ from nnc.threads import get_num_threads, set_num_threads, show_config  # noqa: E
 from nnc.trainer import History, Trainer  # noqa: E402
 
 __all__ = [
-    "__version__", "datasets", "init", "gradcheck",
+    "__version__", "callbacks", "datasets", "init", "gradcheck",
     "Dense", "BatchNorm", "Dropout", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "SoftmaxCrossEntropy", "MeanSquaredError", "BCEWithLogits",
     "Sequential", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Trainer", "History",

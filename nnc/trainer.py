@@ -13,6 +13,7 @@ import copy
 import math
 
 from nnc._validation import check_features, check_float, check_int
+from nnc.callbacks import Callback
 from nnc.losses import get_loss
 from nnc.model import Sequential
 from nnc.optim import SGD, Optimizer
@@ -77,6 +78,8 @@ class Trainer:
         ``t -> lr`` evaluated at every step t = 0, 1, ...; None keeps the
         optimizer's ``lr``.
     seed : seeds the shuffling generator (default: drawn from the model's)
+    callbacks : ``nnc.callbacks.Callback`` objects run by every ``fit``
+        (``fit(callbacks=...)`` adds more for one call)
 
     A step: forward, loss and its gradient, backward, + λw (l2), record the
     gradient norms, clip, ``optimizer.step(lr_t)``. A second ``fit``
@@ -85,7 +88,8 @@ class Trainer:
     """
 
     def __init__(self, model, loss="softmax_cross_entropy", optimizer=None, batch_size=32,
-                 clip_norm=None, clip_value=None, schedule=None, l2=0.0, seed=None):
+                 clip_norm=None, clip_value=None, schedule=None, l2=0.0, seed=None,
+                 callbacks=None):
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
         self.model = model
@@ -113,11 +117,27 @@ class Trainer:
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(check_int(seed, "seed", low=0))
+        self.callbacks = self._check_callbacks(callbacks)
+        self.stop_training = False
+        self._active_callbacks = ()
         self.history = History()
         for layer, _ in self._layer_params:
             self.history.steps[f"grad_norm.{layer}"] = []
         self.step_count = 0
         self._workspace = Workspace(model.dtype)
+
+    @staticmethod
+    def _check_callbacks(callbacks):
+        callbacks = list(callbacks or ())
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must be nnc.callbacks.Callback objects, "
+                                f"got {callback!r}")
+        return callbacks
+
+    def _call(self, hook, *args):
+        for callback in self._active_callbacks:
+            getattr(callback, hook)(self, *args)
 
     # --- data checks --------------------------------------------------------
     def _check_data(self, X, y, x_name="X", y_name="y"):
@@ -140,10 +160,15 @@ class Trainer:
         if self.clip_value is not None:
             backend.clip(model.flat_grads, self.clip_value)
         lr = self.optimizer.lr if self.schedule is None else self.schedule(self.step_count)
+        if self._active_callbacks:
+            self._call("on_before_update")
         self.optimizer.step(lr)
         self.step_count += 1
         steps["loss"].append(loss)
         steps["lr"].append(lr)
+        if self._active_callbacks:
+            self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
+                                       "grad_norm": norm})
         correct = backend.count_correct(output, yb) if self.loss.classification else 0
         return loss, correct
 
@@ -185,7 +210,8 @@ class Trainer:
             yield xb, yb
 
     # --- public API ---------------------------------------------------------
-    def fit(self, X, y, epochs=1, validation_data=None, shuffle=True, verbose=True):
+    def fit(self, X, y, epochs=1, validation_data=None, shuffle=True, verbose=True,
+            callbacks=None):
         """Train for ``epochs`` passes over (X, y); returns ``self.history``."""
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
@@ -196,10 +222,22 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             validation_data = self._check_data(*validation_data, "X_val", "y_val")
+        self._active_callbacks = tuple(self.callbacks + self._check_callbacks(callbacks))
+        self.stop_training = False
+        try:
+            self._call("on_train_begin")
+            self._fit_epochs(X, y, epochs, validation_data, shuffle, verbose)
+            self._call("on_train_end")
+        finally:
+            self._active_callbacks = ()
+        return self.history
+
+    def _fit_epochs(self, X, y, epochs, validation_data, shuffle, verbose):
         n = X.shape[0]
         steps_per_epoch = -(-n // self.batch_size)
         first_epoch = len(self.history.epochs.get("loss", []))
         for epoch in range(first_epoch, first_epoch + epochs):
+            self._call("on_epoch_begin", epoch)
             self.model.train()
             order = self.rng.permutation(n) if shuffle else None
             total_loss, total_correct, seen = 0.0, 0, 0
@@ -214,6 +252,8 @@ class Trainer:
                 if verbose and (step % refresh_every == 0):
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update(1)
+                if self.stop_training:
+                    break
             record = {"loss": total_loss / seen}
             if self.loss.classification:
                 record["accuracy"] = total_correct / seen
@@ -223,7 +263,9 @@ class Trainer:
             self.history.record_epoch(**record)
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
             bar.close()
-        return self.history
+            self._call("on_epoch_end", epoch, record)
+            if self.stop_training:
+                break
 
     def evaluate(self, X, y, batch_size=None):
         """Mean loss (and accuracy for classification) in evaluation mode."""

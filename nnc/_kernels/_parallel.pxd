@@ -23,3 +23,8 @@ cdef inline int threads_for(double work, double threshold) noexcept nogil:
     if work < threshold:
         return 1
     return omp_get_max_threads()
+
+
+cdef inline int elementwise_threads(Py_ssize_t size) noexcept nogil:
+    """Threads for an elementwise pass over ``size`` elements."""
+    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)

@@ -12,13 +12,9 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, expf, tanh, tanhf
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 
 include "_checks.pxi"
-
-
-cdef inline int pool_for(Py_ssize_t size) noexcept nogil:
-    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
 
 
 def relu_forward(const floating[:, ::1] x not None, floating[:, ::1] out not None):
@@ -26,7 +22,7 @@ def relu_forward(const floating[:, ::1] x not None, floating[:, ::1] out not Non
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         yp[i] = xp[i] if xp[i] > 0 else 0
 
@@ -39,7 +35,7 @@ def relu_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy n
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]
     cdef floating* dp = &dx[0, 0]
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         dp[i] = gp[i] if yp[i] > 0 else 0
 
@@ -51,7 +47,7 @@ def leaky_relu_forward(const floating[:, ::1] x not None, double alpha,
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
     cdef floating a = <floating> alpha
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         yp[i] = xp[i] if xp[i] > 0 else a * xp[i]
 
@@ -65,7 +61,7 @@ def leaky_relu_backward(const floating[:, ::1] x not None, double alpha,
     cdef const floating* gp = &dy[0, 0]
     cdef floating* dp = &dx[0, 0]
     cdef floating a = <floating> alpha
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         dp[i] = gp[i] if xp[i] > 0 else a * gp[i]
 
@@ -89,7 +85,7 @@ def sigmoid_forward(const floating[:, ::1] x not None, floating[:, ::1] out not 
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         yp[i] = stable_sigmoid(xp[i])
 
@@ -102,7 +98,7 @@ def sigmoid_backward(const floating[:, ::1] y not None, const floating[:, ::1] d
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]
     cdef floating* dp = &dx[0, 0]
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         dp[i] = gp[i] * yp[i] * (1 - yp[i])
 
@@ -112,7 +108,7 @@ def tanh_forward(const floating[:, ::1] x not None, floating[:, ::1] out not Non
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         if floating is float:
             yp[i] = tanhf(xp[i])
@@ -128,6 +124,6 @@ def tanh_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy n
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]
     cdef floating* dp = &dx[0, 0]
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         dp[i] = gp[i] * (1 - yp[i] * yp[i])

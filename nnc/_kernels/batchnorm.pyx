@@ -18,14 +18,10 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport malloc, free
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 from nnc._kernels._reduce cimport column_reduce
 
 include "_checks.pxi"
-
-
-cdef inline int pool_for(Py_ssize_t size) noexcept nogil:
-    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
 
 
 cdef void scale_shift_rows(const floating* x, const floating* scale, const floating* shift,
@@ -33,7 +29,7 @@ cdef void scale_shift_rows(const floating* x, const floating* scale, const float
                            floating* copy) noexcept nogil:
     """out = x * scale + shift per column (and copy = x * scale when given)."""
     cdef Py_ssize_t i, j
-    cdef int nt = pool_for(rows * cols)
+    cdef int nt = elementwise_threads(rows * cols)
     cdef floating v
     for i in prange(rows, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         for j in range(cols):
@@ -127,7 +123,7 @@ def batchnorm_backward(const floating[:, ::1] dy not None, const floating[:, ::1
             raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
     check_same_shape("x_hat", x_hat.shape, "dy", dy.shape, 2)
     check_same_shape("dx", dx.shape, "dy", dy.shape, 2)
-    cdef int nt = pool_for(m * f)
+    cdef int nt = elementwise_threads(m * f)
     cdef floating inv_m = <floating> (1.0 / m) if m > 0 else 0
     cdef const floating* g = &dy[0, 0]
     cdef const floating* h = &x_hat[0, 0]

@@ -7,7 +7,7 @@ generator (so both backends see the same mask); y = x · keep / (1-p).
 from cython cimport floating
 from cython.parallel cimport prange
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 
 include "_checks.pxi"
 
@@ -24,7 +24,7 @@ def dropout_forward(const floating[:, ::1] x not None, const floating[:, ::1] u 
     cdef const floating* up = &u[0, 0]
     cdef floating* yp = &out[0, 0]
     cdef floating keep_scale = <floating> (1 / (1 - p)), threshold = <floating> p
-    cdef int nt = threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         yp[i] = xp[i] * keep_scale if up[i] >= threshold else 0
 

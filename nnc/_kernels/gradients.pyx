@@ -10,13 +10,9 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 
 include "_checks.pxi"
-
-
-cdef inline int pool_for(Py_ssize_t size) noexcept nogil:
-    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
 
 
 cdef double block_sum_of_squares(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
@@ -40,7 +36,7 @@ cdef double block_sum_of_squares(const floating* x, Py_ssize_t first, Py_ssize_t
 
 cdef double sum_of_squares(const floating* x, Py_ssize_t size) noexcept nogil:
     """Σ x² in double; one contiguous block per thread, added in block order."""
-    cdef int n_threads = pool_for(size)
+    cdef int n_threads = elementwise_threads(size)
     cdef Py_ssize_t t, block
     cdef double total = 0
     cdef double* partial = NULL
@@ -79,7 +75,7 @@ def scale(floating[::1] x not None, double factor):
     cdef Py_ssize_t i, size = x.shape[0]
     cdef floating* xp = &x[0]
     cdef floating c = <floating> factor
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         xp[i] *= c
 
@@ -89,7 +85,7 @@ def clip(floating[::1] x not None, double limit):
     cdef Py_ssize_t i, size = x.shape[0]
     cdef floating* xp = &x[0]
     cdef floating v = <floating> limit
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         if xp[i] > v:
             xp[i] = v
@@ -105,7 +101,7 @@ def l2_penalty(const floating[::1] w not None, floating[::1] g not None, double 
     cdef const floating* wp = &w[0]
     cdef floating* gp = &g[0]
     cdef floating c = <floating> lam
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     cdef double total
     with nogil:
         total = sum_of_squares(wp, size)

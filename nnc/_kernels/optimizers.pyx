@@ -18,13 +18,9 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 
 include "_checks.pxi"
-
-
-cdef inline int pool_for(Py_ssize_t size) noexcept nogil:
-    return threads_for(<double> size, ELEMENTWISE_PARALLEL_MIN)
 
 
 cdef inline floating root(floating x) noexcept nogil:
@@ -41,7 +37,7 @@ def sgd_update(floating[::1] w not None, const floating[::1] g not None, double 
     cdef floating* wp = &w[0]
     cdef const floating* gp = &g[0]
     cdef floating alpha = <floating> lr
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         wp[i] -= alpha * gp[i]
 
@@ -57,7 +53,7 @@ def momentum_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating* zp = &z[0]
     cdef floating alpha = <floating> lr, b = <floating> beta, one_minus_b = <floating> (1 - beta)
     cdef floating step
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         step = -one_minus_b * gp[i]
         zp[i] = b * zp[i] + step
@@ -78,7 +74,7 @@ def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating* rp = &r[0]
     cdef floating alpha = <floating> lr, p = <floating> rho, one_minus_p = <floating> (1 - rho)
     cdef floating e = <floating> eps
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         rp[i] = p * rp[i] + one_minus_p * gp[i] * gp[i]
         wp[i] -= alpha * gp[i] / root(rp[i] + e)
@@ -107,7 +103,7 @@ def adam_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating e = <floating> eps
     cdef floating decay = <floating> (1 - lr * weight_decay)
     cdef bint decoupled = weight_decay != 0
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         if decoupled:
             wp[i] *= decay
@@ -126,7 +122,7 @@ def adagrad_update(floating[::1] w not None, const floating[::1] g not None,
     cdef const floating* gp = &g[0]
     cdef floating* rp = &r[0]
     cdef floating alpha = <floating> lr, e = <floating> eps
-    cdef int nt = pool_for(size)
+    cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         rp[i] += gp[i] * gp[i]
         wp[i] -= alpha * gp[i] / (root(rp[i]) + e)
