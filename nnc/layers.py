@@ -57,6 +57,20 @@ class Layer:
         """Features of the output for ``in_features`` input features."""
         return in_features
 
+    @property
+    def last_output(self):
+        """A read-only view of the output of the last forward pass (the
+        workspace buffer the next forward of that batch size overwrites),
+        or None before the first forward or when the layer passed its input
+        through unchanged. Diagnostics read activations here; the hot path
+        never calls it."""
+        by_shape = self.workspace._arrays.get("y") if self.workspace is not None else None
+        if not by_shape:
+            return None
+        view = next(reversed(by_shape.values())).view()  # the most recently used shape
+        view.flags.writeable = False
+        return view
+
     def config(self):
         """Constructor arguments, for repr and persistence."""
         return {}
@@ -302,6 +316,12 @@ class Dropout(Layer):
             self.rng.random(out=self._u, dtype=self._u.dtype)
         self.backend.dropout_forward(x, self._u, self.p, out)
         return out
+
+    @property
+    def last_output(self):
+        """None after a pass-through (evaluation or ``p = 0``): the output
+        was the input."""
+        return None if self._u is None else Layer.last_output.fget(self)
 
     def backward(self, dy, need_input_grad=True):
         if self._u is None:

@@ -45,7 +45,7 @@ class Sequential:
             seed = check_int(seed, "seed", low=0)
         self.layers = list(layers)
         self.dtype = check_dtype(dtype)
-        self.backend = get_backend(backend)
+        self.backend = get_backend(backend, self.dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.training = True

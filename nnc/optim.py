@@ -68,7 +68,7 @@ class Optimizer:
                              "parameters; create one optimizer per model")
         self.params = params
         self.grads = grads
-        self.backend = get_backend(backend)
+        self.backend = get_backend(backend, params.dtype)
         for name in self.state_names:
             self.state.setdefault(name, np.zeros_like(self.params))
         return self

@@ -9,18 +9,26 @@ _BACKENDS = {}
 NAMES = ("cython", "numpy")
 
 
-def get_backend(name):
-    """The backend object for ``"cython"`` or ``"numpy"`` (or a backend object)."""
+def get_backend(name, dtype=None):
+    """The backend object for ``"cython"`` or ``"numpy"`` (or a backend object).
+
+    With ``dtype``, the compiled backend's kernels are the float32 or float64
+    specialisations themselves, which skips Cython's per-call dispatch on
+    the argument types (a model knows its dtype)."""
     if not isinstance(name, str):
         if all(hasattr(name, f) for f in ("dense_forward", "softmax_cross_entropy")):
-            return name
-        raise TypeError(f"backend must be one of {NAMES} or a backend object, got {name!r}")
+            name = name.name if dtype is not None and name.name in NAMES else name
+            if not isinstance(name, str):
+                return name
+        else:
+            raise TypeError(f"backend must be one of {NAMES} or a backend object, got {name!r}")
     if name not in NAMES:
         raise ValueError(f"backend must be one of {NAMES}, got {name!r}")
-    if name not in _BACKENDS:
+    key = (name, None if dtype is None or name == "numpy" else str(dtype))
+    if key not in _BACKENDS:
         if name == "numpy":
             from nnc.backends.numpy_backend import NumpyBackend as cls
         else:
             from nnc.backends.cython_backend import CythonBackend as cls
-        _BACKENDS[name] = cls()
-    return _BACKENDS[name]
+        _BACKENDS[key] = cls() if key[1] is None else cls(dtype)
+    return _BACKENDS[key]

@@ -3,6 +3,8 @@
 Same functions and signatures as numpy_backend.NumpyBackend. Each kernel
 checks shapes, dtypes and contiguity before it drops the GIL.
 """
+import numpy as np
+
 from nnc._kernels import (_blas, activations, batchnorm, checks, dense, dropout, gradients,
                           losses, optimizers)
 from nnc.threads import pin_scipy_blas
@@ -11,7 +13,22 @@ pin_scipy_blas()
 
 
 class CythonBackend:
+    """The compiled kernels. ``CythonBackend(dtype)`` binds each kernel's
+    float32 or float64 specialisation directly (no dispatch per call)."""
+
     name = "cython"
+
+    def __init__(self, dtype=None):
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        if self.dtype is None:
+            return
+        specialisation = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+        if self.dtype not in specialisation:
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        for name in dir(type(self)):
+            kernel = getattr(type(self), name)
+            if hasattr(kernel, "__signatures__"):
+                setattr(self, name, kernel[specialisation[self.dtype]])
 
     gemm = staticmethod(_blas.gemm_into)
     dense_forward = staticmethod(dense.dense_forward)
