@@ -13,7 +13,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-from nnc._kernels._parallel cimport threads_for, GEMM_PARALLEL_MIN
+from nnc._kernels._parallel cimport gemm_threads
 
 
 cdef void gemm_serial(bint trans_a, bint trans_b, int m, int n, int k,
@@ -44,7 +44,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                const floating* b, int ldb,
                floating beta, floating* c, int ldc) noexcept nogil:
     """gemm_serial, split into row blocks of C across the pool when large."""
-    cdef int n_threads = threads_for(<double> m * n * k, GEMM_PARALLEL_MIN)
+    cdef int n_threads = gemm_threads(<double> m * n * k)
     cdef int block, t, first, rows
     cdef const floating* a_block
     if n_threads > m:

@@ -9,7 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 
 
 cdef void reduce_rows(const floating* a, const floating* b, const floating* center,
@@ -45,7 +45,7 @@ cdef int column_reduce(const floating* a, const floating* b, const floating* cen
     pass (either output may be NULL; center NULL means c = 0). Sums are
     accumulated in double, so float32 results round once. Returns -1 if the
     per-thread partials cannot be allocated."""
-    cdef int n_threads = threads_for(<double> rows * cols, ELEMENTWISE_PARALLEL_MIN)
+    cdef int n_threads = elementwise_threads(rows * cols)
     cdef Py_ssize_t block, t, j
     cdef double* partial
     cdef double* part_a

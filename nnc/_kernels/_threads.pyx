@@ -1,5 +1,24 @@
-"""The size of nnc's one OpenMP thread pool."""
-from nnc._kernels._parallel cimport NNC_HAVE_OPENMP, omp_get_max_threads, omp_set_num_threads
+"""The size of nnc's one OpenMP thread pool, and when kernels use it."""
+
+cdef extern from "_openmp_shim.h":
+    int NNC_HAVE_OPENMP
+    int omp_get_max_threads() noexcept nogil
+    void omp_set_num_threads(int n) noexcept nogil
+
+# Elementwise passes (activations, optimizer updates, losses, column sums)
+# run on one thread below this many elements, GEMMs below this many
+# multiply-adds (m*n*k). Defaults measured with benchmarks/thresholds.py
+# (see README, "Speed"); set_parallel_thresholds changes them at run time.
+cdef double _elementwise_min = 1 << 20
+cdef double _gemm_min = 1 << 21
+
+
+cdef double elementwise_min_size() noexcept nogil:
+    return _elementwise_min
+
+
+cdef double gemm_min_work() noexcept nogil:
+    return _gemm_min
 
 
 def openmp_enabled():
@@ -15,3 +34,17 @@ def set_num_threads(int n):
 def get_num_threads():
     """Threads a parallel kernel uses (1 when built without OpenMP)."""
     return omp_get_max_threads()
+
+
+def set_parallel_thresholds(elementwise=None, gemm=None):
+    """Minimum elements (elementwise kernels) and multiply-adds (GEMM) for
+    a kernel to use more than one thread; None keeps the current value."""
+    global _elementwise_min, _gemm_min
+    if elementwise is not None:
+        _elementwise_min = float(elementwise)
+    if gemm is not None:
+        _gemm_min = float(gemm)
+
+
+def get_parallel_thresholds():
+    return {"elementwise": _elementwise_min, "gemm": _gemm_min}

@@ -16,7 +16,7 @@ from libc.math cimport exp, log, log1p, fabs
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 
-from nnc._kernels._parallel cimport threads_for, ELEMENTWISE_PARALLEL_MIN
+from nnc._kernels._parallel cimport elementwise_threads
 
 include "_checks.pxi"
 
@@ -83,7 +83,7 @@ cdef double blocked_loss(LossKind kind, const floating* pred, const int64_t* lab
                          const floating* target, floating* grad, Py_ssize_t n,
                          Py_ssize_t k, double scale, int* bad_label) noexcept nogil:
     """Σ of the per-element losses, one block of rows per thread."""
-    cdef int n_threads = threads_for(<double> n * k, ELEMENTWISE_PARALLEL_MIN)
+    cdef int n_threads = elementwise_threads(n * k)
     cdef Py_ssize_t t, block
     cdef double total = 0
     cdef double* partial
