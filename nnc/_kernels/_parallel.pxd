@@ -8,6 +8,8 @@ cdef extern from "_openmp_shim.h":
     int omp_get_max_threads() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
     int omp_get_thread_num() noexcept nogil
+    unsigned int nnc_denormals_off() noexcept nogil
+    void nnc_denormals_restore(unsigned int old) noexcept nogil
 
 
 cdef inline int threads_for(double work, double threshold) noexcept nogil:

@@ -13,12 +13,16 @@ Adam       m ← β₁ m + (1-β₁) g;  v ← β₂ v + (1-β₂) g²
            w ← w - α m̂ / (sqrt(v̂) + ε),  m̂ = m/(1-β₁ᵗ),  v̂ = v/(1-β₂ᵗ)
 AdamW      w ← w - α λ w, then Adam
 Adagrad    r ← r + g²;                  w ← w - α g / (sqrt(r) + ε)
+
+The updates run with denormals flushed to zero (see _openmp_shim.h): state
+that decays towards zero would otherwise crawl through denormal arithmetic.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, sqrtf
 
-from nnc._kernels._parallel cimport elementwise_threads
+from nnc._kernels._parallel cimport (elementwise_threads, nnc_denormals_off,
+                                     nnc_denormals_restore)
 
 include "_checks.pxi"
 
@@ -38,8 +42,12 @@ def sgd_update(floating[::1] w not None, const floating[::1] g not None, double 
     cdef const floating* gp = &g[0]
     cdef floating alpha = <floating> lr
     cdef int nt = elementwise_threads(size)
-    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        wp[i] -= alpha * gp[i]
+    cdef unsigned int mode
+    with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
+        mode = nnc_denormals_off()
+        for i in prange(size, schedule="static"):
+            wp[i] -= alpha * gp[i]
+        nnc_denormals_restore(mode)
 
 
 def momentum_update(floating[::1] w not None, const floating[::1] g not None,
@@ -54,13 +62,17 @@ def momentum_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating alpha = <floating> lr, b = <floating> beta, one_minus_b = <floating> (1 - beta)
     cdef floating step
     cdef int nt = elementwise_threads(size)
-    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        step = -one_minus_b * gp[i]
-        zp[i] = b * zp[i] + step
-        if nesterov:
-            wp[i] += alpha * (b * zp[i] + step)
-        else:
-            wp[i] += alpha * zp[i]
+    cdef unsigned int mode
+    with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
+        mode = nnc_denormals_off()
+        for i in prange(size, schedule="static"):
+            step = -one_minus_b * gp[i]
+            zp[i] = b * zp[i] + step
+            if nesterov:
+                wp[i] += alpha * (b * zp[i] + step)
+            else:
+                wp[i] += alpha * zp[i]
+        nnc_denormals_restore(mode)
 
 
 def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
@@ -75,9 +87,13 @@ def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating alpha = <floating> lr, p = <floating> rho, one_minus_p = <floating> (1 - rho)
     cdef floating e = <floating> eps
     cdef int nt = elementwise_threads(size)
-    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        rp[i] = p * rp[i] + one_minus_p * gp[i] * gp[i]
-        wp[i] -= alpha * gp[i] / root(rp[i] + e)
+    cdef unsigned int mode
+    with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
+        mode = nnc_denormals_off()
+        for i in prange(size, schedule="static"):
+            rp[i] = p * rp[i] + one_minus_p * gp[i] * gp[i]
+            wp[i] -= alpha * gp[i] / root(rp[i] + e)
+        nnc_denormals_restore(mode)
 
 
 def adam_update(floating[::1] w not None, const floating[::1] g not None,
@@ -106,12 +122,16 @@ def adam_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating decay = <floating> (1 - lr * weight_decay)
     cdef bint decoupled = weight_decay != 0
     cdef int nt = elementwise_threads(size)
-    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        if decoupled:
-            wp[i] *= decay
-        mp[i] = b1 * mp[i] + one_minus_b1 * gp[i]
-        vp[i] = b2 * vp[i] + one_minus_b2 * gp[i] * gp[i]
-        wp[i] -= step_size * mp[i] / (root(vp[i]) + e)
+    cdef unsigned int mode
+    with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
+        mode = nnc_denormals_off()
+        for i in prange(size, schedule="static"):
+            if decoupled:
+                wp[i] *= decay
+            mp[i] = b1 * mp[i] + one_minus_b1 * gp[i]
+            vp[i] = b2 * vp[i] + one_minus_b2 * gp[i] * gp[i]
+            wp[i] -= step_size * mp[i] / (root(vp[i]) + e)
+        nnc_denormals_restore(mode)
 
 
 def adagrad_update(floating[::1] w not None, const floating[::1] g not None,
@@ -125,6 +145,10 @@ def adagrad_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating* rp = &r[0]
     cdef floating alpha = <floating> lr, e = <floating> eps
     cdef int nt = elementwise_threads(size)
-    for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        rp[i] += gp[i] * gp[i]
-        wp[i] -= alpha * gp[i] / (root(rp[i]) + e)
+    cdef unsigned int mode
+    with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
+        mode = nnc_denormals_off()
+        for i in prange(size, schedule="static"):
+            rp[i] += gp[i] * gp[i]
+            wp[i] -= alpha * gp[i] / (root(rp[i]) + e)
+        nnc_denormals_restore(mode)
