@@ -17,8 +17,13 @@ from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnc.losses import BCEWithLogits, MeanSquaredError, SoftmaxCrossEntropy  # noqa: E402
 from nnc.model import Sequential  # noqa: E402
 from nnc.optim import SGD, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
+from nnc.nan_guard import TrainingDiverged  # noqa: E402
+from nnc.persistence import load  # noqa: E402
+from nnc.seed import get_seed, set_seed  # noqa: E402
 from nnc.threads import get_num_threads, set_num_threads, show_config  # noqa: E402
 from nnc.trainer import History, Trainer  # noqa: E402
+from nnc import diagnostics, playground, plotting  # noqa: E402  (matplotlib stays unimported)
+from nnc.diagnostics import Diagnostics  # noqa: E402
 
 __all__ = [
     "__version__", "callbacks", "datasets", "init", "gradcheck",
@@ -27,4 +32,6 @@ __all__ = [
     "Sequential", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Trainer", "History",
     "schedules",
     "set_num_threads", "get_num_threads", "show_config",
+    "diagnostics", "Diagnostics", "playground", "plotting",
+    "load", "set_seed", "get_seed", "TrainingDiverged",
 ]

@@ -160,6 +160,20 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
     """Time every contender in every configuration; returns a result dict."""
     from tqdm.auto import tqdm
 
+    from nnc._validation import check_int
+
+    # every argument checked before any work (a bad one must not cost a run)
+    repeats = check_int(repeats, "repeats", low=1)
+    tiny_steps = check_int(tiny_steps, "tiny_steps", low=1)
+    batch_sizes = tuple(check_int(b, "batch_sizes", low=1) for b in batch_sizes)
+    threads = tuple(check_int(t, "threads", low=1, high=nnc.threads.MAX_THREADS)
+                    for t in threads)
+    if not batch_sizes or not threads:
+        raise ValueError("batch_sizes and threads must each name at least one value")
+    n_samples = check_int(n_samples, "n_samples", low=1)
+    if max(batch_sizes) > n_samples:
+        raise ValueError(f"batch_sizes: {max(batch_sizes)} is larger than the "
+                         f"{n_samples} samples")
     X, y = make_mnist_like(n_samples, seed=0)
     sizes = list(sizes)
     sizes[0] = X.shape[1]

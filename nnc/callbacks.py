@@ -7,7 +7,17 @@ A callback overrides any of the hooks below; each receives the trainer
 
 Order within one step: forward, loss, backward, L2, gradient norms,
 clipping, ``on_before_update``, ``optimizer.step()``, ``on_step_end``.
+
+Ready-made: ``LambdaCallback`` (plain functions), ``EarlyStopping``,
+``ModelCheckpoint``, ``ReduceLROnPlateau``, ``CSVLogger``.
 """
+import csv
+import math
+import os
+
+import numpy as np
+
+from nnc._validation import check_float, check_int
 
 
 class Callback:
@@ -44,3 +54,241 @@ class LambdaCallback(Callback):
             if not callable(function):
                 raise TypeError(f"{name} must be callable, got {function!r}")
             setattr(self, name, function)
+
+
+# --- callbacks that watch an epoch metric -----------------------------------
+
+
+def _check_path(path):
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
+    return path
+
+
+class _Best:
+    """The best value so far of one epoch metric (``monitor``), lower is
+    better for ``mode="min"``, higher for ``"max"``; ``"auto"`` picks max
+    for accuracies and min otherwise. An improvement must beat the best by
+    more than ``min_delta``; NaN never improves."""
+
+    def __init__(self, owner, monitor, mode, min_delta):
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"{owner}: monitor must be the name of an epoch metric "
+                            f"(e.g. 'val_loss'), got {monitor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.owner, self.monitor, self.mode = owner, monitor, mode
+        self.min_delta = check_float(min_delta, "min_delta", low=0)
+        self.reset()
+
+    def reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def value(self, logs):
+        if self.monitor not in logs:
+            hint = (" (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
+                    if self.monitor.startswith("val_") else "")
+            raise ValueError(f"{self.owner} monitors {self.monitor!r}, but the epoch logs "
+                             f"have {sorted(logs)}{hint}")
+        return float(logs[self.monitor])
+
+    def improved(self, value):
+        if not math.isfinite(value):
+            return False
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has not improved for ``patience``
+    epochs (lecture: early stopping as regularisation).
+
+    ``restore_best=True``: when ``fit`` ends (stopped or not), the model gets
+    back the weights and batch-norm statistics of the best epoch. After
+    ``fit``: ``best`` (the best value), ``best_epoch`` and ``stopped_epoch``
+    (0-based epoch indices; ``stopped_epoch`` is None if it never stopped).
+    State starts afresh at each ``fit``.
+    """
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
+                 restore_best=True):
+        self._best = _Best("EarlyStopping", monitor, mode, min_delta)
+        self.monitor = monitor
+        self.patience = check_int(patience, "patience", low=0)
+        self.restore_best = bool(restore_best)
+        self._params = self._buffers = None
+        self.on_train_begin(None)
+
+    @property
+    def best(self):
+        return self._best.best
+
+    def on_train_begin(self, trainer):
+        self._best.reset()
+        self.wait = 0
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self._saved = False
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        value = self._best.value(logs)
+        if self._best.improved(value):
+            self._best.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._snapshot(trainer.model)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer):
+        if self.restore_best and self._saved:
+            model = trainer.model
+            model.flat_params[...] = self._params
+            for layer, buffers in zip(model.layers, self._buffers):
+                for name, value in buffers.items():
+                    layer.buffers[name][...] = value
+
+    def _snapshot(self, model):
+        if self._params is None or self._params.shape != model.flat_params.shape:
+            self._params = model.flat_params.copy()
+            self._buffers = [{k: v.copy() for k, v in layer.buffers.items()}
+                             for layer in model.layers]
+        else:
+            np.copyto(self._params, model.flat_params)
+            for layer, buffers in zip(model.layers, self._buffers):
+                for name, value in buffers.items():
+                    np.copyto(value, layer.buffers[name])
+        self._saved = True
+
+
+class ModelCheckpoint(Callback):
+    """Write a checkpoint (``trainer.save_checkpoint``: model, optimizer and
+    trainer state, so ``fit(..., resume_from=path)`` continues from it) at
+    the end of every epoch, or with ``save_best_only=True`` only when
+    ``monitor`` improved. ``path`` may hold ``{epoch}`` (1-based) and epoch
+    metrics, e.g. ``"ckpt-{epoch:03d}-{val_loss:.3f}.npz"``. Writes are
+    atomic. ``saved`` lists ``(epoch, path)`` of every write (0-based epoch);
+    the best value starts afresh at each ``fit``."""
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        path = _check_path(path)
+        self.path = path
+        self.monitor = monitor
+        self.save_best_only = bool(save_best_only)
+        self._best = _Best("ModelCheckpoint", monitor, mode, 0.0)
+        self.saved = []
+
+    def on_train_begin(self, trainer):
+        self._best.reset()
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.save_best_only:
+            value = self._best.value(logs)
+            if not self._best.improved(value):
+                return
+            self._best.best = value
+        try:
+            path = self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled in from "
+                             f"epoch and {sorted(logs)}: {exc!r}") from None
+        trainer.save_checkpoint(path)
+        self.saved.append((epoch, path))
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply ``optimizer.lr`` by ``factor`` when ``monitor`` has not
+    improved (by more than ``min_delta``) for ``patience`` epochs, never
+    going below ``min_lr``; then wait ``cooldown`` epochs before counting
+    again. ``reductions`` lists ``(epoch, new_lr)``.
+
+    It sets ``trainer.optimizer.lr``, the rate used when the Trainer has no
+    ``schedule``. A ``schedule`` sets the rate at every step and would undo
+    each reduction, so combining the two raises ValueError at the start of
+    ``fit``. The reduced rate is part of the optimizer's state, so it is in
+    checkpoints.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_lr=0.0,
+                 min_delta=1e-4, cooldown=0, mode="auto"):
+        self._best = _Best("ReduceLROnPlateau", monitor, mode, min_delta)
+        self.monitor = monitor
+        self.factor = check_float(factor, "factor", low=0, high=1, low_open=True,
+                                  high_open=True)
+        self.patience = check_int(patience, "patience", low=0)
+        self.min_lr = check_float(min_lr, "min_lr", low=0)
+        self.cooldown = check_int(cooldown, "cooldown", low=0)
+        self.reductions = []
+        self.on_train_begin(None)
+
+    def on_train_begin(self, trainer):
+        if trainer is not None and trainer.schedule is not None:
+            raise ValueError("ReduceLROnPlateau changes optimizer.lr, but this Trainer has "
+                             f"schedule={trainer.schedule!r}, which sets the learning rate at "
+                             "every step and would undo it: use one or the other")
+        self._best.reset()
+        self.wait = 0
+        self._cooling = 0
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        value = self._best.value(logs)
+        if self._cooling > 0:
+            self._cooling -= 1
+            self.wait = 0
+        if self._best.improved(value):
+            self._best.best, self.wait = value, 0
+            return
+        if self._cooling > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            optimizer = trainer.optimizer
+            if optimizer.lr > self.min_lr:
+                optimizer.lr = max(optimizer.lr * self.factor, self.min_lr)
+                self.reductions.append((epoch, optimizer.lr))
+                self._cooling = self.cooldown
+            self.wait = 0
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch to ``path``: ``epoch`` (1-based), the
+    epoch's metrics (loss, accuracy, val_loss, ...) and ``lr`` (the learning
+    rate of the epoch's last step). The header is the first row. Without
+    ``append`` the file is rewritten at each ``fit``; with it rows are added
+    (and the header only to an empty file). Each row is written and closed
+    at once, so the file is complete even if training is interrupted."""
+
+    def __init__(self, path, append=False, separator=","):
+        path = _check_path(path)
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator must be one character, got {separator!r}")
+        self.path, self.append, self.separator = path, bool(append), separator
+        self._fields = None
+
+    def on_train_begin(self, trainer):
+        self._fields = None
+        if self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, newline="") as file:
+                self._fields = next(csv.reader(file, delimiter=self.separator), None)
+        else:
+            open(self.path, "w").close()
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        lrs = trainer.history.steps.get("lr")
+        row = {"epoch": epoch + 1, **logs, "lr": lrs[-1] if lrs else trainer.optimizer.lr}
+        header = self._fields is None
+        if header:
+            self._fields = list(row)
+        with open(self.path, "a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self._fields, restval="",
+                                    extrasaction="ignore", delimiter=self.separator)
+            if header:
+                writer.writeheader()
+            writer.writerow(row)

@@ -3,6 +3,8 @@ import argparse
 import sys
 import time
 
+from nnc import commands
+
 
 def demo(args):
     """Train 64-128-10 (ReLU, softmax cross-entropy, SGD) on the bundled digits."""
@@ -60,6 +62,13 @@ def config(args):
     return 0
 
 
+def diagnose(args):
+    """Print the diagnosis of a saved History (logic in nnc.diagnostics)."""
+    from nnc.diagnostics import diagnose_command
+
+    return diagnose_command(args.run_file, plot=args.plot)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m nnc",
                                      description="nnc: neural networks for learning optimization")
@@ -85,6 +94,13 @@ def build_parser():
     p.set_defaults(run=bench)
     p = sub.add_parser("config", help="print version, OpenMP, BLAS and thread settings")
     p.set_defaults(run=config)
+    p = sub.add_parser("diagnose", help="read a verdict from a saved training run "
+                       "(history.save('RUN.json')); exit status 1 when problems are found")
+    p.add_argument("run_file", metavar="RUN.json", help="a History written by history.save")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also draw the learning curves to this file (needs matplotlib)")
+    p.set_defaults(run=diagnose)
+    commands.add_parsers(sub, parent=parser)  # train, evaluate (nnc/commands.py)
     return parser
 
 

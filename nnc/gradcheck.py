@@ -12,6 +12,7 @@ import numpy as np
 
 from nnc._validation import check_features, check_float
 from nnc.losses import get_loss
+from nnc.model import Sequential
 
 
 def relative_error(analytic, numeric):
@@ -30,6 +31,8 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     A correct implementation gives errors around 1e-8 or below; > 1e-6
     points at a bug.
     """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
     if model.dtype != np.float64:
         raise TypeError(f"gradcheck needs a float64 model (got {model.dtype.name}): "
                         "build it with Sequential(..., dtype='float64')")

@@ -1,4 +1,7 @@
 """History: what happened during training, step by step and epoch by epoch."""
+import json
+
+import numpy as np
 
 
 class History:
@@ -12,11 +15,19 @@ class History:
     (``"loss"``, ``"accuracy"`` for classification, ``"val_loss"``,
     ``"val_accuracy"`` with validation data). ``history["loss"]`` reads the
     per-epoch list.
+
+    With ``Trainer(..., diagnostics=True)``, ``diagnostics[name]`` holds the
+    per-layer statistics of ``nnc.diagnostics`` (lists aligned with
+    ``diagnostics["step"]``) and ``meta["layers"]`` the layer names.
+    ``report()`` reads a verdict from all of it, ``plot()`` draws it, and
+    ``save(path)`` / ``History.load(path)`` keep it as JSON.
     """
 
     def __init__(self):
         self.steps = {"loss": [], "lr": [], "grad_norm": []}
         self.epochs = {}
+        self.diagnostics = {}
+        self.meta = {}
 
     def record_epoch(self, **values):
         for name, value in values.items():
@@ -32,8 +43,59 @@ class History:
 
     def to_dict(self):
         return {"steps": {k: list(v) for k, v in self.steps.items()},
-                "epochs": {k: list(v) for k, v in self.epochs.items()}}
+                "epochs": {k: list(v) for k, v in self.epochs.items()},
+                "diagnostics": {k: list(v) for k, v in getattr(self, "diagnostics", {}).items()},
+                "meta": dict(getattr(self, "meta", {}))}
+
+    @classmethod
+    def from_dict(cls, state):
+        """The History that ``to_dict`` described."""
+        if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
+            raise ValueError("state must be a dict from History.to_dict() with a 'steps' entry")
+        history = cls()
+        for part in ("steps", "epochs", "diagnostics"):
+            for name, values in (state.get(part) or {}).items():
+                getattr(history, part)[name] = list(values)
+        history.meta = dict(state.get("meta") or {})
+        return history
+
+    def save(self, path):
+        """Write ``to_dict()`` as JSON (NaN and inf written as NaN, Infinity)."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"format": "nnc.History", "version": 1, **self.to_dict()}, f,
+                      default=_json_value)
+
+    @classmethod
+    def load(cls, path):
+        """Read a History written by ``save``."""
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        if not isinstance(state, dict) or state.get("format", "nnc.History") != "nnc.History":
+            raise ValueError(f"{path!r} is not an nnc History file (written by history.save)")
+        return cls.from_dict(state)
+
+    def report(self):
+        """A short plain-text diagnosis with its evidence (``nnc.diagnostics``)."""
+        from nnc.diagnostics import report
+
+        return report(self)
+
+    def plot(self, path=None):
+        """Learning curves (``nnc.plotting.plot_history``); needs matplotlib
+        (``pip install nnc[plot]``). Saved to ``path`` when given; returns the figure."""
+        from nnc.plotting import plot_history
+
+        return plot_history(self, path=path)
 
     def __repr__(self):
         last = {k: v[-1] for k, v in self.epochs.items() if v}
         return f"History({len(self.steps['loss'])} steps, last epoch {last})"
+
+
+def _json_value(value):
+    """NumPy scalars and arrays as plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot save {type(value).__name__} in a History")

@@ -5,6 +5,7 @@ all gradients in another (``flat_grads``); each layer's ``params``/``grads``
 dicts hold views into them. An optimizer therefore updates the whole model
 with one kernel call, and the global gradient norm is one pass.
 """
+import math
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from nnc._validation import check_dtype, check_features, check_int
 from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
+from nnc.seed import get_seed
 from nnc.workspace import Workspace
 
 
@@ -25,7 +27,8 @@ class Sequential:
     backend : "cython" (compiled kernels) or "numpy" (the reference)
     seed : int or None. Seeds the generator that draws the initial weights
         (and, through the Trainer, the shuffling): the same seed gives the
-        same weights in both backends. None draws fresh entropy.
+        same weights in both backends. None uses the default set by
+        ``nnc.set_seed`` if there is one, else draws fresh entropy.
     """
 
     def __init__(self, *layers, dtype="float32", backend="cython", seed=None):
@@ -43,6 +46,8 @@ class Sequential:
                 raise ValueError(f"layer {i} ({layer!r}) already belongs to a model")
         if seed is not None:
             seed = check_int(seed, "seed", low=0)
+        else:
+            seed = get_seed()  # nnc.set_seed's default (None: fresh entropy)
         self.layers = list(layers)
         self.dtype = check_dtype(dtype)
         self.backend = get_backend(backend, self.dtype)
@@ -74,21 +79,25 @@ class Sequential:
                    for i, layer in enumerate(self.layers)
                    for name, shape in layer.param_shapes().items()]
         entries.sort(key=lambda e: e[0])  # stable: decayed first, then model order
-        total = sum(int(np.prod(shape)) for *_, shape in entries)
+        # math.prod: exact Python ints (np.prod wraps around silently in int64)
+        total = sum(math.prod(shape) for *_, shape in entries)
+        if total > np.iinfo(np.intp).max // self.dtype.itemsize:
+            raise ValueError(f"the model would have {total} parameters, more than this "
+                             "machine can address; check the layer sizes")
         self.flat_params = np.zeros(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
         self.params, self.grads = {}, {}
         self.param_layers = []  # layer index of each parameter, in buffer order
         offsets = [0]
         for undecayed, i, name, shape in entries:
-            start, stop = offsets[-1], offsets[-1] + int(np.prod(shape))
+            start, stop = offsets[-1], offsets[-1] + math.prod(shape)
             layer, key = self.layers[i], f"{i}.{name}"
             layer.params[name] = self.params[key] = self.flat_params[start:stop].reshape(shape)
             layer.grads[name] = self.grads[key] = self.flat_grads[start:stop].reshape(shape)
             self.param_layers.append(i)
             offsets.append(stop)
         self.param_offsets = np.array(offsets, dtype=np.int64)
-        self.n_decayed = sum(int(np.prod(shape)) for undecayed, *_, shape in entries
+        self.n_decayed = sum(math.prod(shape) for undecayed, *_, shape in entries
                              if not undecayed)
 
     def _initialize(self):
@@ -175,6 +184,15 @@ class Sequential:
             stop = min(start + batch_size, X.shape[0])
             out[start:stop] = self._forward(X[start:stop], training=False)
         return out
+
+    def save(self, path, metadata=None):
+        """Write the model to ``path`` (one ``.npz``: the arrays plus a JSON
+        header with the architecture); ``nnc.load(path)`` reads it back.
+        ``metadata`` is an optional JSON-serialisable dict kept in the header.
+        See ``nnc.persistence``."""
+        from nnc.persistence import save_model
+
+        save_model(self, path, metadata=metadata)
 
     def summary(self):
         lines = [f"Sequential(dtype={self.dtype.name}, backend={self.backend.name!r}, "

@@ -26,6 +26,8 @@ AdamW      decoupled decay w ← w - αλw, then Adam        torch AdamW (decays
 Adagrad    r ← r + g²;  w ← w - αg/(sqrt(r) + ε)         torch Adagrad(initial_accumulator=0)
 =========  ===========================================  ====================================
 """
+import math
+
 import numpy as np
 
 from nnc._validation import check_float
@@ -51,6 +53,9 @@ class Optimizer:
         ``bind(w, g, backend)`` (1-D float arrays updated in place, as the
         playground does). State starts at zero."""
         if grads is None:
+            if not all(hasattr(model, a) for a in ("flat_params", "flat_grads", "backend")):
+                raise TypeError(f"model must be an nnc.Sequential (or call bind(w, grads) with "
+                                f"two 1-D float arrays), got {model!r:.80}")
             params, grads, backend = model.flat_params, model.flat_grads, model.backend
         else:
             params = model
@@ -79,8 +84,12 @@ class Optimizer:
         if self.params is None:
             raise RuntimeError(f"{type(self).__name__} is not bound to a model: "
                                "call optimizer.bind(model) or pass it to a Trainer")
+        if lr is None:
+            lr = self.lr
+        elif not (isinstance(lr, float) and 0.0 <= lr < math.inf):  # fast path: a finite float
+            lr = check_float(lr, "lr", low=0)  # a clear error, or a NumPy scalar converted
         self.t += 1
-        self._update(self.lr if lr is None else lr)
+        self._update(lr)
 
     def zero_grad(self):
         """Set every gradient to zero."""

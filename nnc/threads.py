@@ -20,7 +20,7 @@ def _kernels_threads():
 def set_num_threads(n):
     """Use ``n`` threads in nnc's kernels (the OpenMP pool of the calling
     thread). ``OMP_NUM_THREADS`` sets the starting value."""
-    n = check_int(n, "n", low=1, high=MAX_THREADS)
+    n = check_int(n, "the number of threads n", low=1, high=MAX_THREADS)
     _kernels_threads().set_num_threads(n)
 
 

@@ -11,12 +11,15 @@ from tqdm.auto import tqdm
 
 import copy
 import math
+import warnings
 
 from nnc._validation import check_features, check_float, check_int
 from nnc.callbacks import Callback
+from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
 from nnc.losses import get_loss
 from nnc.model import Sequential
+from nnc.nan_guard import TrainingDiverged, check_guard_mode, diverged, update_limit
 from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
@@ -43,6 +46,18 @@ class Trainer:
     seed : seeds the shuffling generator (default: drawn from the model's)
     callbacks : ``nnc.callbacks.Callback`` objects run by every ``fit``
         (``fit(callbacks=...)`` adds more for one call)
+    diagnostics : True, a positive int k or ``nnc.diagnostics.Diagnostics(every=k)``
+        records per-layer statistics (gradient and weight norms, update/weight
+        ratios, activation statistics, dead ReLU units, batch-norm batch
+        statistics) every k steps into ``history.diagnostics``; None/False
+        (default) records nothing and costs nothing. ``history.report()``
+        reads a verdict from them.
+    nan_guard : True (default) stops training *before* an update when the
+        loss or a gradient is NaN/Inf (or ``lr*|g|`` would overflow), raising
+        ``nnc.TrainingDiverged`` that names the step and the layer; the model
+        keeps the weights of the last finite step. ``"warn"`` stops ``fit``
+        with a RuntimeWarning instead; False turns the check off. It costs
+        three float comparisons per step (see ``nnc/nan_guard.py``).
 
     A step: forward, loss and its gradient, backward, + λw (l2), record the
     gradient norms, clip, ``optimizer.step(lr_t)``. A second ``fit``
@@ -52,7 +67,7 @@ class Trainer:
 
     def __init__(self, model, loss="softmax_cross_entropy", optimizer=None, batch_size=32,
                  clip_norm=None, clip_value=None, schedule=None, l2=0.0, seed=None,
-                 callbacks=None):
+                 callbacks=None, diagnostics=None, nan_guard=True):
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
         self.model = model
@@ -70,6 +85,8 @@ class Trainer:
             clip_value, "clip_value", low=0, low_open=True)
         self.schedule = as_schedule(schedule)
         self.l2 = check_float(l2, "l2", low=0)
+        self.nan_guard = check_guard_mode(nan_guard)
+        self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
         self._decayed_params = model.flat_params[:model.n_decayed]
         self._decayed_grads = model.flat_grads[:model.n_decayed]
@@ -81,6 +98,9 @@ class Trainer:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(check_int(seed, "seed", low=0))
         self.callbacks = self._check_callbacks(callbacks)
+        self.diagnostics = as_diagnostics(diagnostics)
+        if self.diagnostics is not None and self.diagnostics not in self.callbacks:
+            self.callbacks.append(self.diagnostics)
         self.stop_training = False
         self._active_callbacks = ()
         self.history = History()
@@ -91,6 +111,11 @@ class Trainer:
 
     @staticmethod
     def _check_callbacks(callbacks):
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        if isinstance(callbacks, str) or not hasattr(callbacks or (), "__iter__"):
+            raise TypeError(f"callbacks must be a list of nnc.callbacks.Callback objects, "
+                            f"got {callbacks!r}")
         callbacks = list(callbacks or ())
         for callback in callbacks:
             if not isinstance(callback, Callback):
@@ -112,6 +137,8 @@ class Trainer:
     # --- one step -----------------------------------------------------------
     def _train_step(self, xb, yb):
         model, backend, steps = self.model, self.model.backend, self.history.steps
+        # first: a schedule that returns nonsense stops fit before anything changes
+        lr = self.optimizer.lr if self.schedule is None else self._scheduled_lr()
         output = model._forward(xb, training=True)
         loss = self.loss._forward(output, yb)
         model._backward(self.loss._grad)
@@ -122,7 +149,10 @@ class Trainer:
             backend.scale(model.flat_grads, self.clip_norm / norm)
         if self.clip_value is not None:
             backend.clip(model.flat_grads, self.clip_value)
-        lr = self.optimizer.lr if self.schedule is None else self.schedule(self.step_count)
+        # NaN/Inf guard (nnc/nan_guard.py): float comparisons only, no array work
+        if self.nan_guard and not (math.isfinite(loss) and math.isfinite(norm) and lr * min(
+                norm, self.clip_norm or norm) < self._update_limit):
+            raise diverged(self, loss, norm, lr)
         if self._active_callbacks:
             self._call("on_before_update")
         self.optimizer.step(lr)
@@ -134,6 +164,14 @@ class Trainer:
                                        "grad_norm": norm})
         correct = backend.count_correct(output, yb) if self.loss.classification else 0
         return loss, correct
+
+    def _scheduled_lr(self):
+        """The schedule's learning rate for this step, checked: a finite
+        number >= 0 (a bad one stops training before the update)."""
+        lr = self.schedule(self.step_count)
+        if isinstance(lr, float) and 0.0 <= lr < math.inf:
+            return lr
+        return check_float(lr, f"the learning rate schedule({self.step_count})", low=0)
 
     def _record_gradient_norms(self):
         """Global and per-layer gradient norms from one pass over the flat
@@ -174,22 +212,51 @@ class Trainer:
 
     # --- public API ---------------------------------------------------------
     def fit(self, X, y, epochs=1, validation_data=None, shuffle=True, verbose=True,
-            callbacks=None):
-        """Train for ``epochs`` passes over (X, y); returns ``self.history``."""
+            callbacks=None, resume_from=None):
+        """Train for ``epochs`` passes over (X, y); returns ``self.history``.
+
+        ``resume_from``: a checkpoint file (``save_checkpoint``,
+        ``callbacks.ModelCheckpoint``) restored first: weights, buffers,
+        optimizer state, step count, shuffling generator and history, so
+        training continues bit-identically to a run that was never stopped.
+        With ``resume_from``, ``epochs`` is the *total* number of epochs, the
+        checkpoint's included: rerunning the same script after an
+        interruption finishes the original plan.
+        """
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
         if self.batch_size > X.shape[0]:
             raise ValueError(f"batch_size {self.batch_size} is larger than the "
                              f"{X.shape[0]} training samples")
+        if self.model.needs_batch_statistics and min(self.batch_size, X.shape[0]) < 2:
+            raise ValueError(f"batch_size {self.batch_size} with {X.shape[0]} training "
+                             "sample(s): a model with BatchNorm needs training batches of at "
+                             "least 2 samples")
+        if self.schedule is not None:
+            self._scheduled_lr()  # a schedule that fails at once fails before any work
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             validation_data = self._check_data(*validation_data, "X_val", "y_val")
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+            done = len(self.history.epochs.get("loss", []))
+            if done >= epochs:
+                warnings.warn(f"the checkpoint {resume_from!r} already has {done} epochs and "
+                              f"epochs={epochs} counts the total with resume_from: nothing "
+                              "to train", UserWarning, stacklevel=2)
+                return self.history
+            epochs -= done
         self._active_callbacks = tuple(self.callbacks + self._check_callbacks(callbacks))
         self.stop_training = False
         try:
             self._call("on_train_begin")
-            self._fit_epochs(X, y, epochs, validation_data, shuffle, verbose)
+            try:
+                self._fit_epochs(X, y, epochs, validation_data, shuffle, verbose)
+            except TrainingDiverged as exc:
+                if self.nan_guard != "warn":
+                    raise
+                warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
             self._call("on_train_end")
         finally:
             self._active_callbacks = ()
@@ -264,10 +331,18 @@ class Trainer:
             "step_count": self.step_count,
             "rng": copy.deepcopy(self.rng.bit_generator.state),
             "history": self.history.to_dict(),
+            # the model's generator draws the dropout masks
+            "model_rng": copy.deepcopy(self.model.rng.bit_generator.state),
         }
 
     def load_state_dict(self, state):
         """Restore a ``state_dict`` into this trainer and its model."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from Trainer.state_dict(), "
+                            f"got {type(state).__name__}")
+        missing = {"params", "buffers", "optimizer", "step_count", "rng", "history"} - set(state)
+        if missing:
+            raise ValueError(f"state lacks {sorted(missing)}: not a Trainer.state_dict()")
         params = np.asarray(state["params"])
         if params.shape != self.model.flat_params.shape:
             raise ValueError(f"state_dict has {params.size} parameters, the model "
@@ -281,11 +356,26 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step_count = int(state["step_count"])
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
-        self.history = History()
-        for name, values in state["history"]["steps"].items():
-            self.history.steps[name] = list(values)
-        for name, values in state["history"]["epochs"].items():
-            self.history.epochs[name] = list(values)
+        if state.get("model_rng") is not None:
+            self.model.rng.bit_generator.state = copy.deepcopy(state["model_rng"])
+        self.history = History.from_dict(state["history"])
+
+    def save_checkpoint(self, path, metadata=None):
+        """Write model, optimizer state and trainer state to ``path`` (one
+        ``.npz``, atomically); ``fit(..., resume_from=path)`` or
+        ``load_checkpoint(path)`` continue from it. See ``nnc.persistence``."""
+        from nnc.persistence import save_checkpoint
+
+        save_checkpoint(self, path, metadata=metadata)
+
+    def load_checkpoint(self, path):
+        """Restore a checkpoint written by ``save_checkpoint`` into this
+        trainer (same architecture, dtype and optimizer type); a bad file
+        raises ValueError and changes nothing."""
+        from nnc.persistence import load_checkpoint
+
+        load_checkpoint(self, path)
+        return self
 
     def predict(self, X, batch_size=None):
         """The model's output for X (evaluation mode)."""

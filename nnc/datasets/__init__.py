@@ -1,4 +1,5 @@
-"""Data sets: the bundled 8x8 digits, and synthetic MNIST-shaped data.
+"""Data sets: the bundled 8x8 digits, synthetic MNIST-shaped data, and
+MNIST / Fashion-MNIST (downloaded once and cached; see ``nnc.datasets.mnist``).
 
 ``load_digits`` reads the copy bundled with nnc (see DIGITS.md beside this
 file for its source and licence), so demos and tests run offline.
@@ -8,6 +9,7 @@ import os
 import numpy as np
 
 from nnc._validation import check_dtype, check_float, check_int
+from nnc.datasets.mnist import load_fashion_mnist, load_mnist  # noqa: F401
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,8 +32,15 @@ def train_test_split(X, y, test_fraction=0.2, seed=0):
     """Shuffle once with ``seed`` and split off ``test_fraction`` of the
     samples: returns ``X_train, X_test, y_train, y_test``."""
     X, y = np.asarray(X), np.asarray(y)
+    for name, array in (("X", X), ("y", y)):
+        if array.ndim == 0:
+            raise ValueError(f"{name} must be an array with one entry per sample, "
+                             f"got {array!r:.60}")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+    if len(X) < 2:
+        raise ValueError(f"X has {len(X)} sample(s): a split needs at least 2")
+    seed = seed if seed is None else check_int(seed, "seed", low=0)
     test_fraction = check_float(test_fraction, "test_fraction", low=0, high=1,
                                 low_open=True, high_open=True)
     order = np.random.default_rng(seed).permutation(len(X))
@@ -52,7 +61,7 @@ def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
     n = check_int(n, "n", low=1)
     n_classes = check_int(n_classes, "n_classes", low=2)
     dtype = check_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if seed is None else check_int(seed, "seed", low=0))
     grid = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).reshape(-1, 2)
     prototypes = np.zeros((n_classes, 784))
     for c in range(n_classes):

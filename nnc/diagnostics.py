@@ -1,0 +1,566 @@
+"""Training diagnostics: watch optimisation happen layer by layer, then read
+a verdict with its evidence (the lecture's "evidence based debugging when
+the model is not learning").
+
+Switch them on with ``Trainer(model, ..., diagnostics=True)``,
+``diagnostics=Diagnostics(every=k)`` (measure every k-th step) or
+``callbacks=[Diagnostics()]``. Off, they cost nothing: no callback runs.
+On, they only read the model, so the training trajectory is bit-identical
+either way.
+
+What is recorded
+----------------
+``history.diagnostics`` maps names to lists, all aligned with
+``history.diagnostics["step"]``; ``i`` is the layer's index in
+``model.layers`` and ``history.meta["layers"]`` names each layer:
+
+==================  ============================================================
+``step``            t, the optimizer step measured (1-based, as ``logs["step"]``)
+``epoch``           the epoch (0-based) step t belongs to
+``grad_norm.i``     ‖g⁽ⁱ⁾‖, g the gradient the optimizer applies to the
+                    parameters of layer i (after L2 and clipping;
+                    ``history.steps["grad_norm.i"]`` is the pre-clip norm,
+                    recorded at every step even without diagnostics)
+``weight_norm.i``   ‖w⁽ⁱ⁾‖ before the update of step t
+``update_ratio.i``  ‖Δw⁽ⁱ⁾‖ / ‖w⁽ⁱ⁾‖ with Δw = w^[t] - w^[t-1] (≈ 1e-3 is healthy)
+``act_mean.i``      mean of the output h⁽ⁱ⁾ of layer i over the batch and units
+``act_std.i``       its standard deviation (the lecture's rule of thumb, section
+                    8: E h⁽ˡ⁾ ≈ 0 and Var h⁽ˡ⁾ about the same in every layer)
+``dead_fraction.i`` ReLU-family layers: the fraction of units j with h_j ≤ 0
+                    for every sample of the batch (never active)
+``bn_mean.i``       BatchNorm layers: (1/n) Σ_j μ_j, the batch means μ_j of the
+``bn_var.i``        last training batch averaged over the n features, and the
+                    same for the biased batch variances σ²_j
+==================  ============================================================
+
+Verdicts
+--------
+``diagnose(history)`` returns the problems it finds as ``Verdict``s;
+``history.report()`` and ``python -m nnc diagnose RUN.json`` print them.
+A "window" is the first or last ``WINDOW_FRACTION`` of the steps (at least
+one step); its loss is the mean of the mini-batch losses in it.
+
+- **learning rate too large** — the loss became NaN/inf; or the epoch loss
+  rose ``LOSS_RISE_EPOCHS`` epochs in a row; or the last window's loss is
+  more than ``LOSS_GROWTH_FACTOR`` × the first window's; or one mini-batch
+  loss spiked above ``LOSS_SPIKE_FACTOR`` × the first window's (the
+  lecture's "violent oscillations"); or the median update/weight ratio
+  exceeds ``FAST_UPDATE_RATIO``.
+- **exploding gradients** — the global gradient norm became NaN/inf, or its
+  largest value exceeds ``EXPLODING_GRAD_GROWTH`` × its median over the
+  first window.
+- **vanishing gradients** — over the last window, the median gradient norm
+  of the first layer with parameters is below ``VANISHING_GRAD_RATIO`` × that
+  of the last one (above 1/``VANISHING_GRAD_RATIO``: exploding across depth).
+- **learning too slow** — the median update/weight ratio (median over steps,
+  then over layers) is below ``SLOW_UPDATE_RATIO``.
+- **dead ReLU units** — at the last measurement, and at every one since some
+  epoch, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
+- **loss not decreasing** — the last window's loss is not below
+  (1 - ``MIN_RELATIVE_DECREASE``) × the first window's.
+- **plateau** — the loss did decrease, but over the last ``PLATEAU_EPOCHS``
+  epochs the epoch loss changed by less than ``PLATEAU_RELATIVE_CHANGE`` of
+  its value while still above ``PLATEAU_LOSS_FRACTION`` × the first epoch's.
+
+The update/weight and dead-unit checks need diagnostics on; the others use
+the losses and gradient norms every History records.
+"""
+import json
+import math
+import sys
+from collections import namedtuple
+
+import numpy as np
+
+from nnc._validation import check_int
+from nnc.callbacks import Callback
+
+#: share of the steps averaged for the "first" and "last" loss windows
+WINDOW_FRACTION = 0.1
+#: the epoch loss rising this many epochs in a row: learning rate too large
+LOSS_RISE_EPOCHS = 3
+#: last-window loss above this multiple of the first-window loss: diverging
+LOSS_GROWTH_FACTOR = 1.5
+#: a mini-batch loss above this multiple of the first window's: a spike
+LOSS_SPIKE_FACTOR = 3.0
+#: the loss must fall by at least this fraction of its start, else "not decreasing"
+MIN_RELATIVE_DECREASE = 0.01
+#: epochs over which a plateau is judged
+PLATEAU_EPOCHS = 3
+#: relative change of the epoch loss below which it counts as flat
+PLATEAU_RELATIVE_CHANGE = 0.01
+#: a flat loss is a plateau only while above this fraction of the first epoch's
+PLATEAU_LOSS_FRACTION = 0.25
+#: gradient norm above this multiple of its early median: exploding
+EXPLODING_GRAD_GROWTH = 100.0
+#: first-layer gradient norm below this fraction of the last layer's: vanishing
+VANISHING_GRAD_RATIO = 1e-3
+#: median ‖Δw‖/‖w‖ below this: learning too slow (healthy is about 1e-3)
+SLOW_UPDATE_RATIO = 1e-5
+#: median ‖Δw‖/‖w‖ above this: steps too large for the weights
+FAST_UPDATE_RATIO = 0.1
+#: share of dead units in a ReLU layer that is reported
+DEAD_RELU_FRACTION = 0.5
+
+Verdict = namedtuple("Verdict", "kind message advice")
+Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id such as
+``"lr_too_large"``), ``message`` (what was seen, with numbers) and
+``advice`` (what to try)."""
+
+KINDS = ("lr_too_large", "exploding_gradients", "vanishing_gradients", "slow_learning",
+         "dead_relu", "not_decreasing", "plateau")
+
+
+# --- recording ----------------------------------------------------------------
+class Diagnostics(Callback):
+    """Per-layer statistics every ``every`` steps into ``history.diagnostics``
+    (see the module docstring for the names and formulas).
+
+    Measured at ``on_before_update`` (gradients final, weights not yet
+    updated, the layers' outputs still those of this step's forward pass)
+    and ``on_step_end`` (the update Δw). Only reads the model.
+    """
+
+    def __init__(self, every=1):
+        self.every = check_int(every, "every", low=1)
+        self._model = None
+        self._pending = False
+        self._epoch = 0
+
+    def __repr__(self):
+        return f"Diagnostics(every={self.every})"
+
+    # set-up, once per model
+    def _bind(self, trainer):
+        model = trainer.model
+        if self._model is not model:
+            self._model = model
+            self._sum_squares = np.zeros(len(model.param_offsets) - 1)
+            self._before = np.empty_like(model.flat_params)
+            self._layer_params = [
+                (i, [p for p, owner in enumerate(model.param_layers) if owner == i])
+                for i in sorted(set(model.param_layers))]
+            self._weight_norms = {}
+            self._relu = {i for i, layer in enumerate(model.layers)
+                          if layer.activation == "relu"}
+            self._batchnorm = {i for i, layer in enumerate(model.layers)
+                               if hasattr(layer, "batch_mean")}
+        history = trainer.history
+        if not hasattr(history, "diagnostics"):  # a History from before diagnostics
+            history.diagnostics, history.meta = {}, {}
+        names = ["step", "epoch"]
+        for i, _ in self._layer_params:
+            names += [f"grad_norm.{i}", f"weight_norm.{i}", f"update_ratio.{i}"]
+        for i in range(len(model.layers)):
+            names += [f"act_mean.{i}", f"act_std.{i}"]
+            if i in self._relu:
+                names.append(f"dead_fraction.{i}")
+            if i in self._batchnorm:
+                names += [f"bn_mean.{i}", f"bn_var.{i}"]
+        for name in names:
+            history.diagnostics.setdefault(name, [])
+        history.meta.setdefault("layers", [type(layer).__name__ for layer in model.layers])
+        history.meta.setdefault("optimizer", repr(trainer.optimizer))
+        history.meta["diagnostics_every"] = self.every
+
+    def on_train_begin(self, trainer):
+        self._bind(trainer)
+        if self._pending:  # an earlier fit stopped between the two hooks
+            self._close_update_ratios(trainer.history.diagnostics, None)
+        self._epoch = len(trainer.history.epochs.get("loss", []))
+
+    def on_epoch_begin(self, trainer, epoch):
+        self._epoch = epoch
+
+    def on_before_update(self, trainer):
+        d = trainer.history.diagnostics
+        if self._pending:  # the last measured step never reached on_step_end
+            self._close_update_ratios(d, None)
+        if (trainer.step_count + 1) % self.every:
+            return
+        model = trainer.model
+        backend = model.backend
+        d["step"].append(trainer.step_count + 1)
+        d["epoch"].append(self._epoch)
+        self._per_layer_norms(backend, model.flat_grads, d, "grad_norm")
+        self._weight_norms = self._per_layer_norms(backend, model.flat_params, d, "weight_norm")
+        np.copyto(self._before, model.flat_params)
+        self._pending = True
+        self._record_activations(model, d)
+
+    def on_step_end(self, trainer, logs):
+        if not self._pending:
+            return
+        delta = self._before
+        np.subtract(trainer.model.flat_params, delta, out=delta)
+        self._close_update_ratios(trainer.history.diagnostics, delta)
+
+    def on_train_end(self, trainer):
+        if self._pending:
+            self._close_update_ratios(trainer.history.diagnostics, None)
+
+    # the measurements
+    def _per_layer_norms(self, backend, flat, d, name):
+        """‖x⁽ⁱ⁾‖ for every layer i from one pass over a flat buffer."""
+        sums = self._sum_squares
+        backend.segment_sum_of_squares(flat, self._model.param_offsets, sums)
+        norms = {}
+        for i, positions in self._layer_params:
+            norms[i] = math.sqrt(sum(float(sums[p]) for p in positions))
+            if d is not None:
+                d[f"{name}.{i}"].append(norms[i])
+        return norms
+
+    def _close_update_ratios(self, d, delta):
+        """update_ratio.i = ‖Δw⁽ⁱ⁾‖ / ‖w⁽ⁱ⁾‖ (NaN when the update never came)."""
+        self._pending = False
+        if delta is None:
+            for i, _ in self._layer_params:
+                d[f"update_ratio.{i}"].append(math.nan)
+            return
+        steps = self._per_layer_norms(self._model.backend, delta, None, "")
+        for i, _ in self._layer_params:
+            w = self._weight_norms[i]
+            ratio = steps[i] / w if w > 0 else (math.inf if steps[i] > 0 else 0.0)
+            d[f"update_ratio.{i}"].append(ratio)
+
+    def _record_activations(self, model, d):
+        previous = None
+        for i, layer in enumerate(model.layers):
+            out = layer.last_output
+            if out is None:  # a pass-through (dropout with p = 0): the input
+                out = previous
+            previous = out
+            if out is None or out.size == 0:
+                mean = std = math.nan
+            else:
+                mean = float(out.mean(dtype=np.float64))
+                std = float(out.std(dtype=np.float64))
+            d[f"act_mean.{i}"].append(mean)
+            d[f"act_std.{i}"].append(std)
+            if i in self._relu:
+                dead = math.nan
+                if out is not None and out.ndim == 2 and out.shape[1]:
+                    active = np.count_nonzero(out.max(axis=0) > 0)
+                    dead = (out.shape[1] - active) / out.shape[1]
+                d[f"dead_fraction.{i}"].append(dead)
+            if i in self._batchnorm:
+                d[f"bn_mean.{i}"].append(float(layer.batch_mean.mean(dtype=np.float64)))
+                d[f"bn_var.{i}"].append(float(layer.batch_var.mean(dtype=np.float64)))
+
+
+def as_callback(diagnostics):
+    """The ``Trainer(diagnostics=...)`` argument as a callback or None:
+    False/None → None, True → ``Diagnostics()``, a positive int k →
+    ``Diagnostics(every=k)``, a ``Diagnostics`` → itself."""
+    if diagnostics is None or diagnostics is False:
+        return None
+    if diagnostics is True:
+        return Diagnostics()
+    if isinstance(diagnostics, Diagnostics):
+        return diagnostics
+    if isinstance(diagnostics, (int, np.integer)) and not isinstance(diagnostics, bool):
+        return Diagnostics(every=check_int(diagnostics, "diagnostics", low=1))
+    raise TypeError("diagnostics must be True, False, a positive int (measure every k "
+                    f"steps) or nnc.diagnostics.Diagnostics(every=k), got {diagnostics!r}")
+
+
+# --- verdicts -----------------------------------------------------------------
+def _finite(values):
+    array = np.asarray(values, dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def _window(n):
+    return max(1, int(round(WINDOW_FRACTION * n)))
+
+
+def _layer_name(history, i):
+    layers = getattr(history, "meta", {}).get("layers")
+    if layers and 0 <= i < len(layers):
+        return f"layer {i} ({layers[i]})"
+    return f"layer {i}"
+
+
+def _fmt(x):
+    """A number for a message: 3 significant digits, scientific when tiny or huge."""
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e4):
+        return f"{x:.1e}"
+    return f"{x:.3g}"
+
+
+def _lr_at(history, step):
+    lrs = history.steps.get("lr", [])
+    return lrs[min(step, len(lrs) - 1)] if lrs else None
+
+
+def _epoch_of_step(history, step):
+    """Epoch (0-based) of a 0-based step index, from the step/epoch counts."""
+    n_steps, n_epochs = len(history.steps.get("loss", [])), len(history.epochs.get("loss", []))
+    if not n_epochs:
+        return 0
+    return min(n_epochs - 1, step * n_epochs // max(n_steps, 1))
+
+
+def _check_lr_too_large(history, verdicts):
+    losses = history.steps.get("loss", [])
+    for t, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            lr = _lr_at(history, t)
+            verdicts.append(Verdict(
+                "lr_too_large",
+                f"the loss became {loss} at step {t + 1} (learning rate {_fmt(lr)}): "
+                "training diverged",
+                "lower the learning rate (try 3-10x smaller) or clip the gradients "
+                "(Trainer(clip_norm=...))"))
+            return True
+    epoch_losses = history.epochs.get("loss", [])
+    run, longest, end = 0, 0, 0
+    for e in range(1, len(epoch_losses)):
+        run = run + 1 if epoch_losses[e] > epoch_losses[e - 1] else 0
+        if run > longest:
+            longest, end = run, e
+    if longest >= LOSS_RISE_EPOCHS:
+        start = end - longest
+        shown = [_fmt(v) for v in epoch_losses[start:end + 1]]
+        if len(shown) > 5:
+            shown = shown[:2] + ["..."] + shown[-2:]
+        values = " -> ".join(shown)
+        steps_per_epoch = max(1, len(losses) // max(len(epoch_losses), 1))
+        lr = _lr_at(history, (end + 1) * steps_per_epoch - 1)
+        verdicts.append(Verdict(
+            "lr_too_large",
+            f"the loss rose for {longest} epochs in a row (epochs {start + 1}-{end + 1}: "
+            f"{values}): the learning rate {_fmt(lr)} is likely too large",
+            "lower the learning rate (try 3-10x smaller) or decay it (nnc.schedules)"))
+        return True
+    if len(losses) >= 2:
+        w = _window(len(losses))
+        first, last = float(np.mean(losses[:w])), float(np.mean(losses[-w:]))
+        if last > LOSS_GROWTH_FACTOR * first:
+            verdicts.append(Verdict(
+                "lr_too_large",
+                f"the loss grew from {_fmt(first)} to {_fmt(last)} over {len(losses)} steps: "
+                f"the learning rate {_fmt(_lr_at(history, len(losses) - 1))} is likely too large",
+                "lower the learning rate (try 3-10x smaller)"))
+            return True
+        peak = int(np.argmax(losses))
+        if losses[peak] > LOSS_SPIKE_FACTOR * first:
+            verdicts.append(Verdict(
+                "lr_too_large",
+                f"the loss spiked to {_fmt(losses[peak])} at step {peak + 1}, "
+                f"{_fmt(losses[peak] / first)}x its start ({_fmt(first)}): the learning rate "
+                f"{_fmt(_lr_at(history, peak))} is likely too large",
+                "lower the learning rate (try 3-10x smaller), or warm it up "
+                "(nnc.schedules.Warmup)"))
+            return True
+    return False
+
+
+def _median_update_ratios(history):
+    """{layer: median ‖Δw‖/‖w‖ over the measured steps (finite values only)}."""
+    d = getattr(history, "diagnostics", {})
+    ratios = {}
+    for name, values in d.items():
+        if name.startswith("update_ratio."):
+            finite = _finite(values)
+            if finite.size:
+                ratios[int(name.split(".")[1])] = float(np.median(finite))
+    return ratios
+
+
+def _check_update_ratios(history, verdicts, lr_flagged):
+    ratios = _median_update_ratios(history)
+    if not ratios:
+        return
+    median = float(np.median(list(ratios.values())))
+    lr = _lr_at(history, len(history.steps.get("lr", [])) - 1)
+    if median < SLOW_UPDATE_RATIO:
+        verdicts.append(Verdict(
+            "slow_learning",
+            f"update/weight ratio ||dw||/||w|| is {_fmt(median)} (median over layers and "
+            f"steps; healthy is about 1e-3): learning is too slow at learning rate {_fmt(lr)}",
+            "raise the learning rate, or use an adaptive optimizer (nnc.Adam)"))
+    elif median > FAST_UPDATE_RATIO and not lr_flagged:
+        verdicts.append(Verdict(
+            "lr_too_large",
+            f"update/weight ratio ||dw||/||w|| is {_fmt(median)} (median over layers and "
+            f"steps; healthy is about 1e-3): each step changes the weights by "
+            f"{100 * median:.0f} %; the learning rate {_fmt(lr)} is likely too large",
+            "lower the learning rate"))
+
+
+def _check_exploding(history, verdicts):
+    norms = history.steps.get("grad_norm", [])
+    for t, norm in enumerate(norms):
+        if not math.isfinite(norm):
+            verdicts.append(Verdict(
+                "exploding_gradients",
+                f"the gradient norm became {norm} at step {t + 1}: exploding gradients",
+                "clip the gradients (Trainer(clip_norm=...)), lower the learning rate, "
+                "check the initialisation"))
+            return
+    if len(norms) < 2:
+        return
+    early = float(np.median(norms[:_window(len(norms))]))
+    peak = int(np.argmax(norms))
+    if early > 0 and norms[peak] > EXPLODING_GRAD_GROWTH * early:
+        verdicts.append(Verdict(
+            "exploding_gradients",
+            f"the gradient norm grew from {_fmt(early)} to {_fmt(norms[peak])} "
+            f"({_fmt(norms[peak] / early)}x) by step {peak + 1}: exploding gradients",
+            "clip the gradients (Trainer(clip_norm=...)) or lower the learning rate"))
+
+
+def _check_depth(history, verdicts):
+    layers = sorted(int(name.split(".")[1]) for name in history.steps
+                    if name.startswith("grad_norm."))
+    if len(layers) < 2:
+        return
+    first, last = layers[0], layers[-1]
+    n = len(history.steps[f"grad_norm.{first}"])
+    if n == 0:
+        return
+    w = _window(n)
+    a = _finite(history.steps[f"grad_norm.{first}"][-w:])
+    b = _finite(history.steps[f"grad_norm.{last}"][-w:])
+    if not a.size or not b.size:
+        return
+    a, b = float(np.median(a)), float(np.median(b))
+    if b > 0 and a < VANISHING_GRAD_RATIO * b:
+        if a == 0:
+            seen = (f"no gradient reaches {_layer_name(history, first)} (norm 0, "
+                    f"{_layer_name(history, last)}: {_fmt(b)})")
+        else:
+            seen = (f"the gradient norm of {_layer_name(history, first)} is {_fmt(a / b)} "
+                    f"of {_layer_name(history, last)}'s ({_fmt(a)} vs {_fmt(b)})")
+        verdicts.append(Verdict(
+            "vanishing_gradients",
+            f"{seen}: vanishing gradients",
+            "use ReLU instead of sigmoid/tanh, He/Xavier initialisation, batch-norm, "
+            "or fewer layers"))
+    elif a > 0 and b < VANISHING_GRAD_RATIO * a:
+        verdicts.append(Verdict(
+            "exploding_gradients",
+            f"the gradient norm of {_layer_name(history, first)} is {_fmt(a / b)}x "
+            f"{_layer_name(history, last)}'s ({_fmt(a)} vs {_fmt(b)}): gradients explode "
+            "towards the input",
+            "check the initialisation (He/Xavier), add batch-norm, clip the gradients"))
+
+
+def _check_dead(history, verdicts):
+    d = getattr(history, "diagnostics", {})
+    epochs = d.get("epoch", [])
+    dead = sorted((int(name.split(".")[1]), values) for name, values in d.items()
+                  if name.startswith("dead_fraction."))
+    for i, values in dead:
+        if not values or not math.isfinite(values[-1]) or values[-1] < DEAD_RELU_FRACTION:
+            continue
+        since = len(values) - 1
+        while since > 0 and values[since - 1] >= DEAD_RELU_FRACTION:
+            since -= 1
+        when = (f"since epoch {epochs[since] + 1}" if since < len(epochs)
+                else "at the end")
+        if since == 0:
+            when = "from the start"
+        verdicts.append(Verdict(
+            "dead_relu",
+            f"{_layer_name(history, i)}: {100 * values[-1]:.0f} % of the ReLU units are dead "
+            f"(never active over a batch) {when}",
+            "lower the learning rate, use He initialisation, LeakyReLU, or batch-norm"))
+
+
+def _check_progress(history, verdicts):
+    losses = _finite(history.steps.get("loss", []))
+    if len(losses) < 2:
+        return
+    w = _window(len(losses))
+    first, last = float(np.mean(losses[:w])), float(np.mean(losses[-w:]))
+    if not last < (1 - MIN_RELATIVE_DECREASE) * first:
+        change = 100 * (last - first) / first if first else 0.0
+        verdicts.append(Verdict(
+            "not_decreasing",
+            f"the loss is not decreasing: {_fmt(first)} over the first steps, {_fmt(last)} "
+            f"over the last ({change:+.1f} % in {len(losses)} steps)",
+            "check the learning rate (too small or too large), the labels, dead units "
+            "and the gradient norms"))
+        return
+    epoch_losses = history.epochs.get("loss", [])
+    if len(epoch_losses) > PLATEAU_EPOCHS:
+        before, now = epoch_losses[-1 - PLATEAU_EPOCHS], epoch_losses[-1]
+        flat = abs(before - now) < PLATEAU_RELATIVE_CHANGE * abs(before)
+        if flat and now > PLATEAU_LOSS_FRACTION * epoch_losses[0]:
+            since = len(epoch_losses) - 1 - PLATEAU_EPOCHS
+            while since > 0 and abs(epoch_losses[since - 1] - now) < \
+                    PLATEAU_RELATIVE_CHANGE * abs(epoch_losses[since - 1]):
+                since -= 1
+            verdicts.append(Verdict(
+                "plateau",
+                f"the loss has plateaued at {_fmt(now)} since epoch {since + 1} "
+                f"(changed < {100 * PLATEAU_RELATIVE_CHANGE:g} % over the last "
+                f"{PLATEAU_EPOCHS} epochs), still {100 * now / epoch_losses[0]:.0f} % of "
+                "the first epoch's loss",
+                "a saddle or flat region: try momentum or Adam, a larger model, or a "
+                "learning-rate change"))
+
+
+def diagnose(history):
+    """The problems visible in a History, as a list of ``Verdict``s
+    (empty for a healthy run). Thresholds: the module's constants."""
+    if not hasattr(history, "steps"):
+        raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
+    verdicts = []
+    lr_flagged = _check_lr_too_large(history, verdicts)
+    _check_update_ratios(history, verdicts, lr_flagged)
+    _check_exploding(history, verdicts)
+    _check_depth(history, verdicts)
+    _check_dead(history, verdicts)
+    if not lr_flagged:
+        _check_progress(history, verdicts)
+    return verdicts
+
+
+def report(history):
+    """A short plain-text verdict with its evidence."""
+    verdicts = diagnose(history)
+    losses = history.steps.get("loss", [])
+    n_epochs = len(history.epochs.get("loss", []))
+    if not losses:
+        return "nnc diagnosis: no training steps recorded, nothing to diagnose."
+    lrs = history.steps.get("lr", [])
+    lines = [f"nnc diagnosis: {len(losses)} steps, {n_epochs} epochs; loss "
+             f"{_fmt(losses[0])} -> {_fmt(losses[-1])}"
+             + (f"; learning rate {_fmt(lrs[0])}" if lrs else "")
+             + (f" -> {_fmt(lrs[-1])}" if lrs and lrs[-1] != lrs[0] else "")]
+    if not verdicts:
+        lines.append("No problems found.")
+    for number, verdict in enumerate(verdicts, start=1):
+        lines.append(f"{number}. {verdict.message}")
+        lines.append(f"   try: {verdict.advice}")
+    if not getattr(history, "diagnostics", {}).get("step"):
+        lines.append("(per-layer checks -- update/weight ratio, dead ReLU units -- need "
+                     "Trainer(..., diagnostics=True))")
+    return "\n".join(lines)
+
+
+def diagnose_command(path, plot=None, out=None):
+    """``python -m nnc diagnose RUN.json [--plot PNG]``: print the report of a
+    History saved with ``history.save(path)``. Returns the exit status: 0 for
+    a healthy run, 1 when problems were found."""
+    from nnc.history import History
+
+    out = sys.stdout if out is None else out
+    try:
+        history = History.load(path)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the run {path!r}: {exc}") from None
+    print(report(history), file=out)
+    if plot:
+        try:
+            history.plot(path=plot)
+        except ImportError as exc:
+            raise ValueError(f"--plot: {exc}") from None
+        print(f"plot written to {plot}", file=out)
+    return 1 if diagnose(history) else 0

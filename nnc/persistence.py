@@ -1,0 +1,588 @@
+"""Saving and loading models and training checkpoints.
+
+A file is one ``.npz`` archive (a zip of ``.npy`` arrays, readable with
+``np.load(path, allow_pickle=False)``) plus a JSON header, ``header.json``,
+in the same archive (``unzip -p model.npz header.json`` shows it)::
+
+    header.json                  format, format_version, nnc_version, kind,
+                                 dtype, backend, seed, layers (class + config),
+                                 model_rng, arrays (name -> shape, dtype),
+                                 metadata; checkpoints add optimizer, trainer
+    params/<i>.<name>.npy        layer i's parameter (e.g. params/0.W)
+    buffers/<i>.<name>.npy       layer i's buffer (e.g. buffers/1.running_mean)
+    optimizer/<name>.npy         optimizer state (checkpoints: m, v, velocity ...)
+    history/steps/<name>.npy     the History (checkpoints)
+    history/epochs/<name>.npy
+
+``save_model`` / ``load_model`` (``model.save(path)`` / ``nnc.load(path)``)
+round-trip a model bit-identically: parameters, batch-norm running
+statistics and the model's random generator (dropout masks). A checkpoint
+(``trainer.save_checkpoint(path)``) adds the optimizer state and the
+trainer state (step count, shuffling generator, history), so
+``trainer.fit(..., resume_from=path)`` continues exactly where it stopped.
+``nnc.load`` reads a checkpoint's model too.
+
+Writing is atomic: the archive goes to a temporary file in the same folder,
+which replaces ``path`` (``os.replace``) only once it is complete, so a crash
+mid-write leaves the previous file intact.
+
+Loading trusts nothing in the file: no pickle, no eval. Only the layer
+classes in ``LAYER_CLASSES`` can be built, from JSON constructor arguments
+that the layers validate; every array is checked against the header and the
+architecture. A truncated, corrupted, wrong-version or hand-edited file
+raises ``ValueError`` saying what is wrong.
+"""
+import json
+import os
+import secrets
+import warnings
+import zipfile
+
+import numpy as np
+
+from nnc._version import __version__
+from nnc.history import History
+from nnc.init import INITIALIZERS
+from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
+from nnc.model import Sequential
+
+FORMAT = "nnc"
+FORMAT_VERSION = 1
+HEADER = "header.json"
+#: the only classes a file can make nnc construct
+LAYER_CLASSES = {cls.__name__: cls for cls in (Dense, BatchNorm, Dropout, ReLU, LeakyReLU,
+                                               Sigmoid, Tanh)}
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_HEADER_ROOM = 1 << 16  # bytes a .npy member may hold beyond its data
+
+
+# --- what goes into a file ---------------------------------------------------
+def _architecture(model):
+    return [{"class": type(layer).__name__, "config": layer.config()} for layer in model.layers]
+
+
+def _model_entries(model):
+    """(array name in the file, layer index, the model's array) for every
+    parameter and buffer."""
+    entries = []
+    for i, layer in enumerate(model.layers):
+        if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
+            raise TypeError(f"layer {i} ({layer!r}) is not one of the layer classes nnc can "
+                            f"save: {sorted(LAYER_CLASSES)}")
+        entries += [(f"params/{i}.{name}", i, array) for name, array in layer.params.items()]
+        entries += [(f"buffers/{i}.{name}", i, array) for name, array in layer.buffers.items()]
+    return entries
+
+
+def _model_arrays(model):
+    return {name: array for name, _, array in _model_entries(model)}
+
+
+def _model_header(model, kind, metadata):
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict (JSON-serialisable) or None, got {metadata!r}")
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "nnc_version": __version__,
+        "kind": kind, "dtype": model.dtype.name, "backend": model.backend.name,
+        "seed": model.seed, "layers": _architecture(model),
+        "model_rng": model.rng.bit_generator.state, "metadata": metadata or {},
+    }
+
+
+HISTORY_GROUPS = ("steps", "epochs", "diagnostics")
+
+
+def _json_value(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _history_parts(history):
+    """The History as arrays (lists of numbers, the usual case) plus a JSON
+    part for anything else (``meta``, lists of non-numbers)."""
+    arrays, extra = {}, {"meta": getattr(history, "meta", {}) or {}}
+    for group in HISTORY_GROUPS:
+        for name, values in (getattr(history, group, None) or {}).items():
+            try:
+                array = np.asarray(values, dtype=None if len(values) else np.float64)
+            except ValueError:  # ragged lists
+                array = np.asarray(None)
+            if array.dtype.kind in "biuf" and array.ndim >= 1:
+                arrays[f"history/{group}/{name}"] = np.ascontiguousarray(
+                    array, dtype=np.float64 if array.dtype.kind == "f" else np.int64)
+            else:
+                extra.setdefault(group, {})[name] = list(values)
+    try:
+        extra = json.loads(json.dumps(extra, default=_json_value))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the history holds values a checkpoint cannot store: {exc}") from None
+    return arrays, extra
+
+
+def save_model(model, path, metadata=None):
+    """Write ``model`` (architecture, parameters, buffers, generator state)
+    to ``path`` atomically. ``metadata``: a JSON-serialisable dict kept in
+    the header (``read_header(path)["metadata"]``)."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
+    arrays = _model_arrays(model)
+    _write(path, _model_header(model, "model", metadata), arrays)
+
+
+def save_checkpoint(trainer, path, metadata=None):
+    """Write the trainer's model, optimizer state and trainer state (step
+    count, shuffling generator, history) to ``path`` atomically."""
+    model, optimizer = trainer.model, trainer.optimizer
+    arrays = _model_arrays(model)
+    header = _model_header(model, "checkpoint", metadata)
+    state = optimizer.state_dict()
+    header["optimizer"] = {"type": state["type"], "config": state["config"], "t": state["t"],
+                           "state": sorted(state["state"])}
+    for name, array in state["state"].items():
+        arrays[f"optimizer/{name}"] = array
+    header["trainer"] = {
+        "step_count": trainer.step_count,
+        "rng": trainer.rng.bit_generator.state,
+        "config": _trainer_config(trainer),
+    }
+    history_arrays, header["trainer"]["history"] = _history_parts(trainer.history)
+    arrays.update(history_arrays)
+    _write(path, header, arrays)
+
+
+def _trainer_config(trainer):
+    """Settings that must match for a bit-identical continuation."""
+    return {"loss": type(trainer.loss).__name__, "batch_size": trainer.batch_size,
+            "clip_norm": trainer.clip_norm, "clip_value": trainer.clip_value,
+            "l2": trainer.l2}
+
+
+# --- atomic writing ------------------------------------------------------------
+def _write_array(archive, name, array):
+    """One ``.npy`` member (what ``np.savez`` writes), never pickled."""
+    with archive.open(name + ".npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _check_path(path):
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
+    return path
+
+
+def _write(path, header, arrays):
+    path = _check_path(path)
+    header = dict(header, arrays={name: {"shape": list(np.shape(a)), "dtype": np.dtype(
+        np.asarray(a).dtype).name} for name, a in arrays.items()})
+    try:
+        header_bytes = json.dumps(header, indent=1, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the header (metadata) must be JSON-serialisable: {exc}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"path {path!r} is a folder; give a file name such as model.npz")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}."
+                               f"{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as file:
+            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                archive.writestr(HEADER, header_bytes)
+                for name, array in arrays.items():
+                    _write_array(archive, name, array)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+# --- reading -------------------------------------------------------------------
+def _bad(path, message):
+    return ValueError(f"{path}: {message}")
+
+
+def _open_archive(path):
+    """The zip archive, after checking its magic number and every CRC."""
+    path = _check_path(path)
+    with open(path, "rb") as file:  # FileNotFoundError names the path
+        magic = file.read(4)
+    if not magic:
+        raise _bad(path, "the file is empty")
+    if magic != _ZIP_MAGIC:
+        raise _bad(path, "not an nnc file (it is not a zip/.npz archive; nnc files are "
+                         "written by model.save or trainer.save_checkpoint)")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise _bad(path, f"the archive is truncated or corrupted ({exc})") from None
+    try:
+        broken = archive.testzip()  # reads every member, checks its CRC-32
+    except Exception as exc:  # zlib.error, EOFError, BadZipFile, OSError ...
+        archive.close()
+        raise _bad(path, f"the archive is truncated or corrupted ({exc})") from None
+    if broken is not None:
+        archive.close()
+        raise _bad(path, f"member {broken!r} is corrupted (CRC-32 mismatch)")
+    return archive
+
+
+def _parse_header(path, archive):
+    if HEADER not in archive.namelist():
+        raise _bad(path, f"no {HEADER} in the archive: not a file written by nnc "
+                         "(model.save / trainer.save_checkpoint)")
+    try:
+        header = json.loads(archive.read(HEADER).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(path, f"{HEADER} is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _bad(path, f"{HEADER} must hold a JSON object, got {type(header).__name__}")
+    if header.get("format") != FORMAT:
+        raise _bad(path, f"header format is {header.get('format')!r}, expected {FORMAT!r}: "
+                         "not an nnc file")
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _bad(path, f"header format_version must be an int, got {version!r}")
+    if version != FORMAT_VERSION:
+        newer = version > FORMAT_VERSION
+        raise _bad(path, f"format version {version} (written by nnc "
+                         f"{header.get('nnc_version', '?')}); this nnc {__version__} reads "
+                         f"format version {FORMAT_VERSION}"
+                         + ("; upgrade nnc to read it" if newer else ""))
+    for key, kind in (("layers", list), ("arrays", dict), ("dtype", str), ("backend", str)):
+        if not isinstance(header.get(key), kind):
+            raise _bad(path, f"header field {key!r} must be a {kind.__name__}, "
+                             f"got {header.get(key)!r}")
+    return header
+
+
+def read_header(path):
+    """The JSON header of a file written by nnc, after checking the archive."""
+    with _open_archive(path) as archive:
+        return _parse_header(path, archive)
+
+
+class _File:
+    """A checked file: header plus arrays (read lazily, pickle refused)."""
+
+    def __init__(self, path):
+        self.path = _check_path(path)
+        with _open_archive(self.path) as archive:
+            self.header = _parse_header(self.path, archive)
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+        self._check_contents(sizes)
+
+    def _check_contents(self, sizes):
+        toc = self.header["arrays"]
+        members = {name[:-4] for name in sizes if name.endswith(".npy")}
+        others = sorted(set(sizes) - {HEADER} - {m + ".npy" for m in members})
+        if others:
+            raise _bad(self.path, f"unexpected members {others} in the archive")
+        missing = sorted(set(toc) - members)
+        if missing:
+            raise _bad(self.path, f"array {missing[0]!r} listed in the header is missing "
+                                  f"from the archive" + (f" (and {len(missing) - 1} more)"
+                                                         if len(missing) > 1 else ""))
+        extra = sorted(members - set(toc))
+        if extra:
+            raise _bad(self.path, f"array {extra[0]!r} in the archive is not listed in the header")
+        for name, entry in toc.items():
+            try:
+                shape = tuple(int(d) for d in entry["shape"])
+                dtype = np.dtype(entry["dtype"])
+                if any(d < 0 for d in shape) or dtype.kind not in "iuf":
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                raise _bad(self.path, f"header entry for array {name!r} must be {{'shape': "
+                                      f"[...], 'dtype': numeric}}, got {entry!r}") from None
+            if sizes[name + ".npy"] > int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_ROOM:
+                raise _bad(self.path, f"array {name!r} is larger than the header's "
+                                      f"shape {list(shape)} allows")
+
+    def arrays(self, prefix=""):
+        """{name: array} of the arrays whose names start with ``prefix``,
+        each checked against the header's shape and dtype."""
+        names = [name for name in self.header["arrays"] if name.startswith(prefix)]
+        raw = {}
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                for name in names:
+                    raw[name] = data[name]
+        except ValueError as exc:  # e.g. "Object arrays cannot be loaded ..."
+            raise _bad(self.path, f"cannot read array {name!r}: {exc} (nnc files never "
+                                  "hold pickled Python objects)") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise _bad(self.path, f"the archive is truncated or corrupted ({exc})") from None
+        return {name: self._check_array(name, self.header["arrays"][name], raw[name])
+                for name in names}
+
+    def _check_array(self, name, entry, array):
+        if not isinstance(array, np.ndarray):
+            raise _bad(self.path, f"member {name!r} is not a .npy array")
+        if list(array.shape) != list(entry["shape"]) or array.dtype != np.dtype(entry["dtype"]):
+            raise _bad(self.path, f"array {name!r} has shape {list(array.shape)} and dtype "
+                                  f"{array.dtype}, but the header lists shape "
+                                  f"{list(entry['shape'])} and dtype {entry['dtype']}")
+        return array
+
+
+def _build_layer(path, i, entry):
+    if not isinstance(entry, dict) or not isinstance(entry.get("class"), str) \
+            or not isinstance(entry.get("config", {}), dict):
+        raise _bad(path, f"layer {i} must be {{'class': name, 'config': {{...}}}}, got {entry!r}")
+    name, config = entry["class"], dict(entry.get("config", {}))
+    cls = LAYER_CLASSES.get(name)
+    if cls is None:
+        raise _bad(path, f"layer {i} has unknown class {name!r}; nnc can load "
+                         f"{sorted(LAYER_CLASSES)}")
+    init_name = None
+    if cls is Dense and config.get("init") is not None:
+        init_name = config["init"]
+        if not isinstance(init_name, str):
+            raise _bad(path, f"layer {i} (Dense): init must be a name, got {init_name!r}")
+        if init_name not in INITIALIZERS:  # a custom callable's name: the weights are loaded
+            config["init"] = None
+    try:
+        layer = cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, f"layer {i} ({name}) has a bad config {entry.get('config')!r}: "
+                         f"{exc}") from None
+    if init_name is not None:
+        layer._init_name = init_name  # keep the name for repr/config
+    return layer
+
+
+def _build_model(file, backend):
+    header, path = file.header, file.path
+    if header["dtype"] not in ("float32", "float64"):
+        raise _bad(path, f"header dtype must be 'float32' or 'float64', got {header['dtype']!r}")
+    seed = header.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise _bad(path, f"header seed must be a non-negative int or null, got {seed!r}")
+    if not header["layers"]:
+        raise _bad(path, "header lists no layers")
+    layers = [_build_layer(path, i, entry) for i, entry in enumerate(header["layers"])]
+    backend = header["backend"] if backend is None else backend
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # warned when it was built
+            model = Sequential(*layers, dtype=header["dtype"], backend=backend, seed=seed)
+    except ValueError as exc:
+        raise _bad(path, f"cannot build the model the header describes: {exc}") from None
+    return model
+
+
+def _expected_model_arrays(path, model, arrays):
+    """Check that ``arrays`` has exactly the model's params and buffers."""
+    entries = _model_entries(model)
+    for name, i, target in entries:
+        if name not in arrays:
+            raise _bad(path, f"array {name!r} for layer {i} ({model.layers[i]!r}) is missing")
+        array = arrays[name]
+        if array.shape != target.shape:
+            raise _bad(path, f"array {name!r} has shape {list(array.shape)}, but layer {i} "
+                             f"({model.layers[i]!r}) of the header's architecture needs "
+                             f"{list(target.shape)}")
+        if array.dtype != model.dtype:
+            raise _bad(path, f"array {name!r} has dtype {array.dtype}, the model {model.dtype}")
+    extra = sorted(set(arrays) - {name for name, _, _ in entries})
+    if extra:
+        raise _bad(path, f"array {extra[0]!r} does not belong to any layer of the header's "
+                         "architecture")
+
+
+def _check_rng_state(path, field, state, generator):
+    scratch = type(generator.bit_generator)()
+    try:
+        if not isinstance(state, dict) or state.get("bit_generator") != type(scratch).__name__:
+            raise ValueError(f"expected a {type(scratch).__name__} state")
+        scratch.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _bad(path, f"header field {field!r} is not a valid generator state ({exc})") from None
+    return state
+
+
+def _load_model_file(file, backend=None):
+    model = _build_model(file, backend)
+    arrays = {k: v for k, v in file.arrays().items() if k.startswith(("params/", "buffers/"))}
+    _expected_model_arrays(file.path, model, arrays)
+    rng_state = file.header.get("model_rng")
+    if rng_state is not None:
+        _check_rng_state(file.path, "model_rng", rng_state, model.rng)
+    for name, value in _model_arrays(model).items():
+        value[...] = arrays[name]
+    if rng_state is not None:
+        model.rng.bit_generator.state = rng_state
+    return model
+
+
+def load_model(path, backend=None):
+    """The ``Sequential`` saved at ``path`` (by ``model.save`` or a
+    checkpoint), predicting bit-identically to the saved one. ``backend``
+    overrides the saved backend ("cython" or "numpy")."""
+    return _load_model_file(_File(path), backend)
+
+
+load = load_model
+
+
+# --- checkpoints -----------------------------------------------------------------
+def _check_same_architecture(path, header, model):
+    if header["dtype"] != model.dtype.name:
+        raise _bad(path, f"the checkpoint is {header['dtype']}, the trainer's model "
+                         f"{model.dtype.name}")
+    saved = header["layers"]
+    if len(saved) != len(model.layers):
+        raise _bad(path, f"the checkpoint has {len(saved)} layers, the trainer's model "
+                         f"{len(model.layers)}")
+    for i, (entry, layer) in enumerate(zip(saved, model.layers)):
+        if not isinstance(entry, dict) or entry.get("class") != type(layer).__name__:
+            got = entry.get("class") if isinstance(entry, dict) else entry
+            raise _bad(path, f"layer {i} is {got!r} in the checkpoint but "
+                             f"{type(layer).__name__} in the trainer's model")
+        config = layer.config()
+        saved_config = entry.get("config", {})
+        for key in sorted(set(config) | set(saved_config)):
+            if key == "init":  # the weights come from the file
+                continue
+            if saved_config.get(key) != config.get(key):
+                raise _bad(path, f"layer {i} ({type(layer).__name__}) has {key}="
+                                 f"{saved_config.get(key)!r} in the checkpoint but "
+                                 f"{config.get(key)!r} in the trainer's model")
+
+
+def _optimizer_state(path, header, optimizer, arrays, n_params, dtype):
+    entry = header.get("optimizer")
+    if not isinstance(entry, dict):
+        raise _bad(path, "not a checkpoint (no optimizer state): it holds a model only; "
+                         "use nnc.load(path) for it")
+    if entry.get("type") != type(optimizer).__name__:
+        raise _bad(path, f"the checkpoint's optimizer is {entry.get('type')!r}, the "
+                         f"trainer's {type(optimizer).__name__}")
+    config = entry.get("config")
+    if not isinstance(config, dict) or set(config) != set(optimizer.config()):
+        raise _bad(path, f"optimizer config {config!r} must have the keys "
+                         f"{sorted(optimizer.config())}")
+    try:
+        rebuilt = type(optimizer)(**config)
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, f"optimizer config {config!r} is invalid: {exc}") from None
+    t = entry.get("t")
+    if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+        raise _bad(path, f"optimizer step t must be a non-negative int, got {t!r}")
+    names = sorted(rebuilt.state_names)
+    if sorted(entry.get("state", [])) != names or sorted(optimizer.state_names) != names:
+        raise _bad(path, f"the checkpoint's {entry['type']}{config} has state arrays "
+                         f"{sorted(entry.get('state', []))}; the trainer's {optimizer!r} has "
+                         f"{sorted(optimizer.state_names)}: build the optimizer with the "
+                         "checkpoint's settings")
+    state = {}
+    for name in names:
+        array = arrays.get(f"optimizer/{name}")
+        if array is None:
+            raise _bad(path, f"optimizer state array 'optimizer/{name}' is missing")
+        if array.shape != (n_params,) or array.dtype != dtype:
+            raise _bad(path, f"optimizer state 'optimizer/{name}' has shape "
+                             f"{list(array.shape)} and dtype {array.dtype}, expected "
+                             f"[{n_params}] and {dtype}")
+        state[name] = array
+    extra = sorted(k for k in arrays if k.startswith("optimizer/")
+                   and k.split("/", 1)[1] not in state)
+    if extra:
+        raise _bad(path, f"unexpected optimizer array {extra[0]!r}")
+    return {"type": entry["type"], "config": rebuilt.config(), "t": t, "state": state}
+
+
+def _history(path, arrays, extra):
+    parts = {group: {} for group in HISTORY_GROUPS}
+    for name, array in arrays.items():
+        _, group, key = (name.split("/", 2) + ["", ""])[:3]
+        if group not in parts or not key:
+            raise _bad(path, f"unexpected history array {name!r}")
+        parts[group][key] = array.tolist()
+    extra = extra if isinstance(extra, dict) else {}
+    for group in HISTORY_GROUPS:
+        more = extra.get(group) or {}
+        if not isinstance(more, dict) or not all(isinstance(v, list) for v in more.values()):
+            raise _bad(path, f"header field trainer.history.{group} must map names to lists")
+        parts[group].update(more)
+    meta = extra.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise _bad(path, "header field trainer.history.meta must be a JSON object")
+    history = History()
+    for group in HISTORY_GROUPS:
+        if parts[group] or hasattr(history, group):
+            target = getattr(history, group, None)
+            if target is None:
+                target = {}
+                setattr(history, group, target)
+            target.update(parts[group])
+    if meta or hasattr(history, "meta"):
+        history.meta = dict(meta)
+    return history
+
+
+def load_checkpoint(trainer, path):
+    """Restore a checkpoint into ``trainer`` (its model must have the same
+    architecture and dtype, its optimizer the same type and settings). Every
+    check runs before anything is changed: on ValueError the trainer is as
+    it was."""
+    file = _File(path)
+    header, model = file.header, trainer.model
+    if header.get("kind") != "checkpoint":
+        raise _bad(file.path, f"not a checkpoint (kind {header.get('kind')!r}): use "
+                              "nnc.load(path) for a saved model")
+    _check_same_architecture(file.path, header, model)
+    arrays = file.arrays()
+    model_arrays = {k: v for k, v in arrays.items() if k.startswith(("params/", "buffers/"))}
+    _expected_model_arrays(file.path, model, model_arrays)
+    optimizer = _optimizer_state(file.path, header, trainer.optimizer,
+                                 {k: v for k, v in arrays.items() if k.startswith("optimizer/")},
+                                 model.n_params, model.dtype)
+    state = header.get("trainer")
+    if not isinstance(state, dict):
+        raise _bad(file.path, "header field 'trainer' is missing")
+    step_count = state.get("step_count")
+    if not isinstance(step_count, int) or isinstance(step_count, bool) or step_count < 0:
+        raise _bad(file.path, f"trainer step_count must be a non-negative int, got {step_count!r}")
+    rng = _check_rng_state(file.path, "trainer.rng", state.get("rng"), trainer.rng)
+    model_rng = header.get("model_rng")
+    if model_rng is not None:
+        _check_rng_state(file.path, "model_rng", model_rng, model.rng)
+    history = _history(file.path, {k: v for k, v in arrays.items() if k.startswith("history/")},
+                       state.get("history"))
+    current = _trainer_config(trainer)
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    differences = [f"{key}={value!r} (now {current.get(key)!r})"
+                   for key, value in sorted(saved.items()) if current.get(key) != value]
+    if differences:
+        warnings.warn(f"the checkpoint was trained with {', '.join(differences)}: training "
+                      "goes on, but not as the original run would have", UserWarning,
+                      stacklevel=3)
+    # every check passed: apply
+    for name, value in _model_arrays(model).items():
+        value[...] = model_arrays[name]
+    trainer.load_state_dict({
+        "params": model.flat_params.copy(),
+        "buffers": [{k: v.copy() for k, v in layer.buffers.items()} for layer in model.layers],
+        "optimizer": optimizer, "step_count": step_count, "rng": rng,
+        "history": history.to_dict(), "model_rng": model_rng,
+    })
+    trainer.history = history  # with every part (load_state_dict may know fewer)
+    return trainer

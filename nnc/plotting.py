@@ -1,0 +1,216 @@
+"""Plots: learning curves, gradient norms, activation statistics and
+optimizer paths (``pip install nnc[plot]`` for matplotlib).
+
+matplotlib is imported only inside these functions, and figures are built
+as ``matplotlib.figure.Figure`` objects on an Agg canvas, never through
+pyplot: no window opens, no display is needed, and a notebook's own
+matplotlib backend is left alone. Every function returns the figure and
+writes it to ``path`` when one is given.
+"""
+import importlib.util
+import math
+
+import numpy as np
+
+
+def available():
+    """True when matplotlib can be imported."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def require_matplotlib():
+    """Import matplotlib or raise an ImportError that says how to get it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install nnc[plot] "
+                          "(or pip install matplotlib)") from None
+    return matplotlib
+
+
+def new_figure(nrows=1, ncols=1, figsize=None):
+    """(figure, 2-D array of axes) on an Agg canvas, without pyplot."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if figsize is None:
+        figsize = (5.0 * ncols, 3.6 * nrows)
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save(fig, path):
+    """Write ``fig`` to ``path`` (format from the extension); returns path."""
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _positive(values):
+    """Values for a log axis: non-positive and non-finite ones become NaN."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(array) & (array > 0), array, np.nan)
+
+
+def _epoch_ends(n_steps, n_epochs):
+    """The step number at the end of each epoch (even split of the steps)."""
+    return [round((e + 1) * n_steps / n_epochs) for e in range(n_epochs)]
+
+
+def _layer_series(store, prefix):
+    """[(layer index, values)] for the names ``prefix.<i>``, by layer."""
+    out = []
+    for name, values in store.items():
+        head, _, index = name.rpartition(".")
+        if head == prefix and index.isdigit():
+            out.append((int(index), values))
+    return sorted(out)
+
+
+def _legend(ax, **kwargs):
+    """A legend when something has a label (no warning for empty panels)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
+def _layer_label(history, i):
+    layers = getattr(history, "meta", {}).get("layers")
+    return f"{i} {layers[i]}" if layers and i < len(layers) else f"layer {i}"
+
+
+def plot_history(history, path=None):
+    """Learning curves of a History: training/validation loss and accuracy,
+    the learning rate, the global and per-layer gradient norms (log scale)
+    and, when diagnostics were on, the activation statistics, update/weight
+    ratios and dead ReLU fractions per layer over time."""
+    steps, epochs = history.steps, history.epochs
+    diag = getattr(history, "diagnostics", {}) or {}
+    n_steps = len(steps.get("loss", []))
+    n_epochs = len(epochs.get("loss", []))
+    ends = _epoch_ends(n_steps, n_epochs) if n_epochs else []
+    panels = ["loss"]
+    if "accuracy" in epochs or "val_accuracy" in epochs:
+        panels.append("accuracy")
+    panels += ["lr", "grad_norm"]
+    if diag.get("step"):
+        panels += ["activations", "update_ratio"]
+        if _layer_series(diag, "dead_fraction"):
+            panels.append("dead")
+    ncols = 2
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = new_figure(nrows, ncols)
+    flat = axes.ravel()
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    x_steps = np.arange(1, n_steps + 1)
+    for ax, panel in zip(flat, panels):
+        if panel == "loss":
+            if n_steps:
+                ax.plot(x_steps, steps["loss"], color="0.75", lw=0.8, label="mini-batch")
+            for name, style in (("loss", "o-"), ("val_loss", "s-")):
+                if name in epochs and ends:
+                    ax.plot(ends, epochs[name], style, ms=3, label=name.replace("_", " "))
+            ax.set_title("loss")
+            ax.set_xlabel("step")
+            _legend(ax, fontsize="small")
+        elif panel == "accuracy":
+            for name, style in (("accuracy", "o-"), ("val_accuracy", "s-")):
+                if name in epochs:
+                    ax.plot(range(1, len(epochs[name]) + 1), epochs[name], style, ms=3,
+                            label=name.replace("_", " "))
+            ax.set_title("accuracy")
+            ax.set_xlabel("epoch")
+            _legend(ax, fontsize="small")
+        elif panel == "lr":
+            ax.plot(x_steps, steps.get("lr", [np.nan] * n_steps))
+            ax.set_ylim(bottom=0)
+            ax.set_title("learning rate")
+            ax.set_xlabel("step")
+        elif panel == "grad_norm":
+            if n_steps:
+                ax.plot(x_steps, _positive(steps.get("grad_norm", [np.nan] * n_steps)),
+                        color="k", lw=1.2, label="global")
+            for i, values in _layer_series(steps, "grad_norm"):
+                ax.plot(np.arange(1, len(values) + 1), _positive(values), lw=0.8,
+                        label=_layer_label(history, i))
+            ax.set_yscale("log")
+            ax.set_title("gradient norm (before clipping)")
+            ax.set_xlabel("step")
+            _legend(ax, fontsize="x-small", ncol=2)
+        elif panel == "activations":
+            x = diag["step"]
+            for i, values in _layer_series(diag, "act_std"):
+                line, = ax.plot(x[:len(values)], values, lw=1,
+                                label=f"std {_layer_label(history, i)}")
+                means = diag.get(f"act_mean.{i}")
+                if means is not None:
+                    ax.plot(x[:len(means)], means, lw=0.8, ls="--", color=line.get_color())
+            ax.set_title("activations: std (solid), mean (dashed)")
+            ax.set_xlabel("step")
+            _legend(ax, fontsize="x-small", ncol=2)
+        elif panel == "update_ratio":
+            x = diag["step"]
+            for i, values in _layer_series(diag, "update_ratio"):
+                ax.plot(x[:len(values)], _positive(values), lw=1, label=_layer_label(history, i))
+            ax.axhline(1e-3, color="0.6", ls=":", lw=1)
+            ax.set_yscale("log")
+            ax.set_title("update / weight ratio ||dw|| / ||w||")
+            ax.set_xlabel("step")
+            _legend(ax, fontsize="x-small")
+        elif panel == "dead":
+            x = diag["step"]
+            for i, values in _layer_series(diag, "dead_fraction"):
+                ax.plot(x[:len(values)], values, lw=1, label=_layer_label(history, i))
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title("dead ReLU units (fraction)")
+            ax.set_xlabel("step")
+            _legend(ax, fontsize="x-small")
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=None):
+    """Contours of a playground ``surface`` and one path per optimizer.
+
+    ``paths`` maps a label to an array of shape (steps + 1, 2); the view is
+    the surface's box unless ``xlim``/``ylim`` are given. Draws into ``ax``
+    when given (its figure is returned), else into a new figure."""
+    if not isinstance(paths, dict) or not paths:
+        raise TypeError("paths must be a non-empty dict {label: array of shape (steps + 1, 2)}")
+    checked = {}
+    for label, p in paths.items():
+        p = np.asarray(p, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
+            raise ValueError(f"paths[{label!r}] must have shape (steps + 1, 2), got {p.shape}")
+        checked[label] = p
+    if ax is None:
+        fig, axes = new_figure(1, 1, figsize=(6.4, 4.8))
+        ax = axes[0, 0]
+    else:
+        fig = ax.figure
+    x0, x1 = xlim if xlim is not None else surface.xlim
+    y0, y1 = ylim if ylim is not None else surface.ylim
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 241), np.linspace(y0, y1, 241))
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.asarray(surface.value(gx, gy), dtype=np.float64)
+    finite = z[np.isfinite(z)]
+    # levels evenly spaced in rank, so flat floors and steep walls both show
+    levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30) ** 2)) if finite.size else 10
+    ax.contour(gx, gy, z, levels=levels, cmap="viridis", linewidths=0.6)
+    for m in surface.minima:
+        ax.plot(*m, marker="*", color="k", ms=12, ls="none")
+    for label, p in checked.items():
+        line, = ax.plot(p[:, 0], p[:, 1], "-", lw=1.2, marker=".", ms=3, label=label)
+        ax.plot(*p[0], "o", color=line.get_color(), ms=5)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title if title is not None else surface.name)
+    _legend(ax, fontsize="small")
+    if path is not None:
+        save(fig, path)
+    return fig

@@ -1,0 +1,491 @@
+"""scikit-learn estimators built on nnc: ``NNClassifier`` and ``NNRegressor``.
+
+::
+
+    from nnc.sklearn import NNClassifier
+    clf = NNClassifier(hidden_layer_sizes=(128,), epochs=20, random_state=0)
+    clf.fit(X_train, y_train).score(X_test, y_test)
+
+They are ordinary scikit-learn estimators (``BaseEstimator`` plus
+``ClassifierMixin``/``RegressorMixin``): ``fit``, ``predict``, ``score``,
+``get_params``/``set_params``, ``clone``, pickling, ``Pipeline`` and
+``GridSearchCV`` work as with any other estimator, and ``partial_fit`` trains
+one more epoch on the data it is given. Underneath, ``fit`` builds an
+``nnc.Sequential`` multi-layer perceptron and trains it with an
+``nnc.Trainer``; both stay available after fitting as ``model_`` and
+``trainer_`` (``trainer_.history`` has the loss of every step).
+
+The network: for every entry ``h`` of ``hidden_layer_sizes`` a ``Dense``
+layer of ``h`` units (without a bias when ``batchnorm=True``), then
+``BatchNorm`` (if ``batchnorm``), the activation and ``Dropout`` (if
+``dropout > 0``); then a ``Dense`` output layer. ``NNClassifier`` has one
+output per class and minimises the softmax cross-entropy (binary problems
+too: two outputs), ``NNRegressor`` one output per target column and the mean
+squared error.
+
+Input: X is validated the scikit-learn way (``validate_data``): lists,
+integer, boolean and numeric ``object`` arrays are converted to floating
+point (nnc's own core refuses them), then to ``dtype``; NaN/Inf, complex,
+sparse, empty and non-2-D input is refused with scikit-learn's messages.
+``batch_size`` larger than the data is clipped to the number of samples (as
+``MLPClassifier`` does); a training batch of a single sample is skipped
+when ``batchnorm=True`` (see ``nnc.Trainer``).
+
+Not in the estimators: ``sample_weight``, early stopping, ``class_weight``,
+``decision_function``. Hyper-parameters are checked in ``fit`` (scikit-learn
+convention: ``__init__`` and ``set_params`` only store them), each error
+naming the parameter.
+
+scikit-learn compatibility: ``tests/test_sklearn.py`` runs every check of
+``sklearn.utils.estimator_checks.parametrize_with_checks`` on both
+estimators. ``EXPECTED_FAILED_CHECKS`` (passed to it as
+``expected_failed_checks``, the mechanism of scikit-learn >= 1.6) is empty:
+no check is expected to fail. Checks that scikit-learn itself leaves out
+or skips because they do not apply here: the ``sample_weight`` checks
+(``fit`` has no ``sample_weight``), the multi-label classifier checks
+(``classifier_tags.multi_label`` is False), ``check_class_weight_*`` (no
+``class_weight``), ``check_decision_proba_consistency`` (no
+``decision_function``), ``check_array_api_input`` (skipped unless
+``SCIPY_ARRAY_API=1``; nnc computes with NumPy only) and the
+``*_data_not_an_array``/dataframe checks when pandas is not installed.
+
+Predictions go through the network in blocks of a fixed number of rows
+(``PREDICT_BLOCK``), so that a sample's prediction is bit-for-bit the same
+whichever other samples it is predicted with: BLAS rounds a float32 matrix
+product differently for different row counts, which would otherwise fail
+``check_methods_subset_invariance`` by a few float32 ulps.
+"""
+import numbers
+import re
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
+                                          validate_data)
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: "
+                      "pip install 'nnc[sklearn]' (or pip install scikit-learn)") from exc
+
+from nnc._validation import check_dtype, check_float, check_int
+from nnc.backends import NAMES as BACKENDS
+from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
+from nnc.model import Sequential
+from nnc.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from nnc.trainer import Trainer
+
+__all__ = ["NNClassifier", "NNRegressor", "EXPECTED_FAILED_CHECKS"]
+
+#: checks of ``sklearn.utils.estimator_checks`` expected to fail, per
+#: estimator class name: ``{check name: reason}``. None at present.
+EXPECTED_FAILED_CHECKS = {"NNClassifier": {}, "NNRegressor": {}}
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "logistic": Sigmoid,
+               "sigmoid": Sigmoid, "identity": None}
+OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam", "adamw", "adagrad")
+
+#: rows per forward pass in predict (see ``_NNEstimator._output``)
+PREDICT_BLOCK = 64
+
+# validate_data keeps float32/float64 and converts everything else numeric to float64
+_X_DTYPES = (np.float64, np.float32)
+
+
+_NO_Y = object()
+
+
+def _validate(estimator, X, y=_NO_Y, **kwargs):
+    """scikit-learn's ``validate_data`` (X converted to float64/float32); an
+    error converting the input to numbers, whose message names neither X
+    nor y, is re-raised with the name of the argument in front."""
+    try:
+        if y is _NO_Y:
+            return validate_data(estimator, X, dtype=_X_DTYPES, **kwargs)
+        return validate_data(estimator, X, y, dtype=_X_DTYPES, **kwargs)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        converting = isinstance(exc, TypeError) or any(
+            word in message for word in ("convert", "sequence", "inhomogeneous"))
+        if not converting or re.search(r"\b[Xy]\b", message) or type(exc) not in (
+                TypeError, ValueError):
+            raise
+        culprit = "X"
+        if y is not _NO_Y:
+            try:
+                check_array(X, dtype=_X_DTYPES, ensure_all_finite=False, ensure_2d=False,
+                            allow_nd=True, ensure_min_samples=0, ensure_min_features=0)
+            except (TypeError, ValueError):
+                pass
+            else:
+                culprit = "y"
+        raise type(exc)(f"{culprit} could not be read as numbers: {message}") from exc
+
+
+def expected_failed_checks(estimator):
+    """``{check name: reason}`` for ``parametrize_with_checks(...,
+    expected_failed_checks=expected_failed_checks)``."""
+    return dict(EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
+
+
+class _NNEstimator(BaseEstimator):
+    """Shared parameters, network construction and training."""
+
+    _loss = None
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
+                 lr=1e-3, momentum=0.9, batch_size=32, epochs=50, batchnorm=False,
+                 dropout=0.0, l2=0.0, clip_norm=None, shuffle=True, dtype="float32",
+                 backend="cython", random_state=None, verbose=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.l2 = l2
+        self.clip_norm = clip_norm
+        self.shuffle = shuffle
+        self.dtype = dtype
+        self.backend = backend
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- hyper-parameters -----------------------------------------------------
+    def _checked_params(self):
+        """The hyper-parameters, validated; errors name the parameter."""
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
+            sizes = (sizes,)
+        if isinstance(sizes, str) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"hidden_layer_sizes must be a tuple of positive ints, got {sizes!r}")
+        sizes = tuple(check_int(h, f"hidden_layer_sizes[{i}]", low=1)
+                      for i, h in enumerate(sizes))
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        if isinstance(self.optimizer, Optimizer):
+            if type(self.optimizer) not in (SGD, RMSprop, Adam, AdamW, Adagrad):
+                raise TypeError(f"optimizer must be one of {OPTIMIZERS} or an nnc optimizer "
+                                f"(SGD, RMSprop, Adam, AdamW, Adagrad), got {self.optimizer!r}")
+        elif not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS} or an nnc optimizer, "
+                             f"got {self.optimizer!r}")
+        if not isinstance(self.batchnorm, (bool, np.bool_)):
+            raise TypeError(f"batchnorm must be True or False, got {self.batchnorm!r}")
+        if not isinstance(self.backend, str) or self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        opt = self.optimizer
+        return {
+            "sizes": sizes,
+            "activation": self.activation,
+            "batchnorm": bool(self.batchnorm),
+            "backend": self.backend,
+            # (class, keyword arguments) or a name: a fresh optimizer per model
+            "optimizer": (type(opt), opt.config()) if isinstance(opt, Optimizer) else opt,
+            "lr": check_float(self.lr, "lr", low=0, low_open=True),
+            "momentum": check_float(self.momentum, "momentum", low=0, high=1, high_open=True),
+            "batch_size": check_int(self.batch_size, "batch_size", low=1),
+            "epochs": check_int(self.epochs, "epochs", low=1),
+            "dropout": check_float(self.dropout, "dropout", low=0, high=1, high_open=True),
+            "l2": check_float(self.l2, "l2", low=0),
+            "clip_norm": None if self.clip_norm is None else check_float(
+                self.clip_norm, "clip_norm", low=0, low_open=True),
+            "dtype": check_dtype(self.dtype),
+            "seed": self._seed(),
+        }
+
+    def _seed(self):
+        """An int seed for nnc drawn from ``random_state``."""
+        try:
+            random_state = check_random_state(self.random_state)
+        except (ValueError, TypeError):
+            raise ValueError(f"random_state must be None, an int in [0, 2**32) or a "
+                             f"numpy RandomState, got {self.random_state!r}") from None
+        return int(random_state.randint(np.iinfo(np.int32).max))
+
+    @staticmethod
+    def _make_optimizer(p):
+        opt = p["optimizer"]
+        if isinstance(opt, tuple):  # an optimizer given as a template: a fresh copy
+            cls, config = opt
+            return cls(**config)
+        if opt in ("sgd", "nesterov"):
+            return SGD(p["lr"], momentum=p["momentum"], nesterov=opt == "nesterov")
+        return {"rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}[opt](p["lr"])
+
+    def _build(self, p, n_features, n_outputs):
+        """A new model and trainer for ``n_features`` inputs and ``n_outputs``
+        outputs, from the checked hyper-parameters ``p`` alone (so that
+        unpickling rebuilds the same network after a ``set_params``)."""
+        activation = ACTIVATIONS[p["activation"]]
+        layers, width = [], n_features
+        for units in p["sizes"]:
+            layers.append(Dense(width, units, bias=not p["batchnorm"]))
+            if p["batchnorm"]:
+                layers.append(BatchNorm(units))
+            if activation is not None:
+                layers.append(activation())
+            if p["dropout"] > 0:
+                layers.append(Dropout(p["dropout"]))
+            width = units
+        layers.append(Dense(width, n_outputs))
+        model = Sequential(*layers, dtype=p["dtype"], backend=p["backend"], seed=p["seed"])
+        return Trainer(model, loss=self._loss, optimizer=self._make_optimizer(p),
+                       batch_size=p["batch_size"], l2=p["l2"], clip_norm=p["clip_norm"])
+
+    # --- training -------------------------------------------------------------
+    def _train(self, trainer, X, y, epochs, batch_size):
+        n = X.shape[0]
+        if trainer.model.needs_batch_statistics and min(batch_size, n) < 2:
+            what = (f"{n} sample" if n < 2 else f"batch_size={batch_size}")
+            raise ValueError(f"batchnorm=True needs training batches of at least 2 samples "
+                             f"(the variance of one sample is undefined); got {what}")
+        trainer.batch_size = min(batch_size, n)
+        trainer.fit(X, y, epochs=epochs, shuffle=bool(self.shuffle), verbose=bool(self.verbose))
+
+    def _fit(self, X, y, n_outputs):
+        p = self._checked_params()
+        trainer = self._build(p, X.shape[1], n_outputs)
+        self._train(trainer, X, y, p["epochs"], p["batch_size"])
+        self._set_fitted(trainer, p, n_outputs)
+        return self
+
+    def _partial_fit(self, X, y, n_outputs, first):
+        if first:
+            p = self._checked_params()
+            trainer = self._build(p, X.shape[1], n_outputs)
+        else:  # continue with the network and hyper-parameters of the first call
+            trainer, p = self.trainer_, self._nnc_params
+        self._train(trainer, X, y, 1, p["batch_size"])
+        self._set_fitted(trainer, p, n_outputs)
+        return self
+
+    def _set_fitted(self, trainer, p, n_outputs):
+        self.trainer_ = trainer
+        self.model_ = trainer.model
+        self._nnc_params = p
+        self._nnc_outputs = n_outputs
+        self.loss_curve_ = list(trainer.history.epochs["loss"])
+        self.n_iter_ = len(self.loss_curve_)
+        self.t_ = trainer.step_count
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return _validate(self, X, reset=False)
+
+    def _output(self, X):
+        """The network's output for X in evaluation mode, as float64.
+
+        The rows go through the network in blocks of exactly
+        ``PREDICT_BLOCK`` rows (the last one padded with zeros): BLAS rounds
+        a float32 matrix product differently for different numbers of rows,
+        and fixed blocks make a sample's prediction independent of which
+        other samples are predicted with it."""
+        X = self._validate_X(X)
+        n, block = X.shape[0], PREDICT_BLOCK
+        if n % block:
+            # X's own dtype: nnc's check then names values beyond the model's range
+            padded = np.zeros((n + block - n % block, X.shape[1]), dtype=X.dtype)
+            padded[:n] = X
+            X = padded
+        return self.model_.predict(X, batch_size=block)[:n].astype(np.float64)
+
+    # --- pickling: nnc's compiled backend is rebuilt, not pickled -------------
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # may be self.__dict__ itself: copy
+        trainer = state.pop("trainer_", None)
+        state.pop("model_", None)
+        if trainer is not None:
+            state["_nnc_trainer_state"] = trainer.state_dict()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        saved = state.pop("_nnc_trainer_state", None)
+        super().__setstate__(state)
+        if saved is not None:
+            trainer = self._build(self._nnc_params, self.n_features_in_, self._nnc_outputs)
+            trainer.load_state_dict(saved)
+            self.trainer_, self.model_ = trainer, trainer.model
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class NNClassifier(ClassifierMixin, _NNEstimator):
+    """A multi-layer perceptron classifier trained by nnc (softmax
+    cross-entropy, one output per class).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        Units of each hidden layer; ``()`` gives multinomial logistic regression.
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "sigmoid", "identity"}
+    optimizer : {"sgd", "nesterov", "rmsprop", "adam", "adamw", "adagrad"} or an
+        nnc optimizer used as a template (its own ``lr`` etc. apply; ``fit``
+        works on a fresh copy).
+    lr : learning rate α.
+    momentum : β of "sgd" (0 for plain SGD) and "nesterov", in the lecture's
+        convention ``z ← βz - (1-β)g; w ← w + αz`` (see ``nnc.SGD``).
+    batch_size : samples per step, clipped to the number of samples.
+    epochs : passes over the data in ``fit`` (``partial_fit`` does one).
+    batchnorm : ``BatchNorm`` after every hidden ``Dense`` layer.
+    dropout : dropout probability after every hidden activation (0: none).
+    l2 : λ of the L2 penalty on the weights (``nnc.Trainer(l2=...)``).
+    clip_norm : global gradient-norm clipping (None: off).
+    shuffle : reshuffle the samples every epoch.
+    dtype : "float32" or "float64", the model's precision.
+    backend : "cython" (compiled kernels) or "numpy" (the reference).
+    random_state : None, int or RandomState; seeds weights, dropout and shuffling.
+    verbose : show nnc's per-epoch progress bar.
+
+    Attributes
+    ----------
+    classes_ : the labels, sorted; the network's output ``k`` is ``classes_[k]``.
+    n_features_in_, feature_names_in_ : as in scikit-learn.
+    model_ : the trained ``nnc.Sequential``.
+    trainer_ : its ``nnc.Trainer`` (``trainer_.history``).
+    loss_curve_ : mean training loss of every epoch; ``n_iter_`` epochs so far;
+        ``t_`` optimizer steps so far.
+    """
+
+    _loss = "softmax_cross_entropy"
+
+    def fit(self, X, y):
+        """Train a new network on (X, y) for ``epochs`` epochs; returns self."""
+        X, y = _validate(self, X, y)
+        check_classification_targets(y)
+        classes, encoded = np.unique(y, return_inverse=True)
+        self._fit(X, encoded.reshape(-1), len(classes))
+        self.classes_ = classes
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y). The first call (before any ``fit``) needs
+        ``classes``, every label that will ever occur; later calls continue
+        training the same network (optimizer state included)."""
+        first = not hasattr(self, "model_")
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit "
+                                 "(an array of every label that can occur)")
+            all_classes = np.unique(column_or_1d(classes))
+        else:
+            all_classes = self.classes_
+            if classes is not None and not np.array_equal(np.unique(column_or_1d(classes)),
+                                                          all_classes):
+                raise ValueError(f"classes={classes!r} is not the same as classes_ "
+                                 f"{all_classes!r} of the first call to partial_fit")
+        X, y = _validate(self, X, y, reset=first)
+        check_classification_targets(y)
+        unknown = ~np.isin(y, all_classes)
+        if unknown.any():
+            raise ValueError(f"y contains labels {np.unique(y[unknown])!r} that are not in "
+                             f"classes {all_classes!r}")
+        encoded = np.searchsorted(all_classes, y)
+        self._partial_fit(X, encoded, len(all_classes), first)
+        self.classes_ = all_classes
+        return self
+
+    def predict_proba(self, X):
+        """Softmax of the network's output: (n_samples, n_classes) float64,
+        each row summing to 1, columns in the order of ``classes_``."""
+        z = self._output(X)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict_log_proba(self, X):
+        """Log of ``predict_proba``, computed stably (log-softmax)."""
+        z = self._output(X)
+        z -= z.max(axis=1, keepdims=True)
+        z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return z
+
+    def predict(self, X):
+        """The most probable label of each sample (from ``classes_``)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class NNRegressor(RegressorMixin, _NNEstimator):
+    """A multi-layer perceptron regressor trained by nnc (mean squared error,
+    one output per target column).
+
+    Parameters are those of ``NNClassifier``. ``y`` may be 1-D (``predict``
+    then returns shape (n,)) or 2-D (n, n_targets). Targets are not
+    rescaled: for targets far from unit scale wrap the estimator in
+    ``sklearn.compose.TransformedTargetRegressor(transformer=StandardScaler())``.
+
+    Attributes
+    ----------
+    n_outputs_ : number of target columns.
+    n_features_in_, feature_names_in_, model_, trainer_, loss_curve_,
+    n_iter_, t_ : as in ``NNClassifier``.
+    """
+
+    _loss = "mse"
+
+    def _check_y(self, y):
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"y could not be read as numbers: {exc}") from None
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError(f"y has no target columns (shape {y.shape})")
+        return y
+
+    def fit(self, X, y):
+        """Train a new network on (X, y) for ``epochs`` epochs; returns self."""
+        X, y = _validate(self, X, y, multi_output=True, y_numeric=True)
+        y = self._check_y(y)
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        self._fit(X, y, n_outputs)
+        self.n_outputs_ = n_outputs
+        self._y_ndim = y.ndim
+        return self
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y); later calls continue training the same network."""
+        first = not hasattr(self, "model_")
+        X, y = _validate(self, X, y, reset=first, multi_output=True, y_numeric=True)
+        y = self._check_y(y)
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if not first and n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} target column(s), but the first call "
+                             f"to partial_fit/fit had {self.n_outputs_}")
+        self._partial_fit(X, y, n_outputs, first)
+        if first:
+            self.n_outputs_ = n_outputs
+            self._y_ndim = y.ndim
+        return self
+
+    def predict(self, X):
+        """Predicted targets, float64: shape (n,) if ``fit`` saw a 1-D y,
+        else (n, n_outputs_)."""
+        out = self._output(X)
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

@@ -1,0 +1,160 @@
+"""EarlyStopping, ModelCheckpoint, ReduceLROnPlateau and CSVLogger.
+
+Most tests feed the callback a scripted metric ("score") through a
+LambdaCallback that runs first and writes it into the epoch logs, so the
+expected behaviour is exact."""
+import csv
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.callbacks import (CSVLogger, EarlyStopping, LambdaCallback, ModelCheckpoint,
+                           ReduceLROnPlateau)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = nnc.datasets.load_digits()
+    return X[:96], y[:96]
+
+
+def make_trainer(seed=0, **kwargs):
+    model = nnc.Sequential(nnc.Dense(64, 8, bias=False), nnc.BatchNorm(8), nnc.ReLU(),
+                           nnc.Dense(8, 10), seed=seed)
+    return nnc.Trainer(model, optimizer=kwargs.pop("optimizer", nnc.SGD(0.05)), batch_size=32,
+                       **kwargs)
+
+
+def scripted(scores, snapshots=None):
+    """Writes scores[epoch] into logs["score"]; records the weights per epoch."""
+    def on_epoch_end(trainer, epoch, logs):
+        logs["score"] = scores[epoch]
+        if snapshots is not None:
+            snapshots.append(trainer.model.flat_params.copy())
+    return LambdaCallback(on_epoch_end=on_epoch_end)
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best(data):
+    snapshots = []
+    stopper = EarlyStopping(monitor="score", patience=2)
+    trainer = make_trainer()
+    history = trainer.fit(*data, epochs=10, verbose=False,
+                          callbacks=[scripted([5, 3, 4, 2, 2.5, 2.2, 1, 0], snapshots), stopper])
+    # best at epoch 3; epochs 4 and 5 do not improve: stop after epoch 5
+    assert len(history.epochs["loss"]) == 6
+    assert stopper.best == 2 and stopper.best_epoch == 3 and stopper.stopped_epoch == 5
+    assert np.array_equal(trainer.model.flat_params, snapshots[3])
+    assert not np.array_equal(snapshots[3], snapshots[5])
+
+
+def test_early_stopping_modes_min_delta_and_no_restore(data):
+    stopper = EarlyStopping(monitor="val_accuracy", patience=1, min_delta=0.05,
+                            restore_best=False)
+    assert stopper._best.mode == "max"  # "auto" for an accuracy
+    trainer = make_trainer()
+    snapshots = []
+    trainer.fit(*data, epochs=10, verbose=False,
+                callbacks=[scripted([0] * 10, snapshots),
+                           LambdaCallback(on_epoch_end=lambda t, e, logs: logs.update(
+                               val_accuracy=[0.5, 0.53, 0.9][min(e, 2)])), stopper])
+    assert stopper.best == 0.5 and stopper.stopped_epoch == 1  # +0.03 is below min_delta
+    assert np.array_equal(trainer.model.flat_params, snapshots[-1])
+
+
+def test_early_stopping_on_real_validation_loss(data):
+    X, y = data
+    trainer = make_trainer(optimizer=nnc.SGD(0.5))
+    stopper = EarlyStopping(patience=1)
+    trainer.fit(X[:64], y[:64], epochs=30, validation_data=(X[64:], y[64:]), verbose=False,
+                callbacks=[stopper])
+    val = trainer.history.epochs["val_loss"]
+    assert stopper.best == min(val) and val[stopper.best_epoch] == min(val)
+    assert trainer.evaluate(X[64:], y[64:])["loss"] == pytest.approx(min(val), rel=1e-6)
+
+
+def test_monitor_missing_from_the_logs_is_named(data):
+    with pytest.raises(ValueError, match="monitors 'val_loss'.*validation_data"):
+        make_trainer().fit(*data, epochs=2, verbose=False, callbacks=[EarlyStopping()])
+
+
+def test_model_checkpoint_writes_best_only(tmp_path, data):
+    snapshots = []
+    checkpoint = ModelCheckpoint(tmp_path / "best.npz", monitor="score", save_best_only=True)
+    trainer = make_trainer()
+    trainer.fit(*data, epochs=5, verbose=False,
+                callbacks=[scripted([3, 2, 2.5, 1, 1.5], snapshots), checkpoint])
+    assert [epoch for epoch, _ in checkpoint.saved] == [0, 1, 3]
+    best = nnc.load(tmp_path / "best.npz")
+    assert np.array_equal(best.flat_params, snapshots[3])
+
+
+def test_model_checkpoint_every_epoch_with_a_name_template(tmp_path, data):
+    checkpoint = ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}-{loss:.2f}.npz"))
+    make_trainer().fit(*data, epochs=2, verbose=False, callbacks=[checkpoint])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0].startswith("ckpt-01-") and names[1].startswith("ckpt-02-")
+    with pytest.raises(ValueError, match="cannot be filled in"):
+        make_trainer().fit(*data, epochs=1, verbose=False,
+                           callbacks=[ModelCheckpoint(str(tmp_path / "{nope}.npz"))])
+
+
+def test_model_checkpoint_files_resume_bit_identically(tmp_path, data):
+    uninterrupted = make_trainer()
+    uninterrupted.fit(*data, epochs=3, verbose=False)
+    make_trainer().fit(*data, epochs=2, verbose=False,
+                       callbacks=[ModelCheckpoint(str(tmp_path / "e{epoch}.npz"))])
+    resumed = make_trainer(seed=4)
+    resumed.fit(*data, epochs=3, verbose=False, resume_from=tmp_path / "e2.npz")
+    assert np.array_equal(resumed.model.flat_params, uninterrupted.model.flat_params)
+    assert resumed.history.steps == uninterrupted.history.steps
+
+
+def test_reduce_lr_on_plateau(data):
+    reducer = ReduceLROnPlateau(monitor="score", factor=0.5, patience=2, min_lr=0.02)
+    trainer = make_trainer(optimizer=nnc.SGD(0.1))
+    history = trainer.fit(*data, epochs=8, verbose=False,
+                          callbacks=[scripted([1.0, 0.5] + [0.6] * 6), reducer])
+    # plateau from epoch 2: reduce after epochs 3 and 5; the floor 0.02 is hit at epoch 7
+    assert reducer.reductions == [(3, 0.05), (5, 0.025), (7, 0.02)]
+    assert trainer.optimizer.lr == 0.02
+    lrs = history.steps["lr"]
+    per_epoch = len(lrs) // 8
+    assert lrs[0] == 0.1 and lrs[4 * per_epoch] == 0.05 and lrs[6 * per_epoch] == 0.025
+
+
+def test_reduce_lr_refuses_a_schedule(data):
+    trainer = make_trainer(schedule=nnc.schedules.Constant(0.1))
+    with pytest.raises(ValueError, match="schedule"):
+        trainer.fit(*data, epochs=1, verbose=False, callbacks=[ReduceLROnPlateau("loss")])
+
+
+def test_csv_logger_writes_a_header_and_one_row_per_epoch(tmp_path, data):
+    path = tmp_path / "log.csv"
+    trainer = make_trainer()
+    X, y = data
+    history = trainer.fit(X[:64], y[:64], epochs=3, validation_data=(X[64:], y[64:]),
+                          verbose=False, callbacks=[CSVLogger(path)])
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+    assert len(rows) == 4 and [row[0] for row in rows[1:]] == ["1", "2", "3"]
+    assert [float(row[3]) for row in rows[1:]] == history.epochs["val_loss"]  # exact
+    trainer.fit(X[:64], y[:64], epochs=1, verbose=False, callbacks=[CSVLogger(path, append=True)])
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    assert len(rows) == 5 and rows[4][0] == "4" and rows[4][3] == ""  # no val_loss this time
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: EarlyStopping(patience=-1), ValueError),
+    (lambda: EarlyStopping(mode="best"), ValueError),
+    (lambda: EarlyStopping(monitor=None), TypeError),
+    (lambda: ReduceLROnPlateau(factor=1.5), ValueError),
+    (lambda: ReduceLROnPlateau(min_lr=-1), ValueError),
+    (lambda: ModelCheckpoint(None), TypeError),
+    (lambda: CSVLogger(7), TypeError),
+])
+def test_bad_arguments(make, error):
+    with pytest.raises(error):
+        make()

@@ -1,0 +1,357 @@
+"""Training diagnostics (issue 6): recorded values against a NumPy
+recomputation, no effect on the trajectory, each verdict on a run built to
+show it and silence on healthy runs, save/load and ``python -m nnc diagnose``."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc import diagnostics as D
+from nnc.callbacks import Callback
+from nnc.cli import main as cli_main
+from nnc.history import History
+
+BACKENDS = ["cython", "numpy"]
+
+
+# --- the recorded values --------------------------------------------------------
+class Snapshots(Callback):
+    """Copies of the parameters (before/after each update) and gradients."""
+
+    def __init__(self):
+        self.before, self.after, self.grads = [], [], []
+
+    def on_before_update(self, trainer):
+        m = trainer.model
+        self.before.append([{k: v.copy() for k, v in l.params.items()} for l in m.layers])
+        self.grads.append([{k: v.copy() for k, v in l.grads.items()} for l in m.layers])
+
+    def on_step_end(self, trainer, logs):
+        m = trainer.model
+        self.after.append([{k: v.copy() for k, v in l.params.items()} for l in m.layers])
+
+
+def norm(arrays):
+    return math.sqrt(sum(float(np.sum(np.asarray(a, dtype=np.float64) ** 2)) for a in arrays))
+
+
+def recompute_forward(params, x, eps):
+    """The forward pass of Dense(no bias) - BatchNorm - ReLU - Dropout(0) - Dense,
+    in NumPy from the parameters: the outputs of every layer and the batch stats."""
+    z = x @ params[0]["W"]
+    mu = z.mean(axis=0)
+    var = ((z - mu) ** 2).mean(axis=0)
+    bn = params[1]["gamma"] * (z - mu) / np.sqrt(var + eps) + params[1]["beta"]
+    h = np.maximum(bn, 0)
+    out = h @ params[4]["W"] + params[4]["b"]
+    return [z, bn, h, h, out], mu, var
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("every", [1, 3])
+def test_each_value_equals_a_numpy_recomputation(backend, every):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6))
+    y = rng.integers(0, 3, size=40)
+    model = nnc.Sequential(nnc.Dense(6, 8, bias=False), nnc.BatchNorm(8), nnc.ReLU(),
+                           nnc.Dropout(0.0), nnc.Dense(8, 3), dtype="float64",
+                           backend=backend, seed=1)
+    model.layers[1].params["beta"][:3] = -10.0  # three units dead from the start
+    snaps = Snapshots()
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1, momentum=0.5), batch_size=8,
+                          callbacks=[snaps], diagnostics=D.Diagnostics(every=every))
+    history = trainer.fit(X, y, epochs=2, shuffle=False, verbose=False)
+    d = history.diagnostics
+    assert d["step"] == list(range(every, 11, every))
+    assert d["epoch"] == [(t - 1) // 5 for t in d["step"]]
+    assert history.meta["layers"] == ["Dense", "BatchNorm", "ReLU", "Dropout", "Dense"]
+    for k, t in enumerate(d["step"]):
+        before, after, grads = snaps.before[t - 1], snaps.after[t - 1], snaps.grads[t - 1]
+        start = ((t - 1) % 5) * 8
+        outs, mu, var = recompute_forward(before, X[start:start + 8], model.layers[1].eps)
+        for i in (0, 1, 4):  # layers with parameters
+            w = norm(before[i].values())
+            assert d[f"grad_norm.{i}"][k] == pytest.approx(norm(grads[i].values()), rel=1e-12)
+            assert d[f"weight_norm.{i}"][k] == pytest.approx(w, rel=1e-12)
+            dw = norm([after[i][n] - before[i][n] for n in before[i]])
+            assert d[f"update_ratio.{i}"][k] == pytest.approx(dw / w, rel=1e-9)
+        for i, out in enumerate(outs):
+            assert d[f"act_mean.{i}"][k] == pytest.approx(out.mean(), rel=1e-9, abs=1e-12)
+            assert d[f"act_std.{i}"][k] == pytest.approx(out.std(), rel=1e-9)
+        dead = np.mean(np.all(outs[2] <= 0, axis=0))
+        assert dead >= 3 / 8
+        assert d["dead_fraction.2"][k] == dead
+        assert d["bn_mean.1"][k] == pytest.approx(mu.mean(), abs=1e-12)
+        assert d["bn_var.1"][k] == pytest.approx(var.mean(), rel=1e-12)
+    lengths = {name: len(values) for name, values in d.items()}
+    assert set(lengths.values()) == {len(d["step"])}
+    assert "dead_fraction.0" not in d and "bn_mean.2" not in d
+
+
+def test_batchnorm_keeps_the_last_training_batch_statistics():
+    rng = np.random.default_rng(1)
+    x = rng.normal(2.0, 3.0, size=(16, 4))
+    model = nnc.Sequential(nnc.Dense(4, 4, bias=False), nnc.BatchNorm(4), dtype="float64", seed=0)
+    z = x @ model.layers[0].params["W"]
+    model.forward(x, training=True)
+    bn = model.layers[1]
+    np.testing.assert_allclose(bn.batch_mean, z.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn.batch_var, z.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn.last_output, model.forward(x, training=True), rtol=1e-12)
+
+
+def test_last_output_is_a_read_only_view_of_the_layer_output():
+    model = nnc.Sequential(nnc.Dense(3, 4), nnc.ReLU(), nnc.Dropout(0.0), nnc.Dense(4, 2), seed=0)
+    assert model.layers[0].last_output is None
+    x = np.ones((5, 3), dtype=np.float32)
+    out = model.forward(x)
+    np.testing.assert_array_equal(model.layers[3].last_output, out)
+    assert model.layers[1].last_output.shape == (5, 4)
+    assert model.layers[2].last_output is None  # p = 0 passes its input through
+    with pytest.raises(ValueError):
+        model.layers[1].last_output[0, 0] = 1.0
+
+
+# --- cost when off, effect when on ------------------------------------------------
+def trained(diagnostics, backend):
+    X, y = nnc.datasets.load_digits()
+    model = nnc.Sequential(nnc.Dense(64, 16, bias=False), nnc.BatchNorm(16), nnc.ReLU(),
+                           nnc.Dropout(0.3), nnc.Dense(16, 10), backend=backend, seed=3)
+    trainer = nnc.Trainer(model, optimizer=nnc.Adam(0.01), batch_size=50, l2=1e-3,
+                          clip_norm=1.0, diagnostics=diagnostics)
+    history = trainer.fit(X[:300], y[:300], epochs=2, validation_data=(X[300:400], y[300:400]),
+                          verbose=False)
+    return trainer, history
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_diagnostics_leave_the_trajectory_bit_identical(backend):
+    off, h_off = trained(None, backend)
+    assert off.callbacks == [] and off.diagnostics is None and h_off.diagnostics == {}
+    for setting in (True, 3):
+        on, h_on = trained(setting, backend)
+        assert len(h_on.diagnostics["step"]) > 0
+        np.testing.assert_array_equal(on.model.flat_params, off.model.flat_params)
+        for a, b in zip(on.model.layers, off.model.layers):
+            for name in a.buffers:
+                np.testing.assert_array_equal(a.buffers[name], b.buffers[name])
+        assert h_on.steps == h_off.steps
+        assert h_on.epochs == h_off.epochs
+
+
+def test_the_diagnostics_argument():
+    def model():
+        return nnc.Sequential(nnc.Dense(4, 3), nnc.ReLU(), nnc.Dense(3, 2), seed=0)
+
+    assert isinstance(nnc.Trainer(model(), diagnostics=True).diagnostics, D.Diagnostics)
+    assert nnc.Trainer(model(), diagnostics=4).diagnostics.every == 4
+    assert nnc.Trainer(model(), diagnostics=False).diagnostics is None
+    custom = D.Diagnostics(every=2)
+    trainer = nnc.Trainer(model(), callbacks=[custom], diagnostics=custom)
+    assert trainer.callbacks == [custom]  # not run twice
+    with pytest.raises(TypeError, match="diagnostics"):
+        nnc.Trainer(model(), diagnostics="yes")
+    with pytest.raises(ValueError, match="diagnostics"):
+        nnc.Trainer(model(), diagnostics=0)
+    with pytest.raises(ValueError, match="every"):
+        D.Diagnostics(every=0)
+
+
+def test_diagnostics_as_a_fit_callback_and_across_fits():
+    X, y = nnc.datasets.load_digits()
+    model = nnc.Sequential(nnc.Dense(64, 8), nnc.ReLU(), nnc.Dense(8, 10), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1), batch_size=64)
+    diag = D.Diagnostics(every=2)
+    trainer.fit(X[:256], y[:256], epochs=1, verbose=False, callbacks=[diag])
+    trainer.fit(X[:256], y[:256], epochs=1, verbose=False, callbacks=[diag])
+    d = trainer.history.diagnostics
+    assert d["step"] == [2, 4, 6, 8] and d["epoch"] == [0, 0, 1, 1]
+
+
+# --- verdicts ----------------------------------------------------------------------
+def fit(layers, optimizer, X, y, epochs, batch_size=32, loss="softmax_cross_entropy",
+        setup=None, diagnostics=True):
+    model = nnc.Sequential(*layers, seed=0)
+    if setup is not None:
+        setup(model)
+    trainer = nnc.Trainer(model, loss=loss, optimizer=optimizer, batch_size=batch_size,
+                          seed=0, diagnostics=diagnostics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return trainer.fit(X, y, epochs=epochs, verbose=False)
+
+
+def digits(n=512):
+    X, y = nnc.datasets.load_digits()
+    return X[:n], y[:n]
+
+
+def regression():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 8)).astype(np.float32)
+    return X, (X @ rng.normal(size=(8, 1))).astype(np.float32)
+
+
+def mlp(hidden=32):
+    return [nnc.Dense(64, hidden), nnc.ReLU(), nnc.Dense(hidden, 10)]
+
+
+def kinds(history):
+    found = [v.kind for v in D.diagnose(history)]
+    assert set(found) <= set(D.KINDS)
+    return found
+
+
+@pytest.mark.parametrize("optimizer", [nnc.SGD(0.1), nnc.SGD(0.1, momentum=0.9), nnc.Adam(3e-3)],
+                         ids=["sgd", "momentum", "adam"])
+def test_a_healthy_run_shows_no_verdict(optimizer):
+    history = fit(mlp(), optimizer, *digits(), epochs=6)
+    assert kinds(history) == []
+    assert "No problems found." in history.report()
+    history = fit([nnc.Dense(8, 1)], nnc.SGD(0.3), *regression(), epochs=8, batch_size=256,
+                  loss="mse")
+    assert kinds(history) == []
+
+
+def test_rising_loss_says_the_learning_rate_is_too_large():
+    # full-batch gradient descent on least squares just above the stable rate
+    history = fit([nnc.Dense(8, 1)], nnc.SGD(0.8), *regression(), epochs=8, batch_size=256,
+                  loss="mse")
+    assert kinds(history) == ["lr_too_large"]
+    message = D.diagnose(history)[0].message
+    assert "rose for" in message and "learning rate 0.8 is likely too large" in message
+
+
+def test_a_loss_spike_says_the_learning_rate_is_too_large():
+    history = fit(mlp(), nnc.SGD(3.0), *digits(), epochs=3)
+    verdicts = D.diagnose(history)
+    assert verdicts[0].kind == "lr_too_large" and "spiked" in verdicts[0].message
+
+
+def test_nan_loss_says_diverged():
+    history = History()
+    history.steps["loss"] = [2.3, 2.1, 40.0, math.inf, math.nan]
+    history.steps["lr"] = [0.5] * 5
+    history.steps["grad_norm"] = [1.0, 1.2, 80.0, math.inf, math.nan]
+    found = D.diagnose(history)
+    assert [v.kind for v in found] == ["lr_too_large", "exploding_gradients"]
+    assert "step 4" in found[0].message and "0.5" in found[0].message
+
+
+def test_exploding_gradients():
+    history = fit([nnc.Dense(8, 1)], nnc.SGD(1.0), *regression(), epochs=20, batch_size=256,
+                  loss="mse")
+    found = {v.kind: v.message for v in D.diagnose(history)}
+    assert "exploding_gradients" in found and "grew from" in found["exploding_gradients"]
+
+
+def test_vanishing_gradients_in_a_deep_sigmoid_net():
+    layers = [nnc.Dense(64, 32)]
+    for _ in range(9):
+        layers += [nnc.Sigmoid(), nnc.Dense(32, 32)]
+    layers += [nnc.Sigmoid(), nnc.Dense(32, 10)]
+    history = fit(layers, nnc.SGD(0.1), *digits(), epochs=2)
+    found = {v.kind: v.message for v in D.diagnose(history)}
+    assert "vanishing_gradients" in found
+    assert "layer 0 (Dense)" in found["vanishing_gradients"]
+    assert "layer 20 (Dense)" in found["vanishing_gradients"]
+
+
+def test_exploding_across_depth_from_recorded_norms():
+    history = History()
+    history.steps.update({"loss": [1.0] * 10, "lr": [0.1] * 10, "grad_norm": [1.0] * 10,
+                          "grad_norm.0": [5e3] * 10, "grad_norm.4": [1.0] * 10})
+    found = D.diagnose(history)
+    assert "exploding_gradients" in [v.kind for v in found]
+
+
+def test_tiny_updates_say_learning_is_too_slow():
+    history = fit(mlp(), nnc.SGD(1e-6), *digits(), epochs=2)
+    assert kinds(history) == ["slow_learning", "not_decreasing"]
+    assert "learning is too slow" in history.report()
+
+
+def test_dead_relu_units():
+    def kill(model):
+        model.layers[0].params["b"][...] = -3.0
+
+    history = fit(mlp(), nnc.SGD(0.1), *digits(), epochs=3, setup=kill)
+    found = {v.kind: v.message for v in D.diagnose(history)}
+    assert "dead_relu" in found
+    assert found["dead_relu"].startswith("layer 1 (ReLU): 100 % of the ReLU units are dead")
+    assert "vanishing_gradients" in found  # no gradient gets through dead units
+
+
+def test_dead_since_epoch():
+    history = History()
+    history.steps.update({"loss": list(np.linspace(2, 1, 8)), "lr": [0.1] * 8,
+                          "grad_norm": [1.0] * 8})
+    history.epochs["loss"] = [1.8, 1.5, 1.3, 1.1]
+    history.diagnostics = {"step": list(range(1, 9)), "epoch": [0, 0, 1, 1, 2, 2, 3, 3],
+                           "dead_fraction.3": [0.1, 0.2, 0.3, 0.6, 0.7, 0.71, 0.71, 0.71]}
+    history.meta = {"layers": ["Dense", "ReLU", "Dense", "ReLU", "Dense"]}
+    (verdict,) = D.diagnose(history)
+    assert verdict.message == ("layer 3 (ReLU): 71 % of the ReLU units are dead "
+                               "(never active over a batch) since epoch 2")
+
+
+def test_loss_not_decreasing_with_random_labels():
+    X, _ = digits()
+    y = np.random.default_rng(0).integers(0, 10, size=len(X))
+    history = fit(mlp(), nnc.SGD(0.05), X, y, epochs=3)
+    assert kinds(history) == ["not_decreasing"]
+
+
+def test_plateau_of_a_one_unit_bottleneck():
+    history = fit(mlp(hidden=1), nnc.SGD(0.5), *digits(), epochs=20)
+    assert kinds(history) == ["plateau"]
+    assert "plateaued at" in D.diagnose(history)[0].message
+
+
+def test_report_without_diagnostics_and_without_steps():
+    assert "nothing to diagnose" in History().report()
+    history = fit(mlp(), nnc.SGD(0.1), *digits(256), epochs=2, diagnostics=None)
+    assert "need Trainer(..., diagnostics=True)" in history.report()
+    with pytest.raises(TypeError, match="history"):
+        D.diagnose({"steps": {}})
+
+
+def test_thresholds_are_named_in_the_module_docstring():
+    for name in ("LOSS_RISE_EPOCHS", "LOSS_GROWTH_FACTOR", "LOSS_SPIKE_FACTOR",
+                 "MIN_RELATIVE_DECREASE", "PLATEAU_EPOCHS", "PLATEAU_RELATIVE_CHANGE",
+                 "PLATEAU_LOSS_FRACTION", "EXPLODING_GRAD_GROWTH", "VANISHING_GRAD_RATIO",
+                 "SLOW_UPDATE_RATIO", "FAST_UPDATE_RATIO", "DEAD_RELU_FRACTION"):
+        assert isinstance(getattr(D, name), (int, float))
+        assert name in D.__doc__
+
+
+# --- save, load and the command line ----------------------------------------------
+def test_save_and_load_round_trip(tmp_path):
+    history = fit(mlp(), nnc.SGD(0.1), *digits(256), epochs=2)
+    history.steps["loss"][1] = math.nan  # non-finite values survive
+    path = tmp_path / "run.json"
+    history.save(path)
+    loaded = History.load(path)
+    assert set(loaded.to_dict()) >= {"steps", "epochs", "diagnostics", "meta"}
+    assert math.isnan(loaded.steps["loss"][1])
+    history.steps["loss"][1] = loaded.steps["loss"][1] = 0.0
+    assert loaded.to_dict() == history.to_dict()
+    assert loaded.report() == history.report()
+    (tmp_path / "other.json").write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not an nnc History"):
+        History.load(tmp_path / "other.json")
+
+
+def test_python_m_nnc_diagnose(tmp_path, capsys):
+    bad = fit(mlp(), nnc.SGD(1e-6), *digits(256), epochs=2)
+    good = fit(mlp(), nnc.SGD(0.1), *digits(), epochs=4)
+    bad.save(tmp_path / "bad.json")
+    good.save(tmp_path / "good.json")
+    assert cli_main(["diagnose", str(tmp_path / "bad.json")]) == 1
+    assert "learning is too slow" in capsys.readouterr().out
+    assert cli_main(["diagnose", str(tmp_path / "good.json")]) == 0
+    assert "No problems found." in capsys.readouterr().out
+    assert cli_main(["diagnose", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err

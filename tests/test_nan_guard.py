@@ -1,0 +1,103 @@
+"""The NaN/Inf guard: training stops before a non-finite update, names the
+step and the layer, and leaves the last finite weights."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.callbacks import LambdaCallback
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = nnc.datasets.load_digits()
+    return X[:256], y[:256], np.eye(10, dtype=np.float32)[y[:256]]
+
+
+def exploding(backend, hidden):
+    """MSE regression with lr=1e4: the loss grows ~1e8-fold per step."""
+    layers = [nnc.Dense(64, 16), nnc.ReLU(), nnc.Dense(16, 10)] if hidden else [nnc.Dense(64, 10)]
+    model = nnc.Sequential(*layers, seed=0, backend=backend)
+    after_steps = [model.flat_params.copy()]
+    trainer = nnc.Trainer(model, loss="mse", optimizer=nnc.SGD(1e4), batch_size=32,
+                          callbacks=[LambdaCallback(on_step_end=lambda t, logs: after_steps.append(
+                              t.model.flat_params.copy()))])
+    return trainer, after_steps
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["linear", "mlp"])
+def test_guard_stops_before_the_update_with_the_last_finite_weights(digits, backend_name,
+                                                                    hidden):
+    X, _, Y = digits
+    trainer, after_steps = exploding(backend_name, hidden)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # the NumPy reference overflowing
+        with pytest.raises(nnc.TrainingDiverged) as info:
+            trainer.fit(X, Y, epochs=5, verbose=False)
+    error = info.value
+    assert isinstance(error, FloatingPointError)
+    assert error.step == trainer.step_count == len(after_steps) - 1 > 0
+    message = str(error)
+    assert f"step {error.step} (epoch {error.epoch + 1})" in message
+    assert error.layer is not None and f"layer {error.layer} (Dense" in message
+    assert "lower learning rate" in message and "clip_norm" in message
+    # weights: exactly those after the last step that was applied, all finite
+    assert np.array_equal(trainer.model.flat_params, after_steps[-1])
+    assert np.isfinite(trainer.model.flat_params).all()
+    # the history holds the applied steps only
+    steps = trainer.history.steps
+    assert len(steps["loss"]) == len(steps["grad_norm"]) == len(steps["grad_norm.0"]) \
+        == trainer.step_count
+    assert all(math.isfinite(v) for v in steps["loss"])
+
+
+def test_non_finite_weights_are_named(digits):
+    X, y, _ = digits
+    model = nnc.Sequential(nnc.Dense(64, 16), nnc.ReLU(), nnc.Dense(16, 10), seed=0)
+    model.layers[0].params["W"][3, 2] = np.inf
+    before = model.flat_params.copy()
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1))
+    with pytest.raises(nnc.TrainingDiverged, match=r"step 0 .*loss is nan.* layer 2 \(Dense.*"
+                                                   r"weights of layer 0 are already non-finite"):
+        trainer.fit(X, y, verbose=False)
+    assert np.array_equal(model.flat_params, before, equal_nan=True)
+    assert trainer.step_count == 0
+
+
+def test_guard_off_and_warn_modes(digits):
+    X, _, Y = digits
+    trainer, _ = exploding("cython", hidden=False)
+    trainer.nan_guard = None  # what nan_guard=False sets
+    trainer.fit(X, Y, epochs=2, verbose=False)
+    assert not all(math.isfinite(v) for v in trainer.history.steps["loss"])
+
+    ended = []
+    model = nnc.Sequential(nnc.Dense(64, 10), seed=0)
+    trainer = nnc.Trainer(model, loss="mse", optimizer=nnc.SGD(1e4), nan_guard="warn",
+                          callbacks=[LambdaCallback(on_train_end=lambda t: ended.append(1))])
+    with pytest.warns(RuntimeWarning, match="training diverged at step"):
+        history = trainer.fit(X, Y, epochs=5, verbose=False)
+    assert ended and np.isfinite(model.flat_params).all()
+    assert len(history.steps["loss"]) == trainer.step_count
+
+
+def test_guard_argument_is_checked():
+    model = nnc.Sequential(nnc.Dense(4, 2), seed=0)
+    assert nnc.Trainer(model, nan_guard=False).nan_guard is None
+    assert nnc.Trainer(model).nan_guard == "raise"
+    for bad in ("ignore", 1, None):
+        with pytest.raises(ValueError, match="nan_guard"):
+            nnc.Trainer(model, nan_guard=bad)
+
+
+def test_guard_does_not_change_a_healthy_run(digits):
+    X, y, _ = digits
+    runs = []
+    for guard in (True, False):
+        model = nnc.Sequential(nnc.Dense(64, 16), nnc.ReLU(), nnc.Dense(16, 10), seed=0)
+        trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1, momentum=0.9), nan_guard=guard)
+        trainer.fit(X, y, epochs=2, verbose=False)
+        runs.append((model.flat_params, trainer.history.steps))
+    assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]

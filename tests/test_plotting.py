@@ -1,0 +1,115 @@
+"""Plots (issue 6): matplotlib only inside the plotting functions, a clear
+error without it, and figures that are written and returned with it
+(those tests skip cleanly when matplotlib is not installed)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc import playground, plotting
+from nnc.cli import main as cli_main
+
+
+def small_history(diagnostics=True, validation=True):
+    X, y = nnc.datasets.load_digits()
+    model = nnc.Sequential(nnc.Dense(64, 16, bias=False), nnc.BatchNorm(16), nnc.ReLU(),
+                           nnc.Dense(16, 10), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1), batch_size=64, diagnostics=diagnostics,
+                          schedule=nnc.schedules.LinearDecay(0.1, 0.01, 20))
+    return trainer.fit(X[:320], y[:320], epochs=3, verbose=False,
+                       validation_data=(X[320:420], y[320:420]) if validation else None)
+
+
+def test_importing_nnc_does_not_import_matplotlib():
+    code = ("import sys, nnc, nnc.plotting, nnc.playground, nnc.diagnostics; "
+            "print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    with pytest.raises(ImportError, match=r"pip install nnc\[plot\]"):
+        plotting.require_matplotlib()
+    with pytest.raises(ImportError, match=r"nnc\[plot\]"):
+        small_history(diagnostics=False).plot()
+    path = {"sgd": playground.run(nnc.SGD(0.01), "ravine", steps=3)}
+    with pytest.raises(ImportError, match=r"nnc\[plot\]"):
+        playground.plot_paths(path, "ravine")
+
+
+def test_diagnose_plot_without_matplotlib_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    small_history().save(tmp_path / "run.json")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli_main(["diagnose", str(tmp_path / "run.json"), "--plot",
+                     str(tmp_path / "run.png")]) == 2
+    assert "nnc[plot]" in capsys.readouterr().err
+
+
+@pytest.fixture
+def mpl():
+    return pytest.importorskip("matplotlib")
+
+
+def test_history_plot_writes_and_returns_the_figure(mpl, tmp_path):
+    from matplotlib.figure import Figure
+
+    history = small_history()
+    fig = history.plot(path=tmp_path / "history.png")
+    assert isinstance(fig, Figure)
+    assert (tmp_path / "history.png").stat().st_size > 1000
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    for expected in ("loss", "accuracy", "learning rate", "gradient norm (before clipping)",
+                     "activations: std (solid), mean (dashed)",
+                     "update / weight ratio ||dw|| / ||w||", "dead ReLU units (fraction)"):
+        assert expected in titles
+    grad_axis = fig.axes[titles.index("gradient norm (before clipping)")]
+    assert grad_axis.get_yscale() == "log"
+    assert len(grad_axis.get_lines()) == 1 + 3  # global and one per layer with parameters
+
+
+def test_history_plot_without_diagnostics_or_validation(mpl):
+    fig = small_history(diagnostics=False, validation=False).plot()
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert "activations: std (solid), mean (dashed)" not in titles
+    assert "loss" in titles and "accuracy" in titles
+    fig = nnc.History().plot()  # an empty history still draws
+    assert fig.axes
+
+
+def test_plot_paths_draws_one_line_per_optimizer(mpl, tmp_path):
+    surface = playground.rosenbrock()
+    paths = {"adam": playground.run(nnc.Adam(0.05), surface, steps=50),
+             "momentum": playground.run(nnc.SGD(0.01, momentum=0.9), surface, steps=50)}
+    fig = playground.plot_paths(paths, surface, path=tmp_path / "paths.png")
+    assert (tmp_path / "paths.png").stat().st_size > 1000
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "adam" in labels and "momentum" in labels
+    fig2, axes = plotting.new_figure(1, 2)
+    assert playground.plot_paths(paths, "ravine", ax=axes[0, 1], xlim=(-5, 1)) is fig2
+    assert axes[0, 1].get_xlim() == (-5, 1)
+    with pytest.raises(TypeError, match="paths"):
+        playground.plot_paths([], surface)
+    with pytest.raises(ValueError, match="shape"):
+        playground.plot_paths({"bad": np.zeros((3, 3))}, surface)
+
+
+def test_python_m_nnc_diagnose_plot(mpl, tmp_path, capsys):
+    small_history().save(tmp_path / "run.json")
+    cli_main(["diagnose", str(tmp_path / "run.json"), "--plot", str(tmp_path / "run.png")])
+    assert (tmp_path / "run.png").stat().st_size > 1000
+    assert "plot written" in capsys.readouterr().out
+
+
+def test_plots_never_touch_pyplot(mpl):
+    code = ("import sys, nnc; h = nnc.History(); h.steps['loss'] = [1.0, 0.5]; "
+            "h.steps['lr'] = [0.1, 0.1]; h.steps['grad_norm'] = [1.0, 0.7]; h.plot(); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=None)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
