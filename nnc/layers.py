@@ -14,6 +14,17 @@ from nnc._validation import check_float, check_int
 from nnc.init import get_initializer
 
 
+class _NotInAModel:
+    """The workspace of a layer that no model has built yet: any use says so."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def get(self, *args, **kwargs):
+        raise RuntimeError(f"{type(self.layer).__name__} is not part of a model yet: put it in "
+                           "nnc.Sequential(...), which allocates its parameters and buffers")
+
+
 class Layer:
     """Base class. Subclasses override ``param_shapes``, ``forward`` and
     ``backward``; parameter-free layers keep the empty defaults."""
@@ -30,7 +41,7 @@ class Layer:
         self.grads = {}
         self.buffers = {}
         self.backend = None
-        self.workspace = None
+        self.workspace = _NotInAModel(self)
         self.rng = None
 
     def param_shapes(self):
@@ -154,21 +165,21 @@ class Activation(Layer):
     kernel = None
     activation = "other"
 
-    def build(self, backend, workspace, rng):
-        super().build(backend, workspace, rng)
-        self._forward_kernel = getattr(backend, self.kernel + "_forward")
-        self._backward_kernel = getattr(backend, self.kernel + "_backward")
+    def __init__(self):
+        super().__init__()
+        self._forward_name = self.kernel + "_forward"
+        self._backward_name = self.kernel + "_backward"
         self._y = None
 
     def forward(self, x, training=True):
         out = self.workspace.get("y", x.shape)
-        self._forward_kernel(x, out)
+        getattr(self.backend, self._forward_name)(x, out)
         self._y = out
         return out
 
     def backward(self, dy, need_input_grad=True):
         dx = self.workspace.get("dx", dy.shape)
-        self._backward_kernel(self._y, dy, dx)
+        getattr(self.backend, self._backward_name)(self._y, dy, dx)
         return dx
 
 

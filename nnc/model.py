@@ -71,14 +71,20 @@ class Sequential:
             features = layer.output_features(features)
         return first.in_features, features
 
+    def _parameter_layout(self):
+        """(undecayed, layer index, name, shape) of every parameter, in buffer
+        order: parameters under the L2 penalty first, then model order."""
+        entries = [(name not in layer.decayed, i, name, shape)
+                   for i, layer in enumerate(self.layers)
+                   for name, shape in layer.param_shapes().items()]
+        entries.sort(key=lambda e: e[0])  # stable
+        return entries
+
     def _allocate_parameters(self):
         """Lay every parameter out in one flat buffer (gradients in a twin).
         Parameters under the L2 penalty come first, so the penalty is one
         kernel call over ``flat_params[:n_decayed]``."""
-        entries = [(name not in layer.decayed, i, name, shape)
-                   for i, layer in enumerate(self.layers)
-                   for name, shape in layer.param_shapes().items()]
-        entries.sort(key=lambda e: e[0])  # stable: decayed first, then model order
+        entries = self._parameter_layout()
         # math.prod: exact Python ints (np.prod wraps around silently in int64)
         total = sum(math.prod(shape) for *_, shape in entries)
         if total > np.iinfo(np.intp).max // self.dtype.itemsize:
@@ -86,6 +92,12 @@ class Sequential:
                              "machine can address; check the layer sizes")
         self.flat_params = np.zeros(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self._bind_views()
+
+    def _bind_views(self):
+        """Point every ``params``/``grads`` entry (the model's and each
+        layer's) at its slice of the flat buffers."""
+        entries = self._parameter_layout()
         self.params, self.grads = {}, {}
         self.param_layers = []  # layer index of each parameter, in buffer order
         offsets = [0]
@@ -99,6 +111,17 @@ class Sequential:
         self.param_offsets = np.array(offsets, dtype=np.int64)
         self.n_decayed = sum(math.prod(shape) for undecayed, *_, shape in entries
                              if not undecayed)
+
+    def __getstate__(self):
+        # pickle/deepcopy would turn the views into separate arrays; they are
+        # rebuilt from the flat buffers instead
+        state = self.__dict__.copy()
+        state["params"] = state["grads"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_views()
 
     def _initialize(self):
         for i, layer in enumerate(self.layers):

@@ -65,5 +65,11 @@ class CythonBackend:
     clip = staticmethod(gradients.clip)
     l2_penalty = staticmethod(gradients.l2_penalty)
 
+    def __reduce__(self):
+        # kernels are compiled functions: pickle (and deepcopy) by name
+        from nnc.backends import get_backend
+
+        return get_backend, (self.name, self.dtype)
+
     def all_finite(self, x):
         return checks.all_finite(x.reshape(-1))
