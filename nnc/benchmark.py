@@ -154,6 +154,23 @@ def _epoch_runner(name, sizes, X, y, batch_size, batchnorm, threads):
 CONTENDERS = ("nnc", "nnc-numpy", "numpy-mlp", "torch", "gemm-floor")
 
 
+def _limit_other_blas(threads):
+    """Give every BLAS other than scipy's (numpy's own OpenBLAS, used by the
+    NumPy contenders) the same thread count as the contenders; scipy's
+    stays at one thread, nnc's OpenMP pool splits its GEMMs. Returns the
+    previous counts."""
+    from threadpoolctl import ThreadpoolController
+
+    from nnc.threads import _is_scipy_blas
+
+    libs = [lib for lib in ThreadpoolController().lib_controllers
+            if lib.user_api == "blas" and not _is_scipy_blas(lib)]
+    previous = [(lib, lib.num_threads) for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(threads)
+    return previous
+
+
 def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 512),
               batchnorm=(False, True), threads=(1, 2), repeats=3, contenders=CONTENDERS,
               tiny_steps=2000, progress=True):
@@ -180,10 +197,12 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
     configs = [(b, bn, t) for t in threads for bn in batchnorm for b in batch_sizes]
     rows = []
     before = nnc.get_num_threads()
+    other_blas = _limit_other_blas(1)
     bar = tqdm(total=len(configs) * repeats, desc="benchmark", disable=not progress)
     try:
         for batch_size, bn, t in configs:
             nnc.set_num_threads(t)
+            _limit_other_blas(t)
             runners = {c: _epoch_runner(c, sizes, X, y, batch_size, bn, t) for c in contenders}
             runners = {c: r for c, r in runners.items() if r is not None}
             for r in runners.values():  # warm-up: workspaces, caches, first-touch pages
@@ -204,6 +223,8 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
     finally:
         bar.close()
         nnc.set_num_threads(before)
+        for lib, count in other_blas:
+            lib.set_num_threads(count)
     return {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "python": platform.python_version(),

@@ -7,10 +7,14 @@ cdef extern from "_openmp_shim.h":
 
 # Elementwise passes (activations, optimizer updates, losses, column sums)
 # run on one thread below this many elements, GEMMs below this many
-# multiply-adds (m*n*k). Defaults measured with benchmarks/thresholds.py
-# (see README, "Speed"); set_parallel_thresholds changes them at run time.
+# multiply-adds (m*n*k). Measured with benchmarks/thresholds.py: on the
+# 2-core machine here waking the second (sleeping, OMP_WAIT_POLICY=PASSIVE)
+# thread costs ~50-130 µs, so a 6.4M multiply-add GEMM (batch 32 x 784 x 256)
+# gained nothing from it and the batch-32 epoch ran slower on 2 threads;
+# on a 16-core machine the break-even points were ~2^18 elements and
+# ~1.6M multiply-adds. set_parallel_thresholds changes them at run time.
 cdef double _elementwise_min = 1 << 20
-cdef double _gemm_min = 1 << 21
+cdef double _gemm_min = 1 << 24
 
 
 cdef double elementwise_min_size() noexcept nogil:
