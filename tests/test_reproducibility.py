@@ -47,14 +47,17 @@ def test_same_seed_gives_bit_identical_runs(backend_name):
     assert fingerprint(*small_run(backend_name, seed=1)) != fingerprint(*first)
 
 
-def test_same_seed_is_bit_identical_across_processes():
-    code = ("import nnc, sys; sys.path.insert(0, 'tests'); "
+def test_same_seed_is_bit_identical_across_processes(tmp_path):
+    # the child imports the same nnc as this process (the installed one in
+    # CI, where a source checkout in the working folder has no kernels)
+    tests = os.path.dirname(os.path.abspath(__file__))
+    nnc_home = os.path.dirname(os.path.dirname(os.path.abspath(nnc.__file__)))
+    code = (f"import nnc, sys; sys.path.insert(0, {tests!r}); "
             "from test_reproducibility import small_run, fingerprint; "
             "print(fingerprint(*small_run()))")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONHASHSEED="12345",
-               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+               PYTHONPATH=os.pathsep.join([nnc_home, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == fingerprint(*small_run())
