@@ -1,21 +1,12 @@
 """Is a layer's GEMM slower than the floor's? Same shapes, different inputs."""
-import statistics
-import time
-
 import numpy as np
 
 import nnc
+from nnc.benchmark import median_seconds
 
 
-def us(f, n=30):
-    f()
-    samples = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(n):
-            f()
-        samples.append((time.perf_counter() - start) / n)
-    return statistics.median(samples) * 1e6
+def us(f):
+    return median_seconds(f, inner=30) * 1e6
 
 
 nnc.set_num_threads(1)

@@ -4,24 +4,14 @@ GEMM floor, for each batch size: where does a training step spend its time?
     python benchmarks/step_profile.py --threads 1
 """
 import argparse
-import statistics
-import time
-
 import numpy as np
 
 import nnc
+from nnc.benchmark import median_seconds
 
 
-def median_us(f, inner=20, repeats=9):
-    for _ in range(3):
-        f()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            f()
-        samples.append((time.perf_counter() - start) / inner)
-    return statistics.median(samples) * 1e6
+def median_us(f):
+    return median_seconds(f, repeats=9, inner=20) * 1e6
 
 
 def main():

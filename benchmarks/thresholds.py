@@ -8,29 +8,12 @@ Used to choose the defaults in nnc/_kernels/_threads.pyx
 (``nnc._kernels._threads.set_parallel_thresholds`` changes them at run time).
 """
 import argparse
-import statistics
-import time
-
 import numpy as np
 
 import nnc
 from nnc._kernels import _threads
 from nnc.backends import get_backend
-
-
-def median_time(f, repeats=7, inner=None):
-    f()
-    if inner is None:  # aim for ~2 ms per sample
-        start = time.perf_counter()
-        f()
-        inner = max(1, int(2e-3 / max(time.perf_counter() - start, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            f()
-        samples.append((time.perf_counter() - start) / inner)
-    return statistics.median(samples)
+from nnc.benchmark import median_seconds
 
 
 def main():
@@ -49,8 +32,8 @@ def main():
         row = []
         for t in threads:
             nnc.set_num_threads(t)
-            adam = median_time(lambda: be.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1, 0.0))
-            relu = median_time(lambda: be.relu_forward(x, out))
+            adam = median_seconds(lambda: be.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1, 0.0))
+            relu = median_seconds(lambda: be.relu_forward(x, out))
             row.append(f"t={t}: adam {adam * 1e6:9.1f} relu {relu * 1e6:8.1f}")
         print(f"  n={size:>9}  " + "  ".join(row))
     print("GEMM (batch x 784 @ 784 x 256): microseconds per call")
@@ -61,7 +44,7 @@ def main():
         row = []
         for t in threads:
             nnc.set_num_threads(t)
-            row.append(f"t={t}: {median_time(lambda: be.gemm(a, b, c)) * 1e6:9.1f}")
+            row.append(f"t={t}: {median_seconds(lambda: be.gemm(a, b, c)) * 1e6:9.1f}")
         print(f"  batch={batch:>5} ({batch * 784 * 256 / 1e6:6.1f}M MAC)  " + "  ".join(row))
 
 

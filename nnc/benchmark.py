@@ -27,6 +27,24 @@ import nnc
 from nnc.datasets import load_digits, make_mnist_like
 
 
+def median_seconds(f, repeats=7, inner=None):
+    """Median over ``repeats`` samples of the mean time of ``inner`` calls
+    of ``f()`` (``inner=None``: enough calls for ~2 ms per sample), after
+    one warm-up call."""
+    f()
+    if inner is None:
+        start = time.perf_counter()
+        f()
+        inner = max(1, int(2e-3 / max(time.perf_counter() - start, 1e-7)))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            f()
+        samples.append((time.perf_counter() - start) / inner)
+    return statistics.median(samples)
+
+
 class NumpyMLP:
     """A plain NumPy MLP with ReLU hidden layers, softmax cross-entropy and
     Adam — independent of nnc, written the way a competent user would."""
