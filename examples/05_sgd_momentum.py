@@ -79,8 +79,10 @@ def main(argv=None):
         shown = {k: v[:150] for k, v in paths.items() if "too large" not in k}
         playground.plot_paths(shown, ravine, ax=axes[0, 0], title="ravine: first 150 steps")
         ax = axes[0, 1]
-        for name, path in paths.items():
-            ax.semilogy(np.maximum(playground.losses(ravine, path), 1e-30), lw=1, label=name)
+        # the paths of the first panel first, so each optimizer keeps its colour
+        for name in list(shown) + [k for k in paths if k not in shown]:
+            ax.semilogy(np.maximum(playground.losses(ravine, paths[name]), 1e-30), lw=1,
+                        label=name)
         ax.set_ylim(1e-12, 1e4)
         ax.set_xlabel("step")
         ax.set_title("loss")
