@@ -170,6 +170,7 @@ def _epoch_runner(name, sizes, X, y, batch_size, batchnorm, threads):
 
 
 CONTENDERS = ("nnc", "nnc-numpy", "numpy-mlp", "torch", "gemm-floor")
+IDLE_BETWEEN_CONTENDERS = 0.25  # seconds
 
 
 def _limit_other_blas(threads):
@@ -228,6 +229,9 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
             times = {c: [] for c in runners}
             for _ in range(repeats):
                 for c, r in runners.items():
+                    # let the previous contender's thread pool (PyTorch's
+                    # spins after each op) fall asleep before timing the next
+                    time.sleep(IDLE_BETWEEN_CONTENDERS)
                     start = time.perf_counter()
                     r()
                     times[c].append(time.perf_counter() - start)
