@@ -24,19 +24,21 @@ from nnc._kernels._reduce cimport column_reduce
 include "_checks.pxi"
 
 
-cdef void scale_shift_rows(const floating* x, const floating* scale, const floating* shift,
-                           Py_ssize_t rows, Py_ssize_t cols, floating* out,
-                           floating* copy) noexcept nogil:
-    """out = x * scale + shift per column (and copy = x * scale when given)."""
+cdef void affine_rows(const floating* x, const floating* scale, const floating* shift,
+                      Py_ssize_t rows, Py_ssize_t cols, floating* out,
+                      const floating* scale2, const floating* shift2,
+                      floating* out2) noexcept nogil:
+    """out = x * scale + shift per column and, in the same pass when out2 is
+    given, out2 = out * scale2 + shift2."""
     cdef Py_ssize_t i, j
     cdef int nt = elementwise_threads(rows * cols)
     cdef floating v
     for i in prange(rows, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         for j in range(cols):
-            v = x[i * cols + j] * scale[j]
-            if copy != NULL:
-                copy[i * cols + j] = v
-            out[i * cols + j] = v + shift[j]
+            v = x[i * cols + j] * scale[j] + shift[j]
+            out[i * cols + j] = v
+            if out2 != NULL:
+                out2[i * cols + j] = v * scale2[j] + shift2[j]
 
 
 def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::1] gamma not None,
@@ -78,9 +80,9 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
                 shift[j] = -batch_mean[j] * inv_std[j]
                 running_mean[j] = rho * running_mean[j] + (1 - rho) * batch_mean[j]
                 running_var[j] = rho * running_var[j] + (1 - rho) * batch_var[j]
-            # ẑ = z * inv_std - μ inv_std, then z̃ = γ ẑ + β
-            scale_shift_rows(&x[0, 0], &inv_std[0], shift, m, f, &x_hat[0, 0], <floating*> NULL)
-            scale_shift_rows(&x_hat[0, 0], &gamma[0], &beta[0], m, f, &out[0, 0], <floating*> NULL)
+            # ẑ = z * inv_std - μ inv_std and z̃ = γ ẑ + β, in one pass
+            affine_rows(&x[0, 0], &inv_std[0], shift, m, f, &x_hat[0, 0],
+                        &gamma[0], &beta[0], &out[0, 0])
         free(shift)
     if status != 0:
         raise MemoryError("batchnorm_forward_train: out of memory for per-thread sums")
@@ -106,7 +108,8 @@ def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1
         for j in range(f):
             scale[j] = <floating> (gamma[j] / sqrt(<double> running_var[j] + eps))
             shift[j] = beta[j] - running_mean[j] * scale[j]
-        scale_shift_rows(&x[0, 0], scale, shift, m, f, &out[0, 0], <floating*> NULL)
+        affine_rows(&x[0, 0], scale, shift, m, f, &out[0, 0], <const floating*> NULL,
+                    <const floating*> NULL, <floating*> NULL)
     free(scale)
 
 
