@@ -8,6 +8,7 @@ include ``_openmp_shim.h``, which stands in for ``omp.h``).
 Set ``NNC_NATIVE=1`` for a local ``-march=native`` build (never distribute one).
 """
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -18,6 +19,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNEL_DIR = os.path.join("nnc", "_kernels")
+# modules named *_avx2 are the same kernels compiled with AVX2 (x86 only);
+# nnc picks them at import when the CPU has AVX2
+AVX2_SUFFIX = "_avx2"
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 OPENMP_TEST_PROGRAM = textwrap.dedent(
     """
@@ -64,7 +69,7 @@ class BuildKernels(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
         if ctype == "msvc":
-            opt = ["/O2", "/fp:fast"]
+            opt = ["/O2"]
         else:
             opt = ["-O3", "-fno-math-errno", "-g0"]
             if os.environ.get("NNC_NATIVE") == "1":
@@ -80,6 +85,10 @@ class BuildKernels(build_ext):
                 file=sys.stderr,
             )
         for ext in self.extensions:
+            if ext.name.endswith(AVX2_SUFFIX):
+                # -mavx2 without -mfma: no fused multiply-adds, identical results
+                ext.extra_compile_args = ["/arch:AVX2" if ctype == "msvc" else "-mavx2"] \
+                    + ext.extra_compile_args
             ext.extra_compile_args = opt + omp_compile + ext.extra_compile_args
             ext.extra_link_args = omp_link + ext.extra_link_args
         super().build_extensions()
@@ -96,6 +105,7 @@ def kernel_extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for path in sorted(glob(os.path.join(KERNEL_DIR, "*.pyx")))
+        if IS_X86 or not path.endswith(AVX2_SUFFIX + ".pyx")
     ]
     return cythonize(
         extensions,

@@ -29,6 +29,18 @@ def get_num_threads():
     return _kernels_threads().get_num_threads()
 
 
+def cpu_has_avx2():
+    """True if the CPU (and OS) support AVX2, as numpy detects it."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX2", False))
+
+
 def _is_scipy_blas(lib):
     path = os.path.normcase(lib.filepath or "")
     parts = path.replace("\\", "/").split("/")
@@ -66,7 +78,10 @@ def show_config(file=None):
     except ImportError as exc:
         lines.append(f"compiled kernels: NOT AVAILABLE ({exc}); only backend='numpy' works")
     else:
-        lines.append(f"compiled kernels: built {'with' if threads.openmp_enabled() else 'WITHOUT'} OpenMP")
+        from nnc.backends.cython_backend import optimizers
+
+        lines.append(f"compiled kernels: built {'with' if threads.openmp_enabled() else 'WITHOUT'} "
+                     f"OpenMP; optimizer kernels: {optimizers.__name__.rsplit('.', 1)[-1]}")
         lines.append(f"threads: {threads.get_num_threads()} (OpenMP pool; "
                      f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")

@@ -7,7 +7,14 @@ import numpy as np
 
 from nnc._kernels import (_blas, activations, batchnorm, checks, dense, dropout, gradients,
                           losses, optimizers)
-from nnc.threads import pin_scipy_blas
+from nnc.threads import cpu_has_avx2, pin_scipy_blas
+
+if cpu_has_avx2():
+    try:  # the same kernels built with AVX2 (bit-identical results, faster)
+        from nnc._kernels import gradients_avx2 as gradients
+        from nnc._kernels import optimizers_avx2 as optimizers
+    except ImportError:  # not built (non-x86 build machine)
+        pass
 
 pin_scipy_blas()
 
