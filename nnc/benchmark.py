@@ -128,10 +128,12 @@ def _epoch_runner(name, sizes, X, y, batch_size, batchnorm, threads):
         torch.manual_seed(0)
         layers = []
         for a, b in zip(sizes[:-2], sizes[1:-1]):
-            layers += [torch.nn.Linear(a, b, bias=not batchnorm)]
-            layers += [torch.nn.BatchNorm1d(b, momentum=0.1)] if batchnorm else []
+            layers += [torch.nn.Linear(a, b, bias=not batchnorm, dtype=torch.float32)]
+            if batchnorm:
+                layers += [torch.nn.BatchNorm1d(b, momentum=0.1, dtype=torch.float32)]
             layers += [torch.nn.ReLU()]
-        model = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-2], sizes[-1]))
+        model = torch.nn.Sequential(
+            *layers, torch.nn.Linear(sizes[-2], sizes[-1], dtype=torch.float32))
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)

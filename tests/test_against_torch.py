@@ -6,7 +6,6 @@ import pytest
 import nnc
 
 torch = pytest.importorskip("torch")
-torch.set_default_dtype(torch.float64)
 
 
 def trajectory_nnc(make, steps, grads, w0):
@@ -84,7 +83,8 @@ def build_pair(backend, batchnorm):
     modules = []
     for layer in model.layers:
         if isinstance(layer, nnc.Dense):
-            linear = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias)
+            linear = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias,
+                                     dtype=torch.float64)
             with torch.no_grad():
                 linear.weight.copy_(torch.from_numpy(layer.params["W"].T.copy()))
                 if layer.bias:
@@ -92,7 +92,7 @@ def build_pair(backend, batchnorm):
             modules.append(linear)
         elif isinstance(layer, nnc.BatchNorm):
             modules.append(torch.nn.BatchNorm1d(layer.num_features, momentum=1 - layer.momentum,
-                                                eps=layer.eps))
+                                                eps=layer.eps, dtype=torch.float64))
         elif isinstance(layer, nnc.Tanh):
             modules.append(torch.nn.Tanh())
         elif isinstance(layer, nnc.LeakyReLU):
