@@ -21,55 +21,28 @@ class CommandError(Exception):
 
 
 # --- argument types (argparse turns their errors into exit status 2) --------
-def _positive_int(text):
-    message = f"expected a positive whole number, got {text!r}"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(message) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(message)
-    return value
+def _argument_type(convert, is_valid, expected):
+    """An argparse ``type=``: ``convert(text)``, refused (exit status 2,
+    one line) unless ``is_valid(value)``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not is_valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_int = _argument_type(int, lambda v: v >= 1, "a positive whole number")
+_non_negative_int = _argument_type(int, lambda v: v >= 0, "a whole number >= 0")
+_positive_float = _argument_type(float, lambda v: 0 < v < float("inf"), "a positive number")
+_fraction = _argument_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_non_negative_float = _argument_type(float, lambda v: 0 <= v < float("inf"),
+                                     "a number >= 0")
 
 
 def _hidden_sizes(text):
