@@ -29,16 +29,22 @@ cdef void affine_rows(const floating* x, const floating* scale, const floating* 
                       const floating* scale2, const floating* shift2,
                       floating* out2) noexcept nogil:
     """out = x * scale + shift per column and, in the same pass when out2 is
-    given, out2 = out * scale2 + shift2."""
+    given, out2 = out * scale2 + shift2. (Two loops, not a test per element:
+    the branch inside kept gcc from vectorising it, 2x slower.)"""
     cdef Py_ssize_t i, j
     cdef int nt = elementwise_threads(rows * cols)
     cdef floating v
+    if out2 == NULL:
+        for i in prange(rows, nogil=True, num_threads=nt, use_threads_if=nt > 1,
+                        schedule="static"):
+            for j in range(cols):
+                out[i * cols + j] = x[i * cols + j] * scale[j] + shift[j]
+        return
     for i in prange(rows, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
         for j in range(cols):
             v = x[i * cols + j] * scale[j] + shift[j]
             out[i * cols + j] = v
-            if out2 != NULL:
-                out2[i * cols + j] = v * scale2[j] + shift2[j]
+            out2[i * cols + j] = v * scale2[j] + shift2[j]
 
 
 def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::1] gamma not None,
@@ -52,11 +58,13 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
     cdef Py_ssize_t m = x.shape[0], f = x.shape[1], j
     cdef int status = 0
     cdef floating* shift
-    for name, vec in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
-                      ("running_var", running_var), ("batch_mean", batch_mean),
-                      ("batch_var", batch_var), ("inv_std", inv_std)):
-        if vec.shape[0] != f:
-            raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
+    check_shape("gamma", gamma.shape, 1, f, 0)
+    check_shape("beta", beta.shape, 1, f, 0)
+    check_shape("running_mean", running_mean.shape, 1, f, 0)
+    check_shape("running_var", running_var.shape, 1, f, 0)
+    check_shape("batch_mean", batch_mean.shape, 1, f, 0)
+    check_shape("batch_var", batch_var.shape, 1, f, 0)
+    check_shape("inv_std", inv_std.shape, 1, f, 0)
     check_same_shape("out", out.shape, "x", x.shape, 2)
     check_same_shape("x_hat", x_hat.shape, "x", x.shape, 2)
     if m < 2:
@@ -95,10 +103,10 @@ def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1
                            floating[:, ::1] out not None):
     """out = γ (z - μ̂) / sqrt(σ̂² + ε) + β with the running statistics."""
     cdef Py_ssize_t m = x.shape[0], f = x.shape[1], j
-    for name, vec in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
-                      ("running_var", running_var)):
-        if vec.shape[0] != f:
-            raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
+    check_shape("gamma", gamma.shape, 1, f, 0)
+    check_shape("beta", beta.shape, 1, f, 0)
+    check_shape("running_mean", running_mean.shape, 1, f, 0)
+    check_shape("running_var", running_var.shape, 1, f, 0)
     check_same_shape("out", out.shape, "x", x.shape, 2)
     cdef floating* scale = <floating*> malloc(2 * f * sizeof(floating) + 1)
     if scale == NULL:
@@ -120,10 +128,10 @@ def batchnorm_backward(const floating[:, ::1] dy not None, const floating[:, ::1
     """dβ, dγ in one pass over (dy, ẑ); dx in a second pass."""
     cdef Py_ssize_t m = dy.shape[0], f = dy.shape[1], i, j
     cdef int status
-    for name, vec in (("gamma", gamma), ("inv_std", inv_std), ("dgamma", dgamma),
-                      ("dbeta", dbeta)):
-        if vec.shape[0] != f:
-            raise ValueError(f"{name} has shape ({vec.shape[0]},), expected ({f},)")
+    check_shape("gamma", gamma.shape, 1, f, 0)
+    check_shape("inv_std", inv_std.shape, 1, f, 0)
+    check_shape("dgamma", dgamma.shape, 1, f, 0)
+    check_shape("dbeta", dbeta.shape, 1, f, 0)
     check_same_shape("x_hat", x_hat.shape, "dy", dy.shape, 2)
     check_same_shape("dx", dx.shape, "dy", dy.shape, 2)
     cdef int nt = elementwise_threads(m * f)
