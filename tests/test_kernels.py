@@ -1,8 +1,8 @@
 """Every kernel of the compiled backend against the NumPy reference backend.
 
 Shapes cover a single row, odd sizes, and sizes above the parallel
-thresholds of nnc/_kernels/_parallel.pxd (ELEMENTWISE_PARALLEL_MIN = 2**20
-elements, GEMM_PARALLEL_MIN = 2**21 multiply-adds), so both the serial and
+thresholds (``nnc._kernels._threads.get_parallel_thresholds()``: elements
+for elementwise kernels, multiply-adds for GEMM), so both the serial and
 the OpenMP paths of each kernel are compared with the reference.
 """
 import numpy as np
@@ -13,8 +13,10 @@ from nnc.backends import get_backend
 from nnc.backends.cython_backend import CythonBackend
 from nnc.backends.numpy_backend import NumpyBackend
 
-ELEMENTWISE_PARALLEL_MIN = 2 ** 20
-GEMM_PARALLEL_MIN = 2 ** 21
+from nnc._kernels._threads import get_parallel_thresholds
+
+ELEMENTWISE_PARALLEL_MIN = get_parallel_thresholds()["elementwise"]
+GEMM_PARALLEL_MIN = get_parallel_thresholds()["gemm"]
 
 # Tolerances of cython-vs-reference comparisons, per dtype. Elementwise
 # kernels are compared with these directly; reductions (gemm, dense, column
@@ -33,9 +35,9 @@ assert LARGE[0] * LARGE[1] >= ELEMENTWISE_PARALLEL_MIN
 SHAPES = [(1, 1), (1, 7), (5, 3), (17, 33), pytest.param(LARGE, id="large-parallel")]
 GEMM_SHAPES = [  # (m, n, k): op(a) is m x k, op(b) is k x n
     (1, 1, 1), (1, 5, 3), (7, 3, 11), (13, 1, 9),
-    pytest.param((300, 100, 200), id="large-parallel"),
+    pytest.param((400, 150, 300), id="large-parallel"),
 ]
-assert 300 * 100 * 200 >= GEMM_PARALLEL_MIN
+assert 400 * 150 * 300 >= GEMM_PARALLEL_MIN
 
 
 def close(actual, expected, dtype, reduction=1):
@@ -121,7 +123,8 @@ def test_gemm_empty_inner_dimension(cyb, npb, dtype, rng):
 # --- dense -------------------------------------------------------------------
 
 DENSE_SHAPES = [(1, 1, 1), (1, 4, 3), (9, 5, 7), (2, 33, 17),
-                pytest.param(300, 200, 100, id="large-parallel")]
+                pytest.param(400, 300, 150, id="large-parallel")]
+assert 400 * 300 * 150 >= GEMM_PARALLEL_MIN
 
 
 @pytest.mark.parametrize("n,f_in,f_out", DENSE_SHAPES)
@@ -481,14 +484,14 @@ def test_results_independent_of_thread_count(cyb, dtype, rng, restore_threads):
     x, w = randn(rng, (n, 3), dtype), randn(rng, (3, k), dtype)
     labels = rng.integers(0, k, size=n).astype(np.int64)
     target = rng.uniform(0, 1, size=(n, k)).astype(dtype)
-    a, b = randn(rng, (300, 200), dtype), randn(rng, (200, 100), dtype)
+    a, b = randn(rng, (400, 300), dtype), randn(rng, (300, 150), dtype)  # > GEMM threshold
     runs = {}
     for threads in (1, 2):
         nnc.set_num_threads(threads)
         assert nnc.get_num_threads() == threads
         dw, db, dx = np.empty((3, k), dtype), np.empty(k, dtype), np.empty((n, 3), dtype)
         cyb.dense_backward(x, w, dy, dw, db, dx)
-        c = np.empty((300, 100), dtype)
+        c = np.empty((400, 150), dtype)
         cyb.gemm(a, b, c)
         g = np.empty_like(dy)
         losses = (cyb.softmax_cross_entropy(dy, labels, g),
