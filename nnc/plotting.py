@@ -122,6 +122,7 @@ def plot_history(history, path=None):
                             label=name.replace("_", " "))
             ax.set_title("accuracy")
             ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only
             _legend(ax, fontsize="small")
         elif panel == "lr":
             ax.plot(x_steps, steps.get("lr", [np.nan] * n_steps))
