@@ -16,12 +16,11 @@ def get_backend(name, dtype=None):
     specialisations themselves, which skips Cython's per-call dispatch on
     the argument types (a model knows its dtype)."""
     if not isinstance(name, str):
-        if all(hasattr(name, f) for f in ("dense_forward", "softmax_cross_entropy")):
-            name = name.name if dtype is not None and name.name in NAMES else name
-            if not isinstance(name, str):
-                return name
-        else:
+        if not all(hasattr(name, f) for f in ("dense_forward", "softmax_cross_entropy")):
             raise TypeError(f"backend must be one of {NAMES} or a backend object, got {name!r}")
+        if dtype is None or getattr(name, "name", None) not in NAMES:
+            return name  # a backend object used as it is
+        name = name.name  # one of ours: its specialisation for dtype
     if name not in NAMES:
         raise ValueError(f"backend must be one of {NAMES}, got {name!r}")
     key = (name, None if dtype is None or name == "numpy" else str(dtype))

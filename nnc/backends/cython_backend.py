@@ -3,18 +3,27 @@
 Same functions and signatures as numpy_backend.NumpyBackend. Each kernel
 checks shapes, dtypes and contiguity before it drops the GIL.
 """
+import importlib
+
 import numpy as np
 
-from nnc._kernels import (_blas, activations, batchnorm, checks, dense, dropout, gradients,
-                          losses, optimizers)
+from nnc._kernels import _blas, activations, batchnorm, checks, dense, dropout, losses
 from nnc.threads import cpu_has_avx2, pin_scipy_blas
 
-if cpu_has_avx2():
-    try:  # the same kernels built with AVX2 (bit-identical results, faster)
-        from nnc._kernels import gradients_avx2 as gradients
-        from nnc._kernels import optimizers_avx2 as optimizers
-    except ImportError:  # not built (non-x86 build machine)
-        pass
+
+def _kernel_module(name):
+    """nnc._kernels.<name>, or its AVX2 build (bit-identical results, faster)
+    when the CPU has AVX2 and the build made one (x86 only)."""
+    if cpu_has_avx2():
+        try:
+            return importlib.import_module(f"nnc._kernels.{name}_avx2")
+        except ImportError:
+            pass
+    return importlib.import_module(f"nnc._kernels.{name}")
+
+
+optimizers = _kernel_module("optimizers")
+gradients = _kernel_module("gradients")
 
 pin_scipy_blas()
 
