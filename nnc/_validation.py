@@ -29,6 +29,18 @@ def _as_array(x, name):
         raise TypeError(f"{name} could not be read as an array: {exc}") from None
 
 
+def all_finite(x):
+    """True if no element of the float array ``x`` is NaN or ±Inf.
+
+    A finite sum proves it without a temporary (NaN and ±Inf propagate
+    through the sum); only a sum that is not finite, from a bad value or an
+    overflow, needs the element-wise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(x.sum()):
+            return True
+    return bool(np.isfinite(x).all())
+
+
 def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False):
     """A finite, C-contiguous ``(n, n_features)`` array of ``dtype``.
 
@@ -48,7 +60,7 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(f"{name} has {x.shape[1]} features (shape {x.shape}), "
                          f"expected {n_features}")
-    if not np.isfinite(x).all():
+    if not all_finite(x):
         raise ValueError(f"{name} contains NaN or Inf")
     if x.dtype != dtype and x.size and np.abs(x).max() > np.finfo(dtype).max:
         raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range "
@@ -88,7 +100,7 @@ def check_targets(y, name, shape, dtype, low=None, high=None):
     if y.shape != tuple(shape):
         raise ValueError(f"{name} has shape {y.shape}, expected {tuple(shape)}")
     y = np.ascontiguousarray(y, dtype=dtype)
-    if not np.isfinite(y).all():
+    if not all_finite(y):
         raise ValueError(f"{name} contains NaN or Inf")
     if y.size and ((low is not None and y.min() < low) or (high is not None and y.max() > high)):
         raise ValueError(f"{name} must lie in [{low}, {high}], got values in "

@@ -172,6 +172,19 @@ def test_column_of_labels_is_accepted():
     trainer.fit(good_X(), good_y().reshape(-1, 1), epochs=1, verbose=False)
 
 
+def test_huge_finite_values_are_not_mistaken_for_inf():
+    # the finite check sums first; a sum that overflows must fall back to
+    # the element-wise check instead of calling finite data "Inf"
+    from nnc._validation import all_finite
+    huge = np.full((N, F_IN), 3e38, np.float32)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(huge.sum())
+    assert all_finite(huge)
+    assert make_model().predict(huge).shape == (N, F_OUT)
+    assert not all_finite(with_value(huge, (N - 1, F_IN - 1), np.nan))
+    assert not all_finite(with_value(good_X(), (0, 1), -np.inf))
+
+
 BAD_TARGETS = [  # regression / BCE targets for an output of shape (N, F_OUT)
     ("mse", "wrong-shape", np.zeros((N, F_OUT + 1)), ValueError, "y has shape"),
     ("mse", "too-few-rows", np.zeros((N - 1, F_OUT)), ValueError, "y has shape"),

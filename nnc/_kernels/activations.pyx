@@ -35,9 +35,13 @@ def relu_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy n
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]
     cdef floating* dp = &dx[0, 0]
+    cdef floating g
     cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        dp[i] = gp[i] if yp[i] > 0 else 0
+        # dy is read unconditionally so the select compiles to a vector blend,
+        # not a branch that mispredicts on every other element
+        g = gp[i]
+        dp[i] = g if yp[i] > 0 else 0
 
 
 def leaky_relu_forward(const floating[:, ::1] x not None, double alpha,

@@ -24,9 +24,12 @@ def dropout_forward(const floating[:, ::1] x not None, const floating[:, ::1] u 
     cdef const floating* up = &u[0, 0]
     cdef floating* yp = &out[0, 0]
     cdef floating keep_scale = <floating> (1 / (1 - p)), threshold = <floating> p
+    cdef floating scaled
     cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        yp[i] = xp[i] * keep_scale if up[i] >= threshold else 0
+        # x read unconditionally: a vector blend instead of a random branch
+        scaled = xp[i] * keep_scale
+        yp[i] = scaled if up[i] >= threshold else 0
 
 
 def dropout_backward(const floating[:, ::1] dy not None, const floating[:, ::1] u not None,

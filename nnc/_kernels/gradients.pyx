@@ -16,20 +16,21 @@ include "_checks.pxi"
 
 
 cdef double block_sum_of_squares(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    # eight independent accumulators: one chain of dependent additions would
-    # wait on the adder's latency for every element (4x slower); the order of
-    # the additions is still fixed, so the result is reproducible
-    cdef Py_ssize_t i, j, stop = first + (last - first) // 8 * 8
-    cdef double acc[8]
+    # 32 independent accumulators (8 AVX2 registers of doubles): a single
+    # chain of dependent additions would wait on the adder's latency for
+    # every element. The order of the additions is still fixed, so the
+    # result is reproducible.
+    cdef Py_ssize_t i, j, stop = first + (last - first) // 32 * 32
+    cdef double acc[32]
     cdef double total = 0
-    for j in range(8):
+    for j in range(32):
         acc[j] = 0
-    for i in range(first, stop, 8):
-        for j in range(8):
+    for i in range(first, stop, 32):
+        for j in range(32):
             acc[j] += <double> x[i + j] * x[i + j]
     for i in range(stop, last):
         total += <double> x[i] * x[i]
-    for j in range(8):
+    for j in range(32):
         total += acc[j]
     return total
 
