@@ -71,7 +71,11 @@ class BuildKernels(build_ext):
         if ctype == "msvc":
             opt = ["/O2"]
         else:
-            opt = ["-O3", "-fno-math-errno", "-g0"]
+            # -fno-trapping-math: nnc never reads the floating-point exception
+            # flags, and without it gcc will not turn `x if x > 0 else a * x`
+            # into a vector blend (the multiply might raise a flag the branch
+            # avoids). Neither flag changes a computed value.
+            opt = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-g0"]
             if os.environ.get("NNC_NATIVE") == "1":
                 opt.append("-march=native")
         omp_compile, omp_link = [], []

@@ -1,12 +1,13 @@
-"""The AVX2 builds of the optimizer and gradient kernels give bit-identical
-results to the baseline build (they are compiled without FMA)."""
+"""The AVX2 builds of the optimizer, gradient and activation kernels give
+bit-identical results to the baseline build (they are compiled without FMA)."""
 import numpy as np
 import pytest
 
-from nnc._kernels import gradients, optimizers
+from nnc._kernels import activations, gradients, optimizers
 
 avx2 = pytest.importorskip("nnc._kernels.optimizers_avx2")
 gradients_avx2 = pytest.importorskip("nnc._kernels.gradients_avx2")
+activations_avx2 = pytest.importorskip("nnc._kernels.activations_avx2")
 from nnc.threads import cpu_has_avx2  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not cpu_has_avx2(), reason="this CPU has no AVX2")
@@ -51,3 +52,25 @@ def test_gradient_kernels_bit_identical(dtype):
     a, b = g.copy(), g.copy()
     assert gradients.l2_penalty(w, a, 0.1) == gradients_avx2.l2_penalty(w, b, 0.1)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,args", [
+    ("relu_forward", ("x",)), ("relu_backward", ("y", "dy")),
+    ("leaky_relu_forward", ("x", 0.1)), ("leaky_relu_backward", ("x", 0.1, "dy")),
+    ("sigmoid_forward", ("x",)), ("sigmoid_backward", ("y", "dy")),
+    ("tanh_forward", ("x",)), ("tanh_backward", ("y", "dy")),
+])
+def test_activation_kernels_bit_identical(dtype, name, args):
+    rng = np.random.default_rng(0)
+    shape = (37, 29)  # odd: vector body and scalar tail
+    arrays = {"x": (rng.normal(size=shape) * 5).astype(dtype),
+              "y": rng.random(shape).astype(dtype) - 0.2,
+              "dy": rng.normal(size=shape).astype(dtype)}
+    arrays["x"][0, :4] = [0.0, np.nan, np.inf, -np.inf]
+    outs = []
+    for module in (activations, activations_avx2):
+        out = np.empty(shape, dtype)
+        getattr(module, name)(*[arrays[a] if isinstance(a, str) else a for a in args], out)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -198,12 +198,14 @@ def test_activation_forward_backward(cyb, npb, dtype, rng, shape, kind):
     dy = randn(rng, shape, dtype)
     extra = (0.07,) if kind == "leaky_relu" else ()
     outs = {}
-    for be in (cyb, npb):
+    for be in (npb, cyb):
         y = np.full(shape, np.nan, dtype)
         getattr(be, kind + "_forward")(x, *extra, y)
         dx = np.full(shape, np.nan, dtype)
-        # relu/sigmoid/tanh derivatives take the output, leaky_relu the input
-        first = x if kind == "leaky_relu" else y
+        # relu/sigmoid/tanh derivatives take the output, leaky_relu the input;
+        # both backends get the reference's output, so that a one-ulp
+        # difference in y is not amplified by 1 - y² near ±1
+        first = x if kind == "leaky_relu" else outs.get("numpy", (y,))[0]
         getattr(be, kind + "_backward")(first, *extra, dy, dx)
         outs[be.name] = (y, dx)
     close(outs["cython"][0], outs["numpy"][0], dtype)
@@ -237,6 +239,44 @@ def test_activations_stable_at_extremes(name, dtype):
     np.testing.assert_allclose(y, [[0.0, 0.0, 0.5, 1.0, 1.0]], atol=1e-30)
     be.tanh_forward(x, y)
     np.testing.assert_array_equal(y, [[-1.0, -1.0, 0.0, 1.0, 1.0]])
+
+
+def ulps(actual, exact):
+    """|actual - exact| in units of float32 spacing at the exact value."""
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    spacing = np.maximum(spacing, np.finfo(np.float32).smallest_normal)
+    return np.abs(actual.astype(np.float64) - exact) / spacing
+
+
+def test_float32_sigmoid_and_tanh_are_accurate_to_a_few_ulp():
+    # float32 sigmoid/tanh are branch-free polynomials (_vector_math.h), not libm
+    be = get_backend("cython")
+    grid = np.concatenate([np.linspace(-40, 40, 400_001), np.geomspace(1e-30, 50, 20_001),
+                           -np.geomspace(1e-30, 50, 20_001),
+                           [0.625, -0.625, np.nextafter(np.float32(0.625), 0)]])
+    x = grid.astype(np.float32).reshape(1, -1)
+    x64 = x.astype(np.float64)
+    y = np.empty_like(x)
+    be.tanh_forward(x, y)
+    assert ulps(y, np.tanh(x64)).max() <= 3
+    np.testing.assert_array_equal(y, -be_tanh_of(be, -x))  # odd function, exactly
+    be.sigmoid_forward(x, y)
+    e = np.exp(-np.abs(x64))
+    assert ulps(y, np.where(x64 >= 0, 1, e) / (1 + e)).max() <= 3
+    special = np.array([[0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45]], np.float32)
+    out = np.empty_like(special)
+    be.tanh_forward(special, out)
+    expected = np.array([[0.0, -0.0, 1.0, -1.0, np.nan, 1e-45, -1e-45]], np.float32)
+    np.testing.assert_array_equal(out, expected)  # tanh x = x for tiny x, ±0 kept
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expected))
+    be.sigmoid_forward(special, out)
+    np.testing.assert_array_equal(out, [[0.5, 0.5, 1.0, 0.0, np.nan, 0.5, 0.5]])
+
+
+def be_tanh_of(be, x):
+    y = np.empty_like(x)
+    be.tanh_forward(x, y)
+    return y
 
 
 # --- losses ------------------------------------------------------------------

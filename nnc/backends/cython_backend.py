@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from nnc._kernels import _blas, activations, batchnorm, checks, dense, dropout, losses
+from nnc._kernels import _blas, batchnorm, checks, dense, dropout, losses
 from nnc.threads import cpu_has_avx2, pin_scipy_blas
 
 
@@ -22,6 +22,7 @@ def _kernel_module(name):
     return importlib.import_module(f"nnc._kernels.{name}")
 
 
+activations = _kernel_module("activations")
 optimizers = _kernel_module("optimizers")
 gradients = _kernel_module("gradients")
 
