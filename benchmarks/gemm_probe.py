@@ -1,8 +1,12 @@
-"""Is a layer's GEMM slower than the floor's? Same shapes, different inputs."""
+"""Is a layer's GEMM slower than the floor's? Same shapes, different inputs;
+and numpy's own BLAS (np.matmul) beside scipy's, both on one thread.
+
+    python benchmarks/gemm_probe.py
+"""
 import numpy as np
 
 import nnc
-from nnc.benchmark import median_seconds
+from nnc.benchmark import _limit_other_blas, median_seconds
 
 
 def us(f):
@@ -10,6 +14,7 @@ def us(f):
 
 
 nnc.set_num_threads(1)
+_limit_other_blas(1)  # numpy's OpenBLAS would otherwise use every core
 be = nnc.backends.get_backend("cython", np.float32)
 X, y = nnc.datasets.make_mnist_like(2048, seed=0)
 rng = np.random.default_rng(0)

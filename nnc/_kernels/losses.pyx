@@ -48,34 +48,60 @@ cdef double cross_entropy_row(const floating* z, Py_ssize_t k, Py_ssize_t label,
     return log(total) + zmax - z[label]
 
 
+cdef inline double squared_error_term(const floating* pred, const floating* target,
+                                      floating* grad, double scale, Py_ssize_t p) noexcept nogil:
+    cdef double d = <double> pred[p] - target[p]
+    if grad != NULL:
+        grad[p] = <floating> (2 * scale * d)
+    return d * d
+
+
+cdef inline double logistic_term(const floating* logits, const floating* target,
+                                 floating* grad, double scale, Py_ssize_t p) noexcept nogil:
+    # with e = exp(-|z|): max(z, 0) - z t + log(1 + e) and
+    # sigmoid(z) = (z >= 0 ? 1 : e) / (1 + e); one exp, which never overflows
+    cdef double z = logits[p], t = target[p]
+    cdef double e = exp(-fabs(z))
+    if grad != NULL:
+        grad[p] = <floating> (scale * ((1.0 if z >= 0 else e) / (1 + e) - t))
+    return (z if z > 0 else 0.0) - z * t + log1p(e)
+
+
 cdef double loss_rows(LossKind kind, const floating* pred, const int64_t* labels,
                       const floating* target, floating* grad, Py_ssize_t k,
                       double scale, Py_ssize_t first, Py_ssize_t last,
                       int* bad_label) noexcept nogil:
-    cdef Py_ssize_t i, j, p
-    cdef double total = 0, d, z, t, s
-    for i in range(first, last):
-        if kind == CROSS_ENTROPY:
+    """Σ of the losses of rows [first, last). Squared error and logistic
+    terms are summed over the rows' elements in eight accumulators (one chain
+    of dependent additions would wait on the adder for every element)."""
+    cdef Py_ssize_t i, j, p, start = first * k, stop = last * k
+    cdef Py_ssize_t body = start + (stop - start) // 8 * 8
+    cdef double total = 0
+    cdef double acc[8]
+    if kind == CROSS_ENTROPY:
+        for i in range(first, last):
             if labels[i] < 0 or labels[i] >= k:
                 bad_label[0] = 1
                 continue
             total += cross_entropy_row(pred + i * k, k, <Py_ssize_t> labels[i],
                                        grad + i * k if grad != NULL else NULL, scale)
-            continue
-        for j in range(k):
-            p = i * k + j
-            if kind == SQUARED_ERROR:
-                d = pred[p] - target[p]
-                total += d * d
-                if grad != NULL:
-                    grad[p] = <floating> (2 * scale * d)
-            else:
-                z = pred[p]
-                t = target[p]
-                total += (z if z > 0 else 0) - z * t + log1p(exp(-fabs(z)))
-                if grad != NULL:
-                    s = 1 / (1 + exp(-z)) if z >= 0 else exp(z) / (1 + exp(z))
-                    grad[p] = <floating> (scale * (s - t))
+        return total
+    for j in range(8):
+        acc[j] = 0
+    if kind == SQUARED_ERROR:
+        for p in range(start, body, 8):
+            for j in range(8):
+                acc[j] += squared_error_term(pred, target, grad, scale, p + j)
+        for p in range(body, stop):
+            total += squared_error_term(pred, target, grad, scale, p)
+    else:
+        for p in range(start, body, 8):
+            for j in range(8):
+                acc[j] += logistic_term(pred, target, grad, scale, p + j)
+        for p in range(body, stop):
+            total += logistic_term(pred, target, grad, scale, p)
+    for j in range(8):
+        total += acc[j]
     return total
 
 
