@@ -364,6 +364,26 @@ def test_losses_stable_at_extremes(name, dtype):
     np.testing.assert_allclose(g, np.array([[1, -1, 0], [-1, 1, 0]]) / 6, atol=1e-7)
 
 
+def test_float32_bce_matches_float64_over_a_wide_range():
+    # float32 BCE uses the branch-free exp/log1p of _vector_math.h
+    be = get_backend("cython")
+    rng = np.random.default_rng(0)
+    z = np.linspace(-40, 40, 8001).astype(np.float32).reshape(1, -1)
+    t = rng.random(z.shape).astype(np.float32)
+    t[0, ::3] = np.round(t[0, ::3])  # hard 0/1 targets too
+    g = np.empty_like(z)
+    z64, t64 = z.astype(np.float64), t.astype(np.float64)
+    e = np.exp(-np.abs(z64))
+    exact = np.maximum(z64, 0) - z64 * t64 + np.log1p(e)
+    assert be.bce_with_logits(z, t, g) == pytest.approx(exact.mean(), rel=2e-6)
+    exact_grad = (np.where(z64 >= 0, 1, e) / (1 + e) - t64) / z.size
+    np.testing.assert_allclose(g, exact_grad, rtol=1e-5, atol=1e-7 / z.size)
+    # terms of ~1e-9 (confident and right) keep their relative precision
+    confident = np.full((4, 100), -20.0, np.float32)
+    assert be.bce_with_logits(confident, np.zeros_like(confident)) == pytest.approx(
+        np.log1p(np.exp(-20.0)), rel=1e-6)
+
+
 # --- count_correct, sgd_update, all_finite ----------------------------------
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 5), (37, 10), pytest.param(LARGE, id="large")])

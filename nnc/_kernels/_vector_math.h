@@ -61,6 +61,30 @@ static inline float nnc_tanh_f(float x) {
     return z < 0.625f ? small : large;
 }
 
+/* log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: Cephes' logf polynomial */
+static inline float nnc_log1p_reduced_f(float f) {
+    float z = f * f;
+    float p = 7.0376836292e-2f;
+    p = p * f - 1.1514610310e-1f;
+    p = p * f + 1.1676998740e-1f;
+    p = p * f - 1.2420140846e-1f;
+    p = p * f + 1.4249322787e-1f;
+    p = p * f - 1.6668057665e-1f;
+    p = p * f + 2.0000714765e-1f;
+    p = p * f - 2.4999993993e-1f;
+    p = p * f + 3.3333331174e-1f;
+    return f + (p * f * z - 0.5f * z);
+}
+
+/* log(1 + e) for e in [0, 1] (the softplus term log(1 + e^{-|z|})): below
+ * sqrt(2) - 1 the polynomial takes e itself, so small e keeps its full
+ * precision; above, 1 + e = 2 (1 + (e - 1)/2) with e - 1 exact. */
+static inline float nnc_log1p_unit_f(float e) {
+    float low = nnc_log1p_reduced_f(e);
+    float high = nnc_log1p_reduced_f((e - 1.0f) * 0.5f) + 0.693147180559945309f;
+    return e < 0.41421356237f ? low : high;
+}
+
 /* sigmoid x = 1/(1 + e^{-x}) for x >= 0 and e^x/(1 + e^x) below: with
  * e = e^{-|x|} both are (x >= 0 ? 1 : e)/(1 + e), and no exp overflows. */
 static inline float nnc_sigmoid_f(float x) {

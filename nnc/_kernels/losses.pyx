@@ -12,13 +12,17 @@ in block order (see _reduce.pyx).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log, log1p, fabs
+from libc.math cimport exp, log, log1p, fabs, fabsf
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 
 from nnc._kernels._parallel cimport elementwise_threads
 
 include "_checks.pxi"
+
+cdef extern from "_vector_math.h" nogil:
+    float nnc_exp_nonpositive_f(float x)
+    float nnc_log1p_unit_f(float e)
 
 cdef enum LossKind:
     CROSS_ENTROPY
@@ -67,6 +71,43 @@ cdef inline double logistic_term(const floating* logits, const floating* target,
     return (z if z > 0 else 0.0) - z * t + log1p(e)
 
 
+cdef double logistic_sum_float(const float* logits, const float* target, float* grad,
+                               double scale, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """The logistic terms of float32 elements [start, stop) with the
+    branch-free exp/log1p of _vector_math.h: each chunk of 64 terms is one
+    vectorisable loop into a stack buffer, then added in double."""
+    cdef float terms[64]
+    cdef float exps[64]
+    cdef float z, e, s = <float> scale, zero = 0, one = 1
+    cdef double total = 0
+    cdef double acc[8]
+    cdef Py_ssize_t first, q, j, n
+    for j in range(8):
+        acc[j] = 0
+    for first in range(start, stop, 64):
+        n = min(64, stop - first)
+        for q in range(n):
+            z = logits[first + q]
+            e = nnc_exp_nonpositive_f(-fabsf(z))
+            exps[q] = e
+            terms[q] = (z if z > zero else zero) - z * target[first + q] + nnc_log1p_unit_f(e)
+        if grad != NULL:
+            for q in range(n):
+                z = logits[first + q]
+                e = exps[q]
+                grad[first + q] = s * ((one if z >= zero else e) / (one + e) - target[first + q])
+        if n == 64:
+            for q in range(0, 64, 8):
+                for j in range(8):
+                    acc[j] += terms[q + j]
+        else:
+            for q in range(n):
+                total += terms[q]
+    for j in range(8):
+        total += acc[j]
+    return total
+
+
 cdef double loss_rows(LossKind kind, const floating* pred, const int64_t* labels,
                       const floating* target, floating* grad, Py_ssize_t k,
                       double scale, Py_ssize_t first, Py_ssize_t last,
@@ -94,6 +135,8 @@ cdef double loss_rows(LossKind kind, const floating* pred, const int64_t* labels
                 acc[j] += squared_error_term(pred, target, grad, scale, p + j)
         for p in range(body, stop):
             total += squared_error_term(pred, target, grad, scale, p)
+    elif floating is float:
+        return logistic_sum_float(pred, target, grad, scale, start, stop)
     else:
         for p in range(start, body, 8):
             for j in range(8):
