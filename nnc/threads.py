@@ -84,7 +84,8 @@ def show_config(file=None):
                      f"OpenMP; optimizer kernels: {optimizers.__name__.rsplit('.', 1)[-1]}")
         lines.append(f"threads: {threads.get_num_threads()} (OpenMP pool; "
                      f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+                     f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')})")
         for info in blas_info():
             lines.append(
                 f"BLAS: {info.get('internal_api')} {info.get('version')}, kernel "

@@ -116,18 +116,22 @@ def test_num_threads_round_trip(restore_threads):
         assert nnc.get_num_threads() == n
 
 
-@pytest.mark.parametrize("user_value,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_omp_wait_policy_default_and_user_override(user_value, expected):
+@pytest.mark.parametrize("user_env,expected", [
+    ({}, "PASSIVE 10000"),  # sleep after a short spin
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE unset"),  # the user's policy, no spin limit added
+    ({"GOMP_SPINCOUNT": "0"}, "PASSIVE 0"),  # the user's spin count
+])
+def test_omp_wait_policy_default_and_user_override(user_env, expected):
     import os
     import subprocess
     import sys
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if user_value is not None:
-        env["OMP_WAIT_POLICY"] = user_value
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(user_env)
     root = os.path.dirname(os.path.dirname(os.path.abspath(nnc.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c",
-                          "import nnc, os; print(os.environ['OMP_WAIT_POLICY'])"],
+                          "import nnc, os; print(os.environ['OMP_WAIT_POLICY'], "
+                          "os.environ.get('GOMP_SPINCOUNT', 'unset'))"],
                          env=env, capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == expected
 
