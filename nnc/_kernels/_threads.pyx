@@ -7,14 +7,16 @@ cdef extern from "_openmp_shim.h":
 
 # Elementwise passes (activations, optimizer updates, losses, column sums)
 # run on one thread below this many elements, GEMMs below this many
-# multiply-adds (m*n*k). Measured with benchmarks/thresholds.py: on the
-# 2-core machine here waking the second (sleeping, OMP_WAIT_POLICY=PASSIVE)
-# thread costs ~50-130 µs, so a 6.4M multiply-add GEMM (batch 32 x 784 x 256)
-# gained nothing from it and the batch-32 epoch ran slower on 2 threads;
-# on a 16-core machine the break-even points were ~2^18 elements and
-# ~1.6M multiply-adds. set_parallel_thresholds changes them at run time.
-cdef double _elementwise_min = 1 << 20
-cdef double _gemm_min = 1 << 24
+# multiply-adds (m*n*k). Measured with benchmarks/thresholds.py on the 2-core
+# machine here, with idle threads spinning briefly before they sleep
+# (GOMP_SPINCOUNT=10000, nnc's default): 2 threads pay from ~64k elements
+# (Adam over 65k parameters 27 -> 18 µs) and from a few million multiply-adds
+# (batch 32 x 784 x 256: 209 -> 143 µs). Threads that sleep at once
+# (GOMP_SPINCOUNT=0) cost 50-130 µs to wake: then 2^20 elements and 2^24
+# multiply-adds are the break-even points. set_parallel_thresholds changes
+# them at run time.
+cdef double _elementwise_min = 1 << 16
+cdef double _gemm_min = 1 << 22
 
 
 cdef double elementwise_min_size() noexcept nogil:
