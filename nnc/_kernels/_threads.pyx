@@ -7,16 +7,19 @@ cdef extern from "_openmp_shim.h":
 
 # Elementwise passes (activations, optimizer updates, losses, column sums)
 # run on one thread below this many elements, GEMMs below this many
-# multiply-adds (m*n*k). Measured with benchmarks/thresholds.py on the 2-core
-# machine here, with idle threads spinning briefly before they sleep
-# (GOMP_SPINCOUNT=10000, nnc's default): 2 threads pay from ~64k elements
-# (Adam over 65k parameters 27 -> 18 µs) and from a few million multiply-adds
-# (batch 32 x 784 x 256: 209 -> 143 µs). Threads that sleep at once
-# (GOMP_SPINCOUNT=0) cost 50-130 µs to wake: then 2^20 elements and 2^24
-# multiply-adds are the break-even points. set_parallel_thresholds changes
-# them at run time.
+# multiply-adds (m*n*k). Measured on the 2-core machine here with idle
+# threads spinning briefly before they sleep (GOMP_SPINCOUNT=10000, nnc's
+# default): benchmarks/thresholds.py has 2 threads paying from ~64k elements
+# (Adam over 65k parameters 27 -> 18 µs) and from a few million
+# multiply-adds; whole epochs (1 vs 2 threads, interleaved) chose the GEMM
+# limit: at 2^22 the batch-32 products (6.4M) went parallel and the batch-32
+# epoch ran up to 10 % slower than on one thread (a thread that has fallen
+# asleep costs 50-130 µs to wake); at 2^23 it runs as fast as on one thread
+# and batch 512 runs 1.6-1.7x faster. Threads that sleep at once
+# (GOMP_SPINCOUNT=0) need 2^20 elements and 2^24 multiply-adds.
+# set_parallel_thresholds changes them at run time.
 cdef double _elementwise_min = 1 << 16
-cdef double _gemm_min = 1 << 22
+cdef double _gemm_min = 1 << 23
 
 
 cdef double elementwise_min_size() noexcept nogil:
