@@ -9,16 +9,17 @@ cdef extern from "_openmp_shim.h":
 # run on one thread below this many elements, GEMMs below this many
 # multiply-adds (m*n*k). Measured on the 2-core machine here with idle
 # threads spinning briefly before they sleep (GOMP_SPINCOUNT=10000, nnc's
-# default): benchmarks/thresholds.py has 2 threads paying from ~64k elements
-# (Adam over 65k parameters 27 -> 18 µs) and from a few million
-# multiply-adds; whole epochs (1 vs 2 threads, interleaved) chose the GEMM
-# limit: at 2^22 the batch-32 products (6.4M) went parallel and the batch-32
-# epoch ran up to 10 % slower than on one thread (a thread that has fallen
-# asleep costs 50-130 µs to wake); at 2^23 it runs as fast as on one thread
-# and batch 512 runs 1.6-1.7x faster. Threads that sleep at once
-# (GOMP_SPINCOUNT=0) need 2^20 elements and 2^24 multiply-adds.
+# default). In isolation (benchmarks/thresholds.py, threads kept awake by the
+# loop) 2 threads pay from ~64k elements and a few million multiply-adds;
+# in whole epochs (1 vs 2 threads, interleaved) a parallel kernel that finds
+# its thread asleep pays 50-130 µs to wake it: with 2^16 elements / 2^22
+# multiply-adds the batch-32 epoch of the 784-256-128-10 MLP (Adam over 235k
+# parameters, 6.4M multiply-add products) ran 2-10 % slower on 2 threads
+# than on 1. With 2^18 / 2^23 nothing in that batch-32 step goes parallel
+# and batch 512 runs 1.6x faster on 2 threads. Threads that sleep at once
+# (GOMP_SPINCOUNT=0) need about 2^20 elements and 2^24 multiply-adds.
 # set_parallel_thresholds changes them at run time.
-cdef double _elementwise_min = 1 << 16
+cdef double _elementwise_min = 1 << 18
 cdef double _gemm_min = 1 << 23
 
 
