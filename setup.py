@@ -76,6 +76,10 @@ class BuildKernels(build_ext):
             # into a vector blend (the multiply might raise a flag the branch
             # avoids). Neither flag changes a computed value.
             opt = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-g0"]
+            if IS_X86 and sys.maxsize < 2 ** 32:
+                # 32-bit x86 defaults to x87 arithmetic, whose 80-bit
+                # intermediates break the rounding _vector_math.h relies on
+                opt += ["-msse2", "-mfpmath=sse"]
             if os.environ.get("NNC_NATIVE") == "1":
                 opt.append("-march=native")
         omp_compile, omp_link = [], []

@@ -117,9 +117,13 @@ def test_num_threads_round_trip(restore_threads):
 
 
 @pytest.mark.parametrize("user_env,expected", [
-    ({}, "PASSIVE 10000"),  # sleep after a short spin
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE unset"),  # the user's policy, no spin limit added
-    ({"GOMP_SPINCOUNT": "0"}, "PASSIVE 0"),  # the user's spin count
+    # sleep after a short spin; parallel from 2^18 elements, 2^23 multiply-adds
+    ({}, "PASSIVE 10000 262144 8388608"),
+    # the user's policy, no spin limit added
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE unset 262144 8388608"),
+    # threads that sleep at once: each parallel kernel pays a wake-up
+    ({"GOMP_SPINCOUNT": "0"}, "PASSIVE 0 1048576 16777216"),
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE unset 1048576 16777216"),
 ])
 def test_omp_wait_policy_default_and_user_override(user_env, expected):
     import os
@@ -130,8 +134,11 @@ def test_omp_wait_policy_default_and_user_override(user_env, expected):
     root = os.path.dirname(os.path.dirname(os.path.abspath(nnc.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c",
-                          "import nnc, os; print(os.environ['OMP_WAIT_POLICY'], "
-                          "os.environ.get('GOMP_SPINCOUNT', 'unset'))"],
+                          "import nnc, os; from nnc._kernels import _threads; "
+                          "t = _threads.get_parallel_thresholds(); "
+                          "print(os.environ['OMP_WAIT_POLICY'], "
+                          "os.environ.get('GOMP_SPINCOUNT', 'unset'), "
+                          "int(t['elementwise']), int(t['gemm']))"],
                          env=env, capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == expected
 

@@ -378,10 +378,30 @@ def test_float32_bce_matches_float64_over_a_wide_range():
     assert be.bce_with_logits(z, t, g) == pytest.approx(exact.mean(), rel=2e-6)
     exact_grad = (np.where(z64 >= 0, 1, e) / (1 + e) - t64) / z.size
     np.testing.assert_allclose(g, exact_grad, rtol=1e-5, atol=1e-7 / z.size)
+    # a confident logit with a soft target: max(z, 0) - z t must not cancel
+    z_big, t_soft = np.full((1, 1), 1000, np.float32), np.full((1, 1), 0.999, np.float32)
+    assert be.bce_with_logits(z_big, t_soft) == pytest.approx(
+        1000 * (1 - np.float64(t_soft[0, 0])), rel=1e-6)
     # terms of ~1e-9 (confident and right) keep their relative precision
     confident = np.full((4, 100), -20.0, np.float32)
     assert be.bce_with_logits(confident, np.zeros_like(confident)) == pytest.approx(
         np.log1p(np.exp(-20.0)), rel=1e-6)
+
+
+@pytest.mark.parametrize("value", [1e20, 3e30, 1e-25, 1e-40, np.nan])
+def test_float32_sum_of_squares_outside_the_float_square_range(cyb, value):
+    # float32 squares are summed in float first: squares that overflow
+    # (|g| > 1.8e19) or vanish (|g| < 1e-19) must fall back to double
+    g = np.full(1000, value, np.float32)
+    g[::7] = 0.5 * value
+    exact = float(np.sum(g.astype(np.float64) ** 2))
+    out = np.empty(2)
+    total = cyb.segment_sum_of_squares(g, np.array([0, 300, 1000], np.int64), out)
+    if np.isnan(value):
+        assert np.isnan(total)
+    else:
+        assert total == pytest.approx(exact, rel=1e-6)
+        assert out.sum() == pytest.approx(exact, rel=1e-6)
 
 
 # --- count_correct, sgd_update, all_finite ----------------------------------

@@ -1,4 +1,5 @@
 """The size of nnc's one OpenMP thread pool, and when kernels use it."""
+import os
 
 cdef extern from "_openmp_shim.h":
     int NNC_HAVE_OPENMP
@@ -17,10 +18,23 @@ cdef extern from "_openmp_shim.h":
 # parameters, 6.4M multiply-add products) ran 2-10 % slower on 2 threads
 # than on 1. With 2^18 / 2^23 nothing in that batch-32 step goes parallel
 # and batch 512 runs 1.6x faster on 2 threads. Threads that sleep at once
-# (GOMP_SPINCOUNT=0) need about 2^20 elements and 2^24 multiply-adds.
-# set_parallel_thresholds changes them at run time.
+# (GOMP_SPINCOUNT=0, or OMP_WAIT_POLICY=PASSIVE set without a spin count)
+# cost a wake-up every parallel kernel: then the break-even points are about
+# 2^20 elements and 2^24 multiply-adds. set_parallel_thresholds changes them
+# at run time.
 cdef double _elementwise_min = 1 << 18
 cdef double _gemm_min = 1 << 23
+
+
+def _idle_threads_sleep_at_once():
+    spin = os.environ.get("GOMP_SPINCOUNT")
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
+    return spin is not None and spin.strip() == "0" or policy == "PASSIVE" and spin is None
+
+
+if _idle_threads_sleep_at_once():
+    _elementwise_min = 1 << 20
+    _gemm_min = 1 << 24
 
 
 cdef double elementwise_min_size() noexcept nogil:

@@ -2,7 +2,8 @@
  * that call them: straight-line arithmetic, no branches, no library calls.
  * libm's expf/tanhf are scalar calls (tanhf cost ~15 ns an element here,
  * forty times NumPy's SIMD tanh). The polynomials are Cephes' (S. L.
- * Moshier), accurate to 1-2 ulp; float64 kernels keep libm.
+ * Moshier): tanh and log1p within 1.7 ulp, sigmoid 2.4 ulp (measured
+ * against float64); float64 kernels keep libm.
  *
  * NaN propagates through every function below. */
 #ifndef NNC_VECTOR_MATH_H
@@ -78,7 +79,8 @@ static inline float nnc_log1p_reduced_f(float f) {
 
 /* log(1 + e) for e in [0, 1] (the softplus term log(1 + e^{-|z|})): below
  * sqrt(2) - 1 the polynomial takes e itself, so small e keeps its full
- * precision; above, 1 + e = 2 (1 + (e - 1)/2) with e - 1 exact. */
+ * precision; above, 1 + e = 2 (1 + (e - 1)/2) (e - 1 exact from e = 1/2 on;
+ * below, one rounding: <= 1.7 ulp in all). */
 static inline float nnc_log1p_unit_f(float e) {
     float low = nnc_log1p_reduced_f(e);
     float high = nnc_log1p_reduced_f((e - 1.0f) * 0.5f) + 0.693147180559945309f;

@@ -15,37 +15,52 @@ from nnc._kernels._parallel cimport elementwise_threads
 include "_checks.pxi"
 
 
-cdef double block_sum_of_squares(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    # 32 independent accumulators (a single chain of dependent additions
-    # would wait on the adder's latency for every element); float32 squares
-    # are first summed eight at a time in float (relative error < 1e-6),
-    # which halves the work of converting every square to double. The order
-    # of the additions is fixed, so the result is reproducible.
-    cdef Py_ssize_t i, j, c, stop
+cdef double squares_in_double(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    # 32 independent accumulators: a single chain of dependent additions
+    # would wait on the adder's latency for every element. The order of the
+    # additions is fixed, so the result is reproducible.
+    cdef Py_ssize_t i, j, stop = first + (last - first) // 32 * 32
     cdef double acc[32]
-    cdef float part[32]
     cdef double total = 0
     for j in range(32):
         acc[j] = 0
-    if floating is float:
-        stop = first + (last - first) // 256 * 256
-        for c in range(first, stop, 256):
-            for j in range(32):
-                part[j] = x[c + j] * x[c + j]
-            for i in range(c + 32, c + 256, 32):
-                for j in range(32):
-                    part[j] += x[i + j] * x[i + j]
-            for j in range(32):
-                acc[j] += part[j]
-    else:
-        stop = first + (last - first) // 32 * 32
-        for i in range(first, stop, 32):
-            for j in range(32):
-                acc[j] += x[i + j] * x[i + j]
+    for i in range(first, stop, 32):
+        for j in range(32):
+            acc[j] += <double> x[i + j] * x[i + j]
     for i in range(stop, last):
         total += <double> x[i] * x[i]
     for j in range(32):
         total += acc[j]
+    return total
+
+
+cdef double block_sum_of_squares(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """Σ x² over [first, last) in double. float32 squares are first summed
+    eight at a time in float (relative error < 1e-6), which halves the work
+    of converting every square to double; a float square overflows above
+    |x| ~ 1.8e19 and vanishes below ~1e-19, so a total outside a safe range
+    (or NaN) is summed again in double."""
+    if floating is double:
+        return squares_in_double(x, first, last)
+    cdef Py_ssize_t i, j, c, stop = first + (last - first) // 256 * 256
+    cdef double acc[32]
+    cdef float part[32]
+    cdef double total
+    for j in range(32):
+        acc[j] = 0
+    for c in range(first, stop, 256):
+        for j in range(32):
+            part[j] = x[c + j] * x[c + j]
+        for i in range(c + 32, c + 256, 32):
+            for j in range(32):
+                part[j] += x[i + j] * x[i + j]
+        for j in range(32):
+            acc[j] += part[j]
+    total = squares_in_double(x, stop, last)
+    for j in range(32):
+        total += acc[j]
+    if not (1e-30 < total < 1e30):
+        return squares_in_double(x, first, last)
     return total
 
 

@@ -62,13 +62,20 @@ cdef inline double squared_error_term(const floating* pred, const floating* targ
 
 cdef inline double logistic_term(const floating* logits, const floating* target,
                                  floating* grad, double scale, Py_ssize_t p) noexcept nogil:
-    # with e = exp(-|z|): max(z, 0) - z t + log(1 + e) and
-    # sigmoid(z) = (z >= 0 ? 1 : e) / (1 + e); one exp, which never overflows
+    # with e = exp(-|z|): max(z, 0) - z t + log(1 + e) (as z (1 - t) or -z t:
+    # one rounding) and sigmoid(z) = (z >= 0 ? 1 : e) / (1 + e); one exp,
+    # which never overflows
     cdef double z = logits[p], t = target[p]
     cdef double e = exp(-fabs(z))
     if grad != NULL:
         grad[p] = <floating> (scale * ((1.0 if z >= 0 else e) / (1 + e) - t))
-    return (z if z > 0 else 0.0) - z * t + log1p(e)
+    return (z * (1 - t) if z > 0 else -z * t) + log1p(e)
+
+
+cdef inline float logistic_margin_f(float z, float t) noexcept nogil:
+    # max(z, 0) - z t with one rounding: z (1 - t) for z > 0 (1 - t is exact
+    # for t >= 1/2), so a confident logit with a soft target does not cancel
+    return z * (1 - t) if z > 0 else -z * t
 
 
 cdef double logistic_sum_float(const float* logits, const float* target, float* grad,
@@ -90,7 +97,7 @@ cdef double logistic_sum_float(const float* logits, const float* target, float* 
             z = logits[first + q]
             e = nnc_exp_nonpositive_f(-fabsf(z))
             exps[q] = e
-            terms[q] = (z if z > zero else zero) - z * target[first + q] + nnc_log1p_unit_f(e)
+            terms[q] = logistic_margin_f(z, target[first + q]) + nnc_log1p_unit_f(e)
         if grad != NULL:
             for q in range(n):
                 z = logits[first + q]
