@@ -8,7 +8,7 @@ import os
 
 # libgomp reads these when it loads; a user's setting wins. Idle OpenMP
 # threads sleep instead of spinning against the rest of the process, after a
-# short spin (GOMP_SPINCOUNT pause loops, ~0.1 ms): waking a sleeping thread
+# short spin (GOMP_SPINCOUNT pause loops, 0.1-0.4 ms by CPU): waking a thread
 # costs 50-100 us, more than the serial kernels between two parallel GEMMs of
 # a training step (batch 512 on 2 threads: 1.4x -> 1.6x faster than 1 thread).
 if "OMP_WAIT_POLICY" not in os.environ:
