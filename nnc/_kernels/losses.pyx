@@ -60,6 +60,12 @@ cdef inline double squared_error_term(const floating* pred, const floating* targ
     return d * d
 
 
+cdef inline floating logistic_margin(floating z, floating t) noexcept nogil:
+    # max(z, 0) - z t with one rounding: z (1 - t) for z > 0 (1 - t is exact
+    # for t >= 1/2), so a confident logit with a soft target does not cancel
+    return z * (1 - t) if z > 0 else -z * t
+
+
 cdef inline double logistic_term(const floating* logits, const floating* target,
                                  floating* grad, double scale, Py_ssize_t p) noexcept nogil:
     # with e = exp(-|z|): max(z, 0) - z t + log(1 + e) (as z (1 - t) or -z t:
@@ -69,13 +75,7 @@ cdef inline double logistic_term(const floating* logits, const floating* target,
     cdef double e = exp(-fabs(z))
     if grad != NULL:
         grad[p] = <floating> (scale * ((1.0 if z >= 0 else e) / (1 + e) - t))
-    return (z * (1 - t) if z > 0 else -z * t) + log1p(e)
-
-
-cdef inline float logistic_margin_f(float z, float t) noexcept nogil:
-    # max(z, 0) - z t with one rounding: z (1 - t) for z > 0 (1 - t is exact
-    # for t >= 1/2), so a confident logit with a soft target does not cancel
-    return z * (1 - t) if z > 0 else -z * t
+    return logistic_margin[double](z, t) + log1p(e)
 
 
 cdef double logistic_sum_float(const float* logits, const float* target, float* grad,
@@ -97,7 +97,7 @@ cdef double logistic_sum_float(const float* logits, const float* target, float* 
             z = logits[first + q]
             e = nnc_exp_nonpositive_f(-fabsf(z))
             exps[q] = e
-            terms[q] = logistic_margin_f(z, target[first + q]) + nnc_log1p_unit_f(e)
+            terms[q] = logistic_margin[float](z, target[first + q]) + nnc_log1p_unit_f(e)
         if grad != NULL:
             for q in range(n):
                 z = logits[first + q]

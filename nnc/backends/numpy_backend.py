@@ -7,6 +7,8 @@ kernels is identical for both backends. Shapes: a batch is a row-major
 """
 import numpy as np
 
+from nnc._validation import all_finite
+
 
 class NumpyBackend:
     name = "numpy"
@@ -210,4 +212,4 @@ class NumpyBackend:
 
     # --- checks -------------------------------------------------------------
     def all_finite(self, x):
-        return bool(np.isfinite(x).all())
+        return all_finite(x)
