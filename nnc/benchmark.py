@@ -150,6 +150,9 @@ def _epoch_runner(name, sizes, X, y, batch_size, batchnorm, threads):
         return run
     if name == "gemm-floor":
         from nnc._kernels._blas import gemm_into
+        from nnc.threads import pin_scipy_blas
+
+        pin_scipy_blas()  # as the compiled backend does when it loads
         pairs = list(zip(sizes[:-1], sizes[1:]))
         bufs = []
         for a, b in pairs:

@@ -1,6 +1,9 @@
 """The benchmark entry point (smoke run, no timing assertions) and the
 zero-allocation steady state of the compiled backend (issue 5)."""
 import json
+import os
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -26,6 +29,27 @@ def test_benchmark_smoke_run_writes_every_field(tmp_path):
     assert "numpy-mlp" in data["rows"][0]["seconds"]  # the plain MLP has no batch-norm variant
     assert set(data["tiny"]) == {"batch_1_us_per_step", "batch_16_us_per_step"}
     assert "gemm-floor / nnc" in open(paths["markdown"]).read()
+
+
+def test_gemm_floor_runs_on_one_blas_thread_even_alone():
+    """The floor is "the step's matmuls through the same single-threaded BLAS"
+    even when nnc's compiled backend (which pins scipy's BLAS) never loaded,
+    e.g. ``--contenders gemm-floor,torch``. A fresh process, where OpenBLAS
+    starts with one thread per core."""
+    code = """
+import numpy as np
+from threadpoolctl import ThreadpoolController
+from nnc import benchmark
+from nnc.threads import _is_scipy_blas
+X = np.zeros((64, 784), np.float32); y = np.zeros(64, np.int64)
+benchmark._epoch_runner("gemm-floor", (784, 16, 10), X, y, 32, False, 1)()
+print([lib.num_threads for lib in ThreadpoolController().lib_controllers
+       if lib.user_api == "blas" and _is_scipy_blas(lib)])
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "", "OMP_NUM_THREADS": "4"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.strip() == "[1]"
 
 
 def test_numpy_mlp_learns():
