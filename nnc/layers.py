@@ -6,7 +6,10 @@ of them out as views of one flat buffer, and the matching gradients as views
 of a second one, then calls ``build``. ``forward`` returns the layer's
 output, ``backward`` writes ``grads`` and returns the gradient with respect
 to the input. Outputs live in the layer's workspace and are overwritten by
-the next call of the same batch size.
+the next call of the same batch size. Elementwise layers (activations,
+dropout) write dL/dx over the incoming dL/dy (``backward_in_place``): one
+buffer fewer per layer, and the gradient stays in cache for the GEMMs of
+the layer below. ``Sequential`` hands them only gradients it owns.
 """
 import numpy as np
 
@@ -35,6 +38,9 @@ class Layer:
     decayed = ()
     #: True for layers that need >= 2 samples per training batch
     needs_batch_statistics = False
+    #: True for elementwise layers whose ``backward`` overwrites ``dy`` with
+    #: dL/dx (their kernels take dx = dy); the caller's dy is consumed
+    backward_in_place = False
 
     def __init__(self):
         self.params = {}
@@ -160,7 +166,8 @@ class Dense(Layer):
 class Activation(Layer):
     """An elementwise ``h = g(z)`` whose derivative is written in terms of the
     output ``h`` (kernels ``<kernel>_forward(x, out)`` and
-    ``<kernel>_backward(y, dy, dx)``)."""
+    ``<kernel>_backward(y, dy, dx)``, called with dx = dy: dL/dz = dL/dh ⊙ g'
+    overwrites dL/dh)."""
 
     kernel = None
     activation = "other"
@@ -177,10 +184,11 @@ class Activation(Layer):
         self._y = out
         return out
 
+    backward_in_place = True
+
     def backward(self, dy, need_input_grad=True):
-        dx = self.workspace.get("dx", dy.shape)
-        getattr(self.backend, self._backward_name)(self._y, dy, dx)
-        return dx
+        getattr(self.backend, self._backward_name)(self._y, dy, dy)
+        return dy
 
 
 class ReLU(Activation):
@@ -215,10 +223,11 @@ class LeakyReLU(Layer):
         self._x = x
         return out
 
+    backward_in_place = True
+
     def backward(self, dy, need_input_grad=True):
-        dx = self.workspace.get("dx", dy.shape)
-        self.backend.leaky_relu_backward(self._x, self.alpha, dy, dx)
-        return dx
+        self.backend.leaky_relu_backward(self._x, self.alpha, dy, dy)
+        return dy
 
     def config(self):
         return {"alpha": self.alpha}
@@ -334,12 +343,12 @@ class Dropout(Layer):
         was the input."""
         return None if self._u is None else Layer.last_output.fget(self)
 
+    backward_in_place = True
+
     def backward(self, dy, need_input_grad=True):
-        if self._u is None:
-            return dy
-        dx = self.workspace.get("dx", dy.shape)
-        self.backend.dropout_backward(dy, self._u, self.p, dx)
-        return dx
+        if self._u is not None:
+            self.backend.dropout_backward(dy, self._u, self.p, dy)
+        return dy
 
     def config(self):
         return {"p": self.p}

@@ -58,6 +58,7 @@ class Sequential:
         self._allocate_parameters()
         for layer in self.layers:
             layer.build(self.backend, Workspace(self.dtype), self.rng)
+        self._workspace = Workspace(self.dtype)  # the model's own scratch (see _backward)
         self._initialize()
 
     # --- construction -------------------------------------------------------
@@ -168,7 +169,14 @@ class Sequential:
         return x
 
     def _backward(self, dy, need_input_grad=False):
+        """Back-propagate ``dy``, which stays unchanged: when the top layer
+        overwrites its incoming gradient (``backward_in_place``), it gets a
+        copy in the model's own buffer."""
         last = len(self.layers) - 1
+        if self.layers[last].backward_in_place:
+            owned = self._workspace.get("dy", dy.shape)
+            np.copyto(owned, dy)
+            dy = owned
         for i in range(last, -1, -1):
             dy = self.layers[i].backward(dy, need_input_grad or i > 0)
         return dy

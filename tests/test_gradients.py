@@ -80,6 +80,43 @@ def test_gradcheck_deeper_mixed_network(backend_name, loss):
     assert max(errors.values()) < GRAD_RTOL, errors
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gradcheck_consecutive_elementwise_layers(backend_name, loss):
+    """Elementwise layers write dL/dx over dL/dy; several in a row (and one on
+    top, right under the loss) must still chain correctly."""
+    rng = np.random.default_rng(4)
+    dropout = nnc.Dropout(0.3)
+    model = nnc.Sequential(nnc.Dense(4, 6), dropout, nnc.LeakyReLU(0.1), nnc.Tanh(),
+                           nnc.Dense(6, 3), nnc.Sigmoid(), dtype="float64",
+                           backend=backend_name, seed=2)
+    X = rng.standard_normal((5, 4))
+    errors = nnc.gradcheck(model, loss, X, targets_for(loss, rng, 5, 3))
+    assert len(errors) == 4 + 1
+    assert max(errors.values()) < GRAD_RTOL, errors
+
+
+def test_backward_leaves_the_callers_gradient_unchanged(backend_name):
+    """The top layer here overwrites its incoming gradient; model.backward
+    and a training step must not touch dY or the loss's own gradient."""
+    rng = np.random.default_rng(6)
+    model = nnc.Sequential(nnc.Dense(3, 4), nnc.Sigmoid(), nnc.Dropout(0.5),
+                           dtype="float64", backend=backend_name, seed=0)
+    X = rng.standard_normal((6, 3))
+    model.forward(X, training=True)
+    dY = rng.standard_normal((6, 4))
+    kept = dY.copy()
+    dX = model.backward(dY)
+    np.testing.assert_array_equal(dY, kept)
+    np.testing.assert_array_equal(model.backward(dY), dX)  # same again: nothing consumed
+    model.layers[-1].frozen = True  # the next forward reuses this dropout mask
+    trainer = nnc.Trainer(model, loss="mse", optimizer=nnc.SGD(0.1), batch_size=6)
+    out = model.forward(X, training=True)
+    trainer.loss._forward(out, kept)
+    loss_grad = trainer.loss.backward()
+    trainer._train_step(X, kept)  # the same forward, loss and gradient, then an update
+    np.testing.assert_array_equal(trainer.loss.backward(), loss_grad)
+
+
 def test_gradcheck_single_sample_single_output(backend_name):
     rng = np.random.default_rng(5)
     model = nnc.Sequential(nnc.Dense(2, 3), nnc.Sigmoid(), nnc.Dense(3, 1),

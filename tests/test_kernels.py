@@ -229,6 +229,31 @@ def test_activation_forward_backward(cyb, npb, dtype, rng, shape, kind):
 
 
 @pytest.mark.parametrize("name", ["cython", "numpy"])
+@pytest.mark.parametrize("kind", ["relu", "sigmoid", "tanh", "leaky_relu", "dropout"])
+def test_elementwise_backward_may_write_over_dy(name, kind, dtype, rng):
+    """Layers pass dx = dy (backward_in_place): every elementwise backward
+    kernel must give the same result when its output is its input gradient."""
+    be = nnc.backends.get_backend(name, dtype)
+    shape = (37, 45)
+    first = activation_input(rng, shape, dtype)
+    if kind in ("sigmoid", "tanh"):
+        first = np.tanh(first)  # an output of the activation
+    extra = {"leaky_relu": (0.07,)}.get(kind, ())
+    dy = randn(rng, shape, dtype)
+    if kind == "dropout":
+        args = lambda grad: (grad, rng_mask, 0.3)  # noqa: E731
+        rng_mask = rng.random(shape).astype(dtype)
+    else:
+        args = lambda grad: (first, *extra, grad)  # noqa: E731
+    separate = np.full(shape, np.nan, dtype)
+    getattr(be, kind + "_backward")(*args(dy), separate)
+    in_place = dy.copy()
+    getattr(be, kind + "_backward")(*args(in_place), in_place)
+    np.testing.assert_array_equal(in_place, separate)
+    assert not np.array_equal(separate, dy)  # the kernel did change something
+
+
+@pytest.mark.parametrize("name", ["cython", "numpy"])
 def test_activations_stable_at_extremes(name, dtype):
     be = get_backend(name)
     x = np.array([[-1000.0, -100.0, 0.0, 100.0, 1000.0]], dtype)

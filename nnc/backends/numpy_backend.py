@@ -3,7 +3,9 @@
 Every function writes its result into a preallocated ``out`` array (the
 same contract as the compiled kernels), so the Python code above the
 kernels is identical for both backends. Shapes: a batch is a row-major
-``(n, features)`` array; ``W`` is ``(f_in, f_out)``.
+``(n, features)`` array; ``W`` is ``(f_in, f_out)``. The elementwise
+backward kernels (activations, dropout) must allow ``dx`` to be ``dy``: the
+layers back-propagate through them in place.
 """
 import numpy as np
 
