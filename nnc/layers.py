@@ -8,8 +8,8 @@ output, ``backward`` writes ``grads`` and returns the gradient with respect
 to the input. Outputs live in the layer's workspace and are overwritten by
 the next call of the same batch size. Elementwise layers (activations,
 dropout) write dL/dx over the incoming dL/dy (``backward_in_place``): one
-buffer fewer per layer, and the gradient stays in cache for the GEMMs of
-the layer below. ``Sequential`` hands them only gradients it owns.
+buffer fewer per layer, so less memory traffic. ``Sequential`` hands them
+only gradients it owns.
 """
 import numpy as np
 
