@@ -108,6 +108,15 @@ def check_targets(y, name, shape, dtype, low=None, high=None):
     return y
 
 
+def check_bool(value, name):
+    """``value`` as a bool: True/False, NumPy booleans, or the integers 0 and 1
+    (a string such as "no" would otherwise count as true)."""
+    if isinstance(value, (bool, np.bool_)) or (
+            isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def check_int(value, name, low=None, high=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_float, check_int
+from nnc._validation import check_bool, check_float, check_int
 
 
 class Callback:
@@ -120,7 +120,7 @@ class EarlyStopping(Callback):
         self._best = _Best("EarlyStopping", monitor, mode, min_delta)
         self.monitor = monitor
         self.patience = check_int(patience, "patience", low=0)
-        self.restore_best = bool(restore_best)
+        self.restore_best = check_bool(restore_best, "restore_best")
         self._params = self._buffers = None
         self.on_train_begin(None)
 
@@ -181,7 +181,7 @@ class ModelCheckpoint(Callback):
         path = _check_path(path)
         self.path = path
         self.monitor = monitor
-        self.save_best_only = bool(save_best_only)
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
         self._best = _Best("ModelCheckpoint", monitor, mode, 0.0)
         self.saved = []
 
@@ -269,7 +269,7 @@ class CSVLogger(Callback):
         path = _check_path(path)
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(f"separator must be one character, got {separator!r}")
-        self.path, self.append, self.separator = path, bool(append), separator
+        self.path, self.append, self.separator = path, check_bool(append, "append"), separator
         self._fields = None
 
     def on_train_begin(self, trainer):

@@ -5,6 +5,8 @@ same fused pass; ``loss.backward()`` returns dL/d(output). Reductions follow
 PyTorch's defaults: softmax cross-entropy is the mean over the batch; MSE and
 BCE-with-logits are the mean over all elements.
 """
+import copy
+
 import numpy as np
 
 from nnc._validation import check_features, check_labels, check_targets
@@ -26,9 +28,14 @@ class Loss:
         self._grad = None
 
     def bind(self, backend):
-        """Use ``backend`` (the model's) from now on."""
-        self.backend = get_backend(backend)
-        return self
+        """A copy of this loss that runs on ``backend`` (a model's, which may
+        be specialised to one dtype). The loss itself is left as it was, so
+        one loss object can serve a float32 Trainer and a float64 gradcheck."""
+        bound = copy.copy(self)
+        bound.backend = get_backend(backend)
+        bound._workspaces = {}
+        bound._grad = None
+        return bound
 
     def check_targets(self, y, n_samples, out_features, dtype, name="y"):
         """Validated targets for an output of shape (n_samples, out_features)."""
@@ -41,9 +48,9 @@ class Loss:
             ws = self._workspaces[output.dtype] = Workspace(output.dtype)
         return ws.get("grad", output.shape)
 
-    def _forward(self, output, targets, with_grad=True):
+    def _forward(self, output, targets, with_grad=True, backend=None):
         grad = self._grad_buffer(output) if with_grad else None
-        loss = getattr(self.backend, self.kernel)(output, targets, grad)
+        loss = getattr(backend or self.backend, self.kernel)(output, targets, grad)
         self._grad = grad
         return loss
 
@@ -54,7 +61,8 @@ class Loss:
         dtype = output.dtype if output.dtype in (np.float32, np.float64) else np.float64
         output = check_features(output, "output", dtype=dtype)
         targets = self.check_targets(y, output.shape[0], output.shape[1], output.dtype)
-        return self._forward(output, targets)
+        # the kernels for this dtype (a bound loss may have one dtype's only)
+        return self._forward(output, targets, backend=get_backend(self.backend, output.dtype))
 
     __call__ = forward
 

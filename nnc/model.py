@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from nnc._validation import check_dtype, check_features, check_int
+from nnc._validation import check_bool, check_dtype, check_features, check_int
 from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
 from nnc.seed import get_seed
@@ -164,6 +164,7 @@ class Sequential:
 
     # --- the hot path (no validation, outputs are workspace buffers) --------
     def _forward(self, x, training):
+        self._last_batch = None  # the layers' saved activations are no longer forward()'s
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
@@ -186,11 +187,12 @@ class Sequential:
         """Output of the network for a batch ``X`` of shape (n, in_features).
         ``training=None`` uses the current mode (``train()``/``eval()``)."""
         checked = check_features(X, "X", self.in_features, self.dtype)
-        if checked is X:  # layers keep their input for backward: own a copy
-            checked = checked.copy()
-        training = self.training if training is None else bool(training)
+        if isinstance(X, np.ndarray) and np.may_share_memory(checked, X):
+            checked = checked.copy()  # layers keep their input for backward: own a copy
+        training = self.training if training is None else check_bool(training, "training")
+        output = self._forward(checked, training).copy()
         self._last_batch = checked.shape[0]
-        return self._forward(checked, training).copy()
+        return output
 
     def backward(self, dY):
         """Back-propagate dL/d(output) ``dY`` through the last ``forward``:
@@ -198,8 +200,9 @@ class Sequential:
         dL/dX."""
         n = getattr(self, "_last_batch", None)
         if n is None:
-            raise RuntimeError("backward() needs a forward() first (and no predict() or "
-                               "evaluate() in between: they reuse the layers' buffers)")
+            raise RuntimeError("backward() needs a forward() first (and no predict(), "
+                               "evaluate(), fit() or gradcheck() in between: they reuse the "
+                               "layers' buffers)")
         dY = check_features(dY, "dY", self.out_features, self.dtype)
         if dY.shape[0] != n:
             raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
@@ -209,7 +212,6 @@ class Sequential:
         """Network output for ``X`` in evaluation mode, computed in batches."""
         X = check_features(X, "X", self.in_features, self.dtype)
         batch_size = check_int(batch_size, "batch_size", low=1)
-        self._last_batch = None  # the layers' saved activations are no longer forward()'s
         out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             stop = min(start + batch_size, X.shape[0])

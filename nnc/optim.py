@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from nnc._validation import check_float
+from nnc._validation import check_bool, check_float
 from nnc.backends import get_backend
 
 
@@ -71,6 +71,7 @@ class Optimizer:
         if self.params is not None and self.params is not params:
             raise ValueError(f"this {type(self).__name__} is already bound to other "
                              "parameters; create one optimizer per model")
+        self._check_eps(params.dtype)
         self.params = params
         self.grads = grads
         self.backend = get_backend(backend, params.dtype)
@@ -129,6 +130,19 @@ class Optimizer:
     def _update(self, lr):
         raise NotImplementedError
 
+    def _smallest_eps(self, dtype):
+        """The smallest ε the update survives in ``dtype``: the kernels flush
+        numbers below the smallest normal float to zero (and a zero gradient
+        would then give 0/0)."""
+        return float(np.finfo(dtype).tiny)
+
+    def _check_eps(self, dtype):
+        eps = getattr(self, "eps", None)
+        if eps is not None and eps < self._smallest_eps(dtype):
+            raise ValueError(f"eps must be >= {self._smallest_eps(dtype):.3g} for "
+                             f"{np.dtype(dtype).name} parameters (smaller values vanish in the "
+                             f"update and a zero gradient gives 0/0 = NaN), got {eps!r}")
+
     def config(self):
         return {"lr": self.lr}
 
@@ -139,6 +153,14 @@ class Optimizer:
 
 def _check_beta(value, name):
     return check_float(value, name, low=0, high=1, high_open=True)
+
+
+def _check_decay(lr, weight_decay):
+    """AdamW's w ← (1 - αλ) w: αλ >= 1 would flip or zero every weight."""
+    if lr * weight_decay >= 1:
+        raise ValueError(f"lr * weight_decay must be < 1 (the decay multiplies the weights by "
+                         f"1 - lr * weight_decay), got {lr} * {weight_decay} = "
+                         f"{lr * weight_decay}")
 
 
 class SGD(Optimizer):
@@ -162,7 +184,7 @@ class SGD(Optimizer):
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
         super().__init__(lr)
         self.momentum = _check_beta(momentum, "momentum")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs a momentum > 0")
         self.state_names = ("velocity",) if self.momentum > 0 else ()
@@ -223,7 +245,12 @@ class Adam(Optimizer):
 
     weight_decay = 0.0
 
+    def _smallest_eps(self, dtype):
+        # the kernel adds ε·sqrt(1-β₂ᵗ), smallest at t = 1 (see adam_update)
+        return super()._smallest_eps(dtype) / math.sqrt(1 - self.beta2)
+
     def _update(self, lr):
+        _check_decay(lr, self.weight_decay)
         self.backend.adam_update(self.params, self.grads, self.state["m"], self.state["v"],
                                  lr, self.beta1, self.beta2, self.eps, self.t,
                                  self.weight_decay)
@@ -241,6 +268,7 @@ class AdamW(Adam):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
         super().__init__(lr, beta1, beta2, eps)
         self.weight_decay = check_float(weight_decay, "weight_decay", low=0)
+        _check_decay(self.lr, self.weight_decay)
 
     def config(self):
         return {**super().config(), "weight_decay": self.weight_decay}

@@ -13,7 +13,7 @@ import copy
 import math
 import warnings
 
-from nnc._validation import check_features, check_float, check_int
+from nnc._validation import check_bool, check_features, check_float, check_int
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
@@ -225,6 +225,10 @@ class Trainer:
         """
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
+        shuffle = check_bool(shuffle, "shuffle")
+        if not isinstance(verbose, (bool, np.bool_, int, np.integer)) or verbose < 0:
+            raise TypeError(f"verbose must be True, False or an int >= 0 (Keras' 0, 1, 2), "
+                            f"got {verbose!r}")
         if self.batch_size > X.shape[0]:
             raise ValueError(f"batch_size {self.batch_size} is larger than the "
                              f"{X.shape[0]} training samples")
@@ -304,7 +308,6 @@ class Trainer:
             batch_size, "batch_size", low=1)
         was_training = self.model.training
         self.model.eval()
-        self.model._last_batch = None
         total_loss, total_correct = 0.0, 0
         try:
             for start in range(0, X.shape[0], batch_size):

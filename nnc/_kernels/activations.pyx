@@ -31,7 +31,8 @@ def relu_forward(const floating[:, ::1] x not None, floating[:, ::1] out not Non
     cdef floating* yp = &out[0, 0]
     cdef int nt = elementwise_threads(size)
     for i in prange(size, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        yp[i] = xp[i] if xp[i] > 0 else 0
+        # written so that NaN stays NaN (NaN <= 0 is false), as in NumPy and PyTorch
+        yp[i] = 0 if xp[i] <= 0 else xp[i]
 
 
 def relu_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy not None,

@@ -1,0 +1,122 @@
+"""Misuse that used to pass silently (a wrong result, NaN weights or a
+broken object) and now either works or stops with a clear error."""
+import re
+
+import numpy as np
+import pytest
+
+import nnc
+
+X = np.array([[1.0, 0.0, 0.5], [2.0, 0.0, -0.5], [3.0, 0.0, 0.25], [4.0, 0.0, -1.0]],
+             np.float32)
+Y = np.array([0, 1, 0, 1])
+
+
+def test_one_loss_object_serves_a_float32_trainer_and_a_float64_gradcheck():
+    loss = nnc.SoftmaxCrossEntropy()
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), loss=loss, batch_size=4)
+    errors = nnc.gradcheck(nnc.Sequential(nnc.Dense(3, 2), dtype="float64", seed=0), loss,
+                           X.astype(np.float64), Y)
+    assert max(errors.values()) < 1e-6
+    trainer.fit(X, Y, verbose=False)  # was: Buffer dtype mismatch
+    # the public forward picks the kernels of the output's dtype
+    expected = np.log(2)
+    assert trainer.loss.forward(np.zeros((2, 2)), [0, 1]) == pytest.approx(expected)
+    assert loss.forward(np.zeros((2, 2), np.float32), [0, 1]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", [
+    lambda eps: nnc.Adam(eps=eps), lambda eps: nnc.AdamW(eps=eps),
+    lambda eps: nnc.RMSprop(eps=eps), lambda eps: nnc.Adagrad(eps=eps)],
+    ids=["Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_eps_too_small_for_the_dtype_is_refused(backend, dtype, make):
+    tiny = float(np.finfo(dtype).tiny)
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype=dtype, backend=backend, seed=0)
+    with pytest.raises(ValueError, match=rf"eps must be >= .*{dtype}.*got {re.escape(repr(tiny / 100))}"):
+        nnc.Trainer(model, optimizer=make(tiny / 100), batch_size=4)
+    # at the limit the update is finite even where a gradient is exactly zero
+    # (the second input column is all zeros)
+    smallest = make(1.0)._smallest_eps(dtype)
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype=dtype, backend=backend, seed=0)
+    trainer = nnc.Trainer(model, optimizer=make(smallest * 1.01), batch_size=4)
+    trainer.fit(X.astype(dtype), Y, epochs=2, verbose=False)
+    assert np.isfinite(model.flat_params).all()
+
+
+def test_adamw_decay_that_would_flip_the_weights_is_refused():
+    with pytest.raises(ValueError, match=r"lr \* weight_decay must be < 1"):
+        nnc.AdamW(1e-3, weight_decay=1e10)
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.AdamW(1e-3, weight_decay=1.0),
+                          schedule=lambda t: 2.0, batch_size=4)
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=r"lr \* weight_decay must be < 1 .*got 2.0 \* 1.0"):
+        trainer.fit(X, Y, verbose=False)
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: nnc.SGD(0.1, momentum=0.9, nesterov="no"), "nesterov must be True or False"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), batch_size=4).fit(
+        X, Y, shuffle="no"), "shuffle must be True or False"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), batch_size=4).fit(
+        X, Y, verbose="no"), "verbose must be True, False or an int >= 0"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), batch_size=4).fit(
+        X, Y, verbose=-1), "verbose must be True, False or an int >= 0"),
+    (lambda: nnc.Sequential(nnc.Dense(3, 2)).forward(X, training="no"),
+     "training must be True or False"),
+    (lambda: nnc.callbacks.EarlyStopping(restore_best="yes"),
+     "restore_best must be True or False"),
+])
+def test_flags_take_booleans_not_any_truthy_value(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+def test_flags_accept_numpy_booleans_and_keras_style_integers():
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=4)
+    trainer.fit(X, Y, shuffle=np.bool_(False), verbose=0)
+    trainer.fit(X, Y, shuffle=1, verbose=np.int64(0))
+    assert nnc.SGD(0.1, momentum=0.5, nesterov=np.bool_(True)).nesterov is True
+
+
+def test_forward_keeps_its_own_copy_of_an_array_subclass(tmp_path):
+    """A memmap (or any ndarray subclass) is a different object over the same
+    memory: writing to it after forward must not change the gradients."""
+    X64 = np.memmap(tmp_path / "x.dat", dtype="float64", mode="w+", shape=(4, 3))
+    X64[:] = 1
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype="float64", seed=0)
+    model.forward(X64)
+    X64[:] = 100
+    model.backward(np.ones((4, 2)))
+    np.testing.assert_array_equal(model.layers[0].grads["W"], np.full((3, 2), 4.0))
+
+
+@pytest.mark.parametrize("between", ["fit", "gradcheck", "predict"])
+def test_backward_after_other_work_on_the_model_is_refused(between):
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype="float64", seed=0)
+    model.forward(X.astype(np.float64))
+    if between == "fit":
+        nnc.Trainer(model, batch_size=4).fit(100 * X, Y, verbose=False)
+    elif between == "gradcheck":
+        nnc.gradcheck(model, "softmax_cross_entropy", X[:2].astype(np.float64), Y[:2])
+    else:
+        model.predict(X)
+    with pytest.raises(RuntimeError, match="backward\\(\\) needs a forward\\(\\) first"):
+        model.backward(np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_propagates_nan_like_numpy_and_pytorch(backend, dtype):
+    be = nnc.backends.get_backend(backend, dtype)
+    x = np.array([[np.nan, -1.0, 0.0, 2.0, -np.inf, np.inf]], dtype)
+    out = np.empty_like(x)
+    be.relu_forward(x, out)
+    np.testing.assert_array_equal(out, [[np.nan, 0, 0, 2, 0, np.inf]])
+    model = nnc.Sequential(nnc.Dense(3, 2), nnc.ReLU(), dtype=dtype, backend=backend, seed=0)
+    model.layers[0].params["W"][0, 0] = np.nan
+    prediction = model.predict(X.astype(dtype))
+    assert np.isnan(prediction[:, 0]).all() and np.isfinite(prediction[:, 1]).all()
