@@ -11,7 +11,7 @@ def demo(args):
     import nnc
 
     if args.threads:
-        nnc.set_num_threads(args.threads)
+        commands.set_threads(args.threads)
     X, y = nnc.datasets.load_digits()
     X_train, X_test, y_train, y_test = nnc.datasets.train_test_split(X, y, 0.2, seed=args.seed)
     print(f"digits: {len(X_train)} training and {len(X_test)} held-out images of 8x8 pixels, "
@@ -23,8 +23,12 @@ def demo(args):
     trainer = nnc.Trainer(model, loss="softmax_cross_entropy",
                           optimizer=nnc.SGD(lr=args.lr), batch_size=args.batch_size)
     start = time.perf_counter()
-    history = trainer.fit(X_train, y_train, epochs=args.epochs,
-                          validation_data=(X_test, y_test), verbose=not args.quiet)
+    try:
+        history = trainer.fit(X_train, y_train, epochs=args.epochs,
+                              validation_data=(X_test, y_test), verbose=not args.quiet)
+    except nnc.TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
     for epoch in range(len(history["loss"])):
         print(f"epoch {epoch + 1:2d}: loss {history['loss'][epoch]:.4f}  "
@@ -52,7 +56,15 @@ def bench(args):
 
 
 def _int_list(text):
-    return tuple(int(v) for v in text.split(","))
+    """'32,128' -> (32, 128), each a positive whole number."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected positive whole numbers separated by commas, e.g. 32,128; got {text!r}")
+    return values
 
 
 def config(args):
@@ -66,36 +78,52 @@ def diagnose(args):
     """Print the diagnosis of a saved History (logic in nnc.diagnostics)."""
     from nnc.diagnostics import diagnose_command
 
-    return diagnose_command(args.run_file, plot=args.plot)
+    try:
+        return diagnose_command(args.run_file, plot=args.plot)
+    except TypeError as exc:  # a History whose lists do not hold numbers
+        raise ValueError(f"{args.run_file}: cannot diagnose this run ({exc}); expected a "
+                         "History written by history.save, with numbers in its lists") from None
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m nnc",
                                      description="nnc: neural networks for learning optimization")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("demo", help="train a small MLP on the bundled 8x8 digits")
+    one_line = commands._one_line_errors
+    positive_int, positive_float = commands._positive_int, commands._positive_float
+    p = one_line(sub.add_parser("demo", help="train a small MLP on the bundled 8x8 digits"))
     p.add_argument("--backend", choices=["cython", "numpy"], default="cython",
                    help="kernel backend (default: cython)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the data (default: 20)")
-    p.add_argument("--batch-size", type=int, default=32, help="samples per step (default: 32)")
-    p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffling")
-    p.add_argument("--threads", type=int, default=0, help="OpenMP threads (default: all)")
+    p.add_argument("--epochs", type=positive_int, default=20,
+                   help="passes over the data (default: 20)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="samples per step (default: 32)")
+    p.add_argument("--lr", type=positive_float, default=0.1,
+                   help="SGD learning rate (default: 0.1)")
+    p.add_argument("--seed", type=commands._non_negative_int, default=0,
+                   help="seed for weights, split, shuffling")
+    p.add_argument("--threads", type=commands._non_negative_int, default=0,
+                   help="OpenMP threads (default: 0, all)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=demo)
-    p = sub.add_parser("bench", help="time training epochs against NumPy and PyTorch")
-    p.add_argument("--samples", type=int, default=10000, help="samples per epoch (default 10000)")
+    p.set_defaults(run=commands._run(demo))
+    p = one_line(sub.add_parser("bench", help="time training epochs against NumPy and PyTorch"))
+    p.add_argument("--samples", type=positive_int, default=10000,
+                   help="samples per epoch (default 10000)")
     p.add_argument("--batch-sizes", type=_int_list, default=(32, 128), help="e.g. 32,128,512")
     p.add_argument("--threads", type=_int_list, default=(1,), help="e.g. 1,2")
-    p.add_argument("--repeats", type=int, default=3, help="epochs per contender (median)")
-    p.add_argument("--tiny-steps", type=int, default=2000, help="steps for the tiny-net row")
+    p.add_argument("--repeats", type=positive_int, default=3,
+                   help="epochs per contender (median)")
+    p.add_argument("--tiny-steps", type=positive_int, default=2000,
+                   help="steps for the tiny-net row")
     p.add_argument("--out", default="benchmark-results", help="folder for JSON/Markdown/PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=bench)
-    p = sub.add_parser("config", help="print version, OpenMP, BLAS and thread settings")
+    p = one_line(sub.add_parser("config",
+                                help="print version, OpenMP, BLAS and thread settings"))
     p.set_defaults(run=config)
-    p = sub.add_parser("diagnose", help="read a verdict from a saved training run "
-                       "(history.save('RUN.json')); exit status 1 when problems are found")
+    p = one_line(sub.add_parser("diagnose", help="read a verdict from a saved training run "
+                                "(history.save('RUN.json')); exit status 1 when problems are "
+                                "found"))
     p.add_argument("run_file", metavar="RUN.json", help="a History written by history.save")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="also draw the learning curves to this file (needs matplotlib)")

@@ -168,6 +168,16 @@ def _check_output_path(path, what):
         raise CommandError(f"{what}: {path!r} is a folder; give a file name")
 
 
+def set_threads(n):
+    """``nnc.set_num_threads(n)`` for ``--threads`` (errors name the flag)."""
+    import nnc
+
+    if not 1 <= n <= nnc.threads.MAX_THREADS:
+        raise CommandError(f"--threads: expected a whole number from 1 to "
+                           f"{nnc.threads.MAX_THREADS}, got {n}")
+    nnc.set_num_threads(n)
+
+
 def train(args):
     """The ``train`` sub-command."""
     import nnc
@@ -176,14 +186,19 @@ def train(args):
         if path:
             _check_output_path(path, what)
     if args.threads:
-        nnc.set_num_threads(args.threads)
+        set_threads(args.threads)
     X_train, y_train, X_test, y_test, split = load_dataset(args.dataset)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     callbacks = []
     validation = None
     if args.val_fraction > 0:
-        X_train, X_val, y_train, y_val = nnc.datasets.train_test_split(
-            X_train, y_train, args.val_fraction, seed=1)
+        try:
+            X_train, X_val, y_train, y_val = nnc.datasets.train_test_split(
+                X_train, y_train, args.val_fraction, seed=1)
+        except ValueError:
+            raise CommandError(f"--val-fraction {args.val_fraction} leaves no training samples "
+                               f"out of {len(X_train)}: expected a smaller fraction "
+                               "(0 for no validation)") from None
         validation = (X_val, y_val)
         if args.patience is not None:
             callbacks.append(nnc.callbacks.EarlyStopping("val_loss", patience=args.patience))
@@ -242,6 +257,9 @@ def evaluate(args):
     if dataset is None:
         raise CommandError(f"{args.model} does not say which data set it was trained on: "
                            f"pass --dataset ({', '.join(DATASETS)})")
+    if dataset not in DATASETS:  # from the file's header
+        raise CommandError(f"{args.model}: header metadata 'dataset' is {dataset!r:.60}, "
+                           f"expected one of {', '.join(DATASETS)} (or pass --dataset)")
     model = nnc.load(args.model, backend=args.backend)
     _, _, X_test, y_test, _ = load_dataset(dataset)
     if X_test.shape[1] != model.in_features:

@@ -283,7 +283,10 @@ def _layer_name(history, i):
 
 
 def _fmt(x):
-    """A number for a message: 3 significant digits, scientific when tiny or huge."""
+    """A number for a message: 3 significant digits, scientific when tiny or huge
+    ("unknown" for None: a history without that record)."""
+    if x is None:
+        return "unknown"
     if not math.isfinite(x):
         return str(x)
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e4):

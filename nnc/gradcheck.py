@@ -14,6 +14,8 @@ from nnc._validation import check_features, check_float
 from nnc.losses import get_loss
 from nnc.model import Sequential
 
+EPS_RANGE = (1e-12, 0.1)  # central-difference steps that float64 can measure
+
 
 def relative_error(analytic, numeric):
     """‖a - n‖ / (‖a‖ + ‖n‖), 0 when both are zero."""
@@ -29,14 +31,16 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     batch-norm running statistics are restored afterwards.
 
     A correct implementation gives errors around 1e-8 or below; > 1e-6
-    points at a bug.
+    points at a bug. ``eps`` is the step δ, in [1e-12, 0.1]: below, the
+    differences drown in float64 rounding; above, they no longer measure a
+    derivative.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
     if model.dtype != np.float64:
         raise TypeError(f"gradcheck needs a float64 model (got {model.dtype.name}): "
                         "build it with Sequential(..., dtype='float64')")
-    eps = check_float(eps, "eps", low=0, low_open=True)
+    eps = check_float(eps, "eps", low=EPS_RANGE[0], high=EPS_RANGE[1])
     loss = get_loss(loss, model.backend).bind(model.backend)
     X = check_features(X, "X", model.in_features, model.dtype)
     targets = loss.check_targets(y, X.shape[0], model.out_features, model.dtype)

@@ -54,9 +54,18 @@ class History:
             raise ValueError("state must be a dict from History.to_dict() with a 'steps' entry")
         history = cls()
         for part in ("steps", "epochs", "diagnostics"):
-            for name, values in (state.get(part) or {}).items():
+            entries = state.get(part) or {}
+            if not isinstance(entries, dict):
+                raise ValueError(f"{part} must map names to lists, got {entries!r:.60}")
+            for name, values in entries.items():
+                if not isinstance(values, (list, tuple, np.ndarray)):
+                    raise ValueError(f"{part}[{name!r}] must be a list of values, "
+                                     f"got {values!r:.60}")
                 getattr(history, part)[name] = list(values)
-        history.meta = dict(state.get("meta") or {})
+        meta = state.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta must be a dict, got {meta!r:.60}")
+        history.meta = dict(meta)
         return history
 
     def save(self, path):
@@ -69,10 +78,17 @@ class History:
     def load(cls, path):
         """Read a History written by ``save``."""
         with open(path, encoding="utf-8") as f:
-            state = json.load(f)
+            try:
+                state = json.load(f)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{path!r} is not an nnc History file (expected the JSON "
+                                 f"written by history.save): {exc}") from None
         if not isinstance(state, dict) or state.get("format", "nnc.History") != "nnc.History":
             raise ValueError(f"{path!r} is not an nnc History file (written by history.save)")
-        return cls.from_dict(state)
+        try:
+            return cls.from_dict(state)
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is not a valid History file: {exc}") from None
 
     def report(self):
         """A short plain-text diagnosis with its evidence (``nnc.diagnostics``)."""

@@ -100,10 +100,20 @@ def _json_value(value):
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def _history_json(where, value):
+    """``value`` as plain JSON (NumPy scalars converted), or ValueError naming
+    ``where`` in the history."""
+    try:
+        return json.loads(json.dumps(value, default=_json_value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the history's {where} holds values a checkpoint cannot store: {exc} "
+                         "(NaN and Inf can be stored in lists of numbers only)") from None
+
+
 def _history_parts(history):
     """The History as arrays (lists of numbers, the usual case) plus a JSON
     part for anything else (``meta``, lists of non-numbers)."""
-    arrays, extra = {}, {"meta": getattr(history, "meta", {}) or {}}
+    arrays, extra = {}, {"meta": _history_json("meta", getattr(history, "meta", {}) or {})}
     for group in HISTORY_GROUPS:
         for name, values in (getattr(history, group, None) or {}).items():
             try:
@@ -114,11 +124,8 @@ def _history_parts(history):
                 arrays[f"history/{group}/{name}"] = np.ascontiguousarray(
                     array, dtype=np.float64 if array.dtype.kind == "f" else np.int64)
             else:
-                extra.setdefault(group, {})[name] = list(values)
-    try:
-        extra = json.loads(json.dumps(extra, default=_json_value))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the history holds values a checkpoint cannot store: {exc}") from None
+                extra.setdefault(group, {})[name] = _history_json(f"{group}[{name!r}]",
+                                                                  list(values))
     return arrays, extra
 
 
@@ -180,16 +187,23 @@ def _write(path, header, arrays):
     header = dict(header, arrays={name: {"shape": list(np.shape(a)), "dtype": np.dtype(
         np.asarray(a).dtype).name} for name, a in arrays.items()})
     try:
-        header_bytes = json.dumps(header, indent=1, allow_nan=False).encode("utf-8")
+        header_bytes = json.dumps(header, indent=1, allow_nan=False,
+                                  default=_json_value).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the header (metadata) must be JSON-serialisable: {exc}") from None
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"path {path!r} is a folder; give a file name such as model.npz")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save to {path!r}: its folder {folder!r} does not exist")
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}."
                                f"{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as file:
+        file = open(tmp, "xb")
+    except OSError as exc:  # name the user's path, not the temporary file
+        raise type(exc)(exc.errno, f"cannot save to {path!r}: {exc.strerror}") from None
+    try:
+        with file:
             with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
                 archive.writestr(HEADER, header_bytes)
                 for name, array in arrays.items():
@@ -269,6 +283,9 @@ def _parse_header(path, archive):
         if not isinstance(header.get(key), kind):
             raise _bad(path, f"header field {key!r} must be a {kind.__name__}, "
                              f"got {header.get(key)!r}")
+    if not isinstance(header.get("metadata", {}), dict):
+        raise _bad(path, f"header field 'metadata' must be a JSON object, "
+                         f"got {header['metadata']!r:.60}")
     return header
 
 

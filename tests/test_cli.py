@@ -126,3 +126,94 @@ def test_module_entry_point_in_a_subprocess(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and not bad.stdout
     assert "--batch-size" in bad.stderr
+
+
+def test_demo_that_diverges_exits_1_with_one_line(capsys):
+    assert run(["demo", "--lr", "1e30", "--epochs", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--threads", "-1"], "--threads: expected a whole number >= 0, got '-1'"),
+    (["demo", "--threads", "100000"], "--threads: expected a whole number from 1 to"),
+    (["demo", "--batch-size", "0"], "--batch-size: expected a positive whole number, got '0'"),
+    (["demo", "--epochs", "abc"], "--epochs: expected a positive whole number"),
+    (["demo", "--lr", "nan"], "--lr: expected a positive number"),
+    (["bench", "--batch-sizes", "a"], "--batch-sizes: expected positive whole numbers"),
+    (["bench", "--threads", "0,2"], "--threads: expected positive whole numbers"),
+    (["train", "--val-fraction", "0.9999", "--quiet"],
+     "--val-fraction 0.9999 leaves no training samples out of 1438"),
+])
+def test_bad_flags_of_every_command_are_named(argv, message, capsys):
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert message in err
+
+
+def _with_metadata(path, metadata):
+    """A saved 64-10 model whose header metadata is replaced by ``metadata``."""
+    import json
+    import zipfile
+
+    nnc.Sequential(nnc.Dense(64, 10), seed=0).save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    header = json.loads(members["header.json"])
+    header["metadata"] = metadata
+    members["header.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ([1], "header field 'metadata' must be a JSON object, got [1]"),
+    ({"dataset": ["digits"]}, "header metadata 'dataset' is ['digits'], expected one of digits"),
+    ({"dataset": "cifar"}, "header metadata 'dataset' is 'cifar'"),
+])
+def test_evaluate_names_the_file_with_bad_metadata(metadata, message, tmp_path, capsys):
+    path = _with_metadata(tmp_path / "m.npz", metadata)
+    assert run(["evaluate", path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(path) in err and message in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PK\x03\x04\xb2\xff binary", "is not an nnc History file (expected the JSON"),
+    (b'{"steps": {"loss": 5}}', "steps['loss'] must be a list of values, got 5"),
+    (b'{"steps": {"loss": [1.0]}, "epochs": [1]}', "epochs must map names to lists"),
+    (b'{"steps": {"loss": ["a", "b"]}}', "cannot diagnose this run"),
+])
+def test_diagnose_names_the_file_it_cannot_read(content, message, tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_bytes(content)
+    assert run(["diagnose", path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(path) in err and message in err
+    if "diagnose" not in message:
+        with pytest.raises(ValueError, match="run.json"):
+            nnc.History.load(path)
+
+
+def test_split_that_leaves_no_training_samples():
+    X, y = np.zeros((10, 3)), np.arange(10)
+    with pytest.raises(ValueError, match="test_fraction=0.99 leaves no training samples out of 10"):
+        nnc.datasets.train_test_split(X, y, 0.99)
+    X_train, X_test, _, _ = nnc.datasets.train_test_split(X, y, 0.9)
+    assert len(X_train) == 1 and len(X_test) == 9
+
+
+def test_read_idx_with_huge_or_too_many_dimensions():
+    from nnc.datasets.mnist import read_idx
+
+    huge = bytes([0, 0, 8, 3]) + b"\xff" * 12 + b"x"
+    with pytest.raises(ValueError, match=f"needs {(2 ** 32 - 1) ** 3} bytes"):
+        read_idx(huge)
+    many = bytes([0, 0, 8, 255]) + (1).to_bytes(4, "big") * 255 + b"x"
+    with pytest.raises(ValueError, match="data: IDX data of 255 dimensions cannot be read"):
+        read_idx(many)

@@ -355,3 +355,11 @@ def test_python_m_nnc_diagnose(tmp_path, capsys):
     assert "No problems found." in capsys.readouterr().out
     assert cli_main(["diagnose", str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_report_of_a_history_without_learning_rates():
+    """A hand-made or foreign History may lack steps['lr']: the verdict says
+    the rate is unknown instead of failing."""
+    history = nnc.History.from_dict({"steps": {"loss": [1.0, float("nan")]}})
+    report = history.report()
+    assert "the loss became nan at step 2 (learning rate unknown)" in report

@@ -214,3 +214,14 @@ def test_relative_error_definition():
     assert relative_error(np.array([1.0, 0.0]), np.array([1.0, 0.0])) == 0.0
     assert relative_error(np.array([1.0]), np.array([-1.0])) == pytest.approx(1.0)
     assert relative_error(np.array([3.0]), np.array([1.0])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("eps", [1e300, 1e-300, 0.5, 1e-13])
+def test_gradcheck_refuses_eps_it_cannot_measure_with(eps):
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype="float64", seed=0)
+    X, y = np.ones((2, 3)), np.zeros((2, 2))
+    with pytest.raises(ValueError) as info:
+        nnc.gradcheck(model, "mse", X, y, eps=eps)
+    assert f"eps must lie in [1e-12, 0.1], got {eps}" in str(info.value)
+    for eps in (1e-12, 0.1):  # the ends of the range still measure the gradient
+        assert max(nnc.gradcheck(model, "mse", X, y, eps=eps).values()) < 1e-3

@@ -369,3 +369,36 @@ def test_bad_checkpoint_state_changes_nothing(saved, data):
     with pytest.raises(ValueError, match="trainer.rng"):
         trainer.load_checkpoint(saved)
     assert np.array_equal(trainer.model.flat_params, before) and trainer.step_count == 0
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path):
+    path = tmp_path / "missing" / "m.npz"
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
+        make_model().save(path)
+    assert str(path) in str(info.value) and ".tmp" not in str(info.value)
+
+
+def test_metadata_with_numpy_values_is_saved_as_plain_json(tmp_path):
+    path = tmp_path / "m.npz"
+    make_model().save(path, metadata={"acc": np.float32(0.5), "epochs": np.int64(3),
+                                      "sizes": np.array([64, 10])})
+    metadata = persistence.read_header(path)["metadata"]
+    assert metadata == {"acc": 0.5, "epochs": 3, "sizes": [64, 10]}
+    with pytest.raises(TypeError, match="metadata"):
+        make_model().save(path, metadata={"acc": np.float32("nan")})
+
+
+def test_nan_in_a_history_list_of_non_numbers_names_the_history(tmp_path, data):
+    trainer = trained(data)
+    trainer.history.steps["note"] = ["a", float("nan")]
+    with pytest.raises(ValueError, match=r"history's steps\['note'\]"):
+        trainer.save_checkpoint(tmp_path / "c.npz")
+    trainer.history.steps["note"] = ["a", np.float32(1.5)]  # NumPy scalars are converted
+    trainer.save_checkpoint(tmp_path / "c.npz")
+
+
+def test_header_metadata_that_is_not_an_object(saved):
+    rewrite(saved, header=lambda h: h.update(metadata=[1]))
+    for read in (persistence.read_header, nnc.load):
+        with pytest.raises(ValueError, match="header field 'metadata' must be a JSON object"):
+            read(saved)

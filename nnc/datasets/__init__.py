@@ -45,6 +45,9 @@ def train_test_split(X, y, test_fraction=0.2, seed=0):
                                 low_open=True, high_open=True)
     order = np.random.default_rng(seed).permutation(len(X))
     n_test = max(1, int(round(test_fraction * len(X))))
+    if n_test >= len(X):
+        raise ValueError(f"test_fraction={test_fraction} leaves no training samples out of "
+                         f"{len(X)}: expected a smaller fraction")
     test, train = order[:n_test], order[n_test:]
     return X[train], X[test], y[train], y[test]
 

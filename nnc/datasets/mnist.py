@@ -30,6 +30,7 @@ big-endian uint32, then the data, row-major.
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import sys
 import tempfile
@@ -141,11 +142,15 @@ def read_idx(source):
     if len(data) < header:
         raise ValueError(f"{name}: IDX header truncated ({len(data)} bytes for {ndim} dimensions)")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(data) - header != expected:
         raise ValueError(f"{name}: IDX data of shape {shape} needs {expected} bytes after the "
                          f"header, the file has {len(data) - header}")
-    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    except ValueError as exc:  # e.g. more dimensions than NumPy supports
+        raise ValueError(f"{name}: IDX data of {ndim} dimensions cannot be read ({exc})") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 # --- download and cache ---------------------------------------------------------
