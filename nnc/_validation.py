@@ -24,9 +24,22 @@ def _as_array(x, name):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     try:
-        return np.asarray(x)
+        x = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} could not be read as an array: {exc}") from None
+    if not x.dtype.isnative:  # big-endian data, e.g. read from a file
+        x = x.astype(x.dtype.newbyteorder("="))
+    return x
+
+
+def _check_finite_in(x, name, dtype):
+    """No NaN/Inf in ``x``, and no value that would overflow ``dtype``."""
+    if not all_finite(x):
+        raise ValueError(f"{name} contains NaN or Inf")
+    if x.dtype.kind == "f" and x.dtype != dtype and x.size \
+            and np.abs(x).max() > np.finfo(dtype).max:
+        raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range "
+                         f"(max |x| = {np.abs(x).max():.3g})")
 
 
 def all_finite(x):
@@ -60,11 +73,7 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(f"{name} has {x.shape[1]} features (shape {x.shape}), "
                          f"expected {n_features}")
-    if not all_finite(x):
-        raise ValueError(f"{name} contains NaN or Inf")
-    if x.dtype != dtype and x.size and np.abs(x).max() > np.finfo(dtype).max:
-        raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range "
-                         f"(max |x| = {np.abs(x).max():.3g})")
+    _check_finite_in(x, name, dtype)
     return np.ascontiguousarray(x, dtype=dtype)
 
 
@@ -94,14 +103,14 @@ def check_targets(y, name, shape, dtype, low=None, high=None):
     single output column)."""
     y = _as_array(y, name)
     if y.dtype.kind not in "fiu" or y.dtype == np.float16:
-        raise TypeError(f"{name} must hold real numbers, got dtype {y.dtype.name}")
+        raise TypeError(f"{name} must hold real numbers (float32, float64 or integers), "
+                        f"got dtype {y.dtype.name}")
     if y.ndim == 1 and len(shape) == 2 and shape[1] == 1:
         y = y.reshape(-1, 1)
     if y.shape != tuple(shape):
         raise ValueError(f"{name} has shape {y.shape}, expected {tuple(shape)}")
+    _check_finite_in(y, name, dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
-    if not all_finite(y):
-        raise ValueError(f"{name} contains NaN or Inf")
     if y.size and ((low is not None and y.min() < low) or (high is not None and y.max() > high)):
         raise ValueError(f"{name} must lie in [{low}, {high}], got values in "
                          f"[{y.min()}, {y.max()}]")

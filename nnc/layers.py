@@ -64,6 +64,12 @@ class Layer:
         """Set the initial parameter values (``default_init`` is the
         initialiser the model suggests for weights)."""
 
+    def _release(self):
+        """Undo ``build`` (a model that failed to build gives its layers back)."""
+        self.params, self.grads, self.buffers = {}, {}, {}
+        self.backend, self.rng = None, None
+        self.workspace = _NotInAModel(self)
+
     def forward(self, x, training=True):
         raise NotImplementedError
 
@@ -129,13 +135,24 @@ class Dense(Layer):
     def initialize(self, default_init):
         """Draw W from the initialiser (biases zero)."""
         init = self.init if self.init is not None else get_initializer(default_init)
-        weights = np.asarray(init((self.in_features, self.out_features), self.rng))
-        if weights.shape != (self.in_features, self.out_features):
-            raise ValueError(f"init returned shape {weights.shape}, expected "
-                             f"{(self.in_features, self.out_features)}")
-        if not np.isfinite(weights).all():
-            raise ValueError(f"init {self._init_name!r} returned NaN or Inf weights")
-        self.params["W"][...] = weights
+        shape = (self.in_features, self.out_features)
+        try:
+            weights = np.asarray(init(shape, self.rng))
+        except Exception as exc:
+            raise TypeError(f"init {self._init_name!r} failed ({type(exc).__name__}: {exc}); "
+                            f"an initialiser is called as init(shape, rng) with a shape tuple "
+                            f"and a numpy Generator, and returns an array of that shape") from None
+        if weights.shape != shape:
+            raise ValueError(f"init returned shape {weights.shape}, expected {shape}")
+        if weights.dtype.kind not in "fiu":
+            raise TypeError(f"init {self._init_name!r} returned {weights.dtype.name} values, "
+                            "expected real numbers")
+        with np.errstate(over="ignore"):
+            cast = weights.astype(self.params["W"].dtype)
+        if not np.isfinite(cast).all():
+            raise ValueError(f"init {self._init_name!r} returned NaN or Inf weights, or values "
+                             f"beyond the {cast.dtype.name} range")
+        self.params["W"][...] = cast
         if self.bias:
             self.params["b"][...] = 0
 

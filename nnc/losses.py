@@ -9,7 +9,7 @@ import copy
 
 import numpy as np
 
-from nnc._validation import check_features, check_labels, check_targets
+from nnc._validation import _as_array, check_features, check_labels, check_targets
 from nnc.backends import get_backend
 from nnc.workspace import Workspace
 
@@ -57,9 +57,12 @@ class Loss:
     # --- public API ---------------------------------------------------------
     def forward(self, output, y):
         """The mean loss of ``output`` (n, k) against ``y``; keeps dL/d(output)."""
-        output = np.asarray(output)
+        output = _as_array(output, "output")
         dtype = output.dtype if output.dtype in (np.float32, np.float64) else np.float64
         output = check_features(output, "output", dtype=dtype)
+        if output.shape[1] == 0:
+            raise ValueError(f"output has no columns (shape {output.shape}): a loss needs at "
+                             "least one output per sample")
         targets = self.check_targets(y, output.shape[0], output.shape[1], output.dtype)
         # the kernels for this dtype (a bound loss may have one dtype's only)
         return self._forward(output, targets, backend=get_backend(self.backend, output.dtype))

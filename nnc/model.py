@@ -55,11 +55,16 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.training = True
         self.in_features, self.out_features = self._check_chain()
-        self._allocate_parameters()
-        for layer in self.layers:
-            layer.build(self.backend, Workspace(self.dtype), self.rng)
-        self._workspace = Workspace(self.dtype)  # the model's own scratch (see _backward)
-        self._initialize()
+        try:
+            self._allocate_parameters()
+            for layer in self.layers:
+                layer.build(self.backend, Workspace(self.dtype), self.rng)
+            self._workspace = Workspace(self.dtype)  # the model's own scratch (see _backward)
+            self._initialize()
+        except BaseException:
+            for layer in self.layers:  # free for a corrected Sequential(...)
+                layer._release()
+            raise
 
     # --- construction -------------------------------------------------------
     def _check_chain(self):

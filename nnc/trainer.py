@@ -77,7 +77,6 @@ class Trainer:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an nnc optimizer (e.g. nnc.SGD(lr=0.1)), "
                             f"got {optimizer!r}")
-        self.optimizer = optimizer.bind(model)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
         self.clip_norm = None if clip_norm is None else check_float(
             clip_norm, "clip_norm", low=0, low_open=True)
@@ -108,6 +107,8 @@ class Trainer:
             self.history.steps[f"grad_norm.{layer}"] = []
         self.step_count = 0
         self._workspace = Workspace(model.dtype)
+        # last: a Trainer refused above leaves the optimizer free for a corrected one
+        self.optimizer = optimizer.bind(model)
 
     @staticmethod
     def _check_callbacks(callbacks):

@@ -120,3 +120,53 @@ def test_relu_propagates_nan_like_numpy_and_pytorch(backend, dtype):
     model.layers[0].params["W"][0, 0] = np.nan
     prediction = model.predict(X.astype(dtype))
     assert np.isnan(prediction[:, 0]).all() and np.isfinite(prediction[:, 1]).all()
+
+
+def test_big_endian_arrays_are_read_like_native_ones():
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    np.testing.assert_array_equal(model.forward(X.astype(">f4")), model.forward(X))
+    trainer = nnc.Trainer(model, loss="mse", batch_size=4)
+    assert trainer.evaluate(X.astype(">f8"), np.zeros((4, 2), ">f8"))["loss"] == pytest.approx(
+        trainer.evaluate(X, np.zeros((4, 2)))["loss"])
+
+
+def test_targets_beyond_the_float32_range_are_named_as_such():
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), loss="mse", batch_size=4)
+    with pytest.raises(ValueError, match="y has values beyond the float32 range"):
+        trainer.fit(X, np.full((4, 2), 1e39), verbose=False)
+    with pytest.raises(TypeError, match=r"y must hold real numbers \(float32, float64 or "
+                                        r"integers\), got dtype float16"):
+        trainer.fit(X, np.zeros((4, 2), np.float16), verbose=False)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("loss", [nnc.MeanSquaredError, nnc.BCEWithLogits,
+                                  nnc.SoftmaxCrossEntropy])
+def test_loss_of_an_output_without_columns_or_ragged(backend, loss):
+    with pytest.raises(ValueError, match=r"output has no columns \(shape \(3, 0\)\)"):
+        loss(backend).forward(np.zeros((3, 0)), np.zeros((3, 0)))
+    with pytest.raises(TypeError, match="output could not be read as an array"):
+        loss(backend).forward([[1.0, 2.0], [3.0]], [0, 1])
+
+
+@pytest.mark.parametrize("init,match", [
+    (np.zeros, "init 'zeros' failed .*called as init\\(shape, rng\\)"),
+    (lambda shape, rng: np.full(shape, "a"), "returned str"),
+    (nnc.init.constant(1e39), "beyond the float32 range"),
+])
+def test_a_failed_init_leaves_the_layers_free_for_a_corrected_model(init, match):
+    dense, relu = nnc.Dense(3, 2, init=init), nnc.ReLU()
+    with pytest.raises((TypeError, ValueError), match=match):
+        nnc.Sequential(dense, relu)
+    dense.init = None  # corrected: the default initialiser
+    model = nnc.Sequential(dense, relu, seed=0)
+    assert np.isfinite(model.forward(X)).all()
+
+
+def test_a_refused_trainer_leaves_the_optimizer_free():
+    optimizer = nnc.Adam(1e-3)
+    with pytest.raises(ValueError, match="batch_size"):
+        nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), optimizer=optimizer, batch_size=0)
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), optimizer=optimizer, batch_size=4)
+    trainer.fit(X, Y, verbose=False)
+    assert optimizer.t == 1
