@@ -232,6 +232,12 @@ class LeakyReLU(Layer):
     def __init__(self, alpha=0.01):
         super().__init__()
         self.alpha = check_float(alpha, "alpha")
+        # the layer learns its dtype only when built: bound by float32's range,
+        # which holds in float64 too (a larger alpha makes float32 outputs inf/NaN)
+        largest = float(np.finfo(np.float32).max)
+        if abs(self.alpha) > largest:
+            raise ValueError(f"alpha must lie in [-{largest:.7g}, {largest:.7g}] (the float32 "
+                             f"range), got {self.alpha:g}")
         self._x = None
 
     def forward(self, x, training=True):

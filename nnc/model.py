@@ -68,13 +68,28 @@ class Sequential:
 
     # --- construction -------------------------------------------------------
     def _check_chain(self):
-        first = next((l for l in self.layers if hasattr(l, "in_features")), None)
+        start, first = next(((i, l) for i, l in enumerate(self.layers)
+                             if hasattr(l, "in_features")), (None, None))
         if first is None:
             raise ValueError("the model needs a layer with in_features (e.g. Dense) "
                              "to know its input size")
         features = first.in_features
-        for layer in self.layers:
-            features = layer.output_features(features)
+        for i, layer in enumerate(self.layers):
+            try:
+                features = layer.output_features(features)
+            except ValueError as exc:
+                if i > start:  # the message blames the previous layer, rightly
+                    raise
+                # a layer in front of ``first`` gets the model's input, whose
+                # size comes from ``first``: there is no previous layer
+                expected = getattr(layer, "num_features", None)
+                raise ValueError(
+                    f"layer {i} ({layer!r}) "
+                    + (f"expects {expected} features" if expected is not None
+                       else f"does not accept the model's input ({exc})")
+                    + f", but the model's input has {features}: the input size comes from "
+                    f"layer {start} ({first!r}), the first layer with in_features; make the "
+                    "two agree") from None
         return first.in_features, features
 
     def _parameter_layout(self):
@@ -128,6 +143,20 @@ class Sequential:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind_views()
+
+    def _check_views(self):
+        """Every ``layer.params``/``grads`` entry must still be its slice of
+        the flat buffers: ``params['W'] = array`` would detach it (the layer
+        would compute with the array, the optimizer update the buffer)."""
+        for key, view in self.params.items():
+            i, name = key.split(".", 1)
+            layer = self.layers[int(i)]
+            if layer.params.get(name) is not view or layer.grads.get(name) is not \
+                    self.grads[key]:
+                raise ValueError(
+                    f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
+                    "was replaced by another array, which training would not update; write "
+                    f"the values into it instead: layer.params[{name!r}][...] = values")
 
     def _initialize(self):
         for i, layer in enumerate(self.layers):
@@ -191,6 +220,7 @@ class Sequential:
     def forward(self, X, training=None):
         """Output of the network for a batch ``X`` of shape (n, in_features).
         ``training=None`` uses the current mode (``train()``/``eval()``)."""
+        self._check_views()
         checked = check_features(X, "X", self.in_features, self.dtype)
         if isinstance(X, np.ndarray) and np.may_share_memory(checked, X):
             checked = checked.copy()  # layers keep their input for backward: own a copy
@@ -215,6 +245,7 @@ class Sequential:
 
     def predict(self, X, batch_size=1024):
         """Network output for ``X`` in evaluation mode, computed in batches."""
+        self._check_views()
         X = check_features(X, "X", self.in_features, self.dtype)
         batch_size = check_int(batch_size, "batch_size", low=1)
         out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)

@@ -107,25 +107,67 @@ class Optimizer:
                 "state": {name: array.copy() for name, array in self.state.items()}}
 
     def load_state_dict(self, state):
-        """Restore what ``state_dict`` returned (arrays copied in place)."""
+        """Restore what ``state_dict`` returned (arrays copied in place).
+        Everything is checked first: a refused state changes nothing."""
+        self._apply_state(*self._checked_state(state))
+
+    def _checked_state(self, state):
+        """(optimizer rebuilt from the config, t, state arrays) of a
+        ``state_dict``, or ValueError naming what is wrong."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), got {state!r:.80}")
         if state.get("type") != type(self).__name__:
             raise ValueError(f"state_dict is for {state.get('type')!r}, "
                              f"not {type(self).__name__!r}")
-        missing = set(self.state_names) - set(state["state"])
+        config = state.get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"state_dict['config'] must be a dict of hyper-parameters, "
+                             f"got {config!r:.80}")
+        try:  # the constructor checks every hyper-parameter
+            rebuilt = type(self)(**config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"state_dict['config'] {config!r:.120} is invalid: {exc}") from None
+        if self.params is not None:
+            rebuilt._check_eps(self.params.dtype)
+        t = state.get("t")
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"state_dict['t'] must be an int >= 0, got {t!r:.80}")
+        arrays = state.get("state")
+        if not isinstance(arrays, dict):
+            raise ValueError(f"state_dict['state'] must be a dict of arrays, got {arrays!r:.80}")
+        missing = set(rebuilt.state_names) - set(arrays)
         if missing:
             raise ValueError(f"state_dict lacks state arrays {sorted(missing)}")
-        for name, value in state["config"].items():
-            setattr(self, name, value)
-        self.t = int(state["t"])
-        for name in self.state_names:
-            value = np.asarray(state["state"][name])
+        extra = set(arrays) - set(rebuilt.state_names)
+        if extra:
+            raise ValueError(f"state_dict has state arrays {sorted(extra)} that "
+                             f"{rebuilt!r} does not use")
+        checked = {}
+        for name in rebuilt.state_names:
+            value = np.asarray(arrays[name])
+            shape = value.shape if self.params is None else self.params.shape
+            if value.shape != shape or value.dtype.kind not in "fiu":
+                raise ValueError(f"state array {name!r} has shape {value.shape} and dtype "
+                                 f"{value.dtype.name}, expected shape {shape} and floats")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state array {name!r} contains NaN or Inf")
+            checked[name] = value
+        return rebuilt, int(t), checked
+
+    def _apply_state(self, rebuilt, t, arrays):
+        for key in rebuilt.config():
+            setattr(self, key, getattr(rebuilt, key))
+        self.state_names = rebuilt.state_names
+        self.t = t
+        for name in list(self.state):
+            if name not in arrays:
+                del self.state[name]
+        for name, value in arrays.items():
             if name in self.state:
-                if value.shape != self.state[name].shape:
-                    raise ValueError(f"state array {name!r} has shape {value.shape}, "
-                                     f"expected {self.state[name].shape}")
                 self.state[name][...] = value
             else:
-                self.state[name] = value.copy()
+                dtype = value.dtype if self.params is None else self.params.dtype
+                self.state[name] = np.array(value, dtype=dtype)
 
     def _update(self, lr):
         raise NotImplementedError

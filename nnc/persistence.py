@@ -29,7 +29,9 @@ mid-write leaves the previous file intact.
 Loading trusts nothing in the file: no pickle, no eval. Only the layer
 classes in ``LAYER_CLASSES`` can be built, from JSON constructor arguments
 that the layers validate; every array is checked against the header and the
-architecture. A truncated, corrupted, wrong-version or hand-edited file
+architecture, and parameters, buffers and optimizer state must be finite
+(variances and squared-gradient averages >= 0; the History may hold NaN, a
+diverged loss). A truncated, corrupted, wrong-version or hand-edited file
 raises ``ValueError`` saying what is wrong.
 """
 import json
@@ -40,6 +42,7 @@ import zipfile
 
 import numpy as np
 
+from nnc._validation import all_finite
 from nnc._version import __version__
 from nnc.history import History
 from nnc.init import INITIALIZERS
@@ -418,10 +421,27 @@ def _expected_model_arrays(path, model, arrays):
                              f"{list(target.shape)}")
         if array.dtype != model.dtype:
             raise _bad(path, f"array {name!r} has dtype {array.dtype}, the model {model.dtype}")
+        _check_values(path, name, array, non_negative="a running variance"
+                      if name.endswith(".running_var") else None)
     extra = sorted(set(arrays) - {name for name, _, _ in entries})
     if extra:
         raise _bad(path, f"array {extra[0]!r} does not belong to any layer of the header's "
                          "architecture")
+
+
+#: optimizer state arrays that hold sums or averages of g² (never negative)
+_SECOND_MOMENTS = ("square_avg", "v", "sum_squares")
+
+
+def _check_values(path, name, array, non_negative=None):
+    """No NaN/Inf in ``array`` (a parameter, buffer or optimizer state), and
+    no negative value if ``non_negative`` (what the array holds) is given.
+    The History is not checked: a diverged loss is legitimately NaN."""
+    if not all_finite(array):
+        raise _bad(path, f"array {name!r} contains NaN or Inf")
+    if non_negative is not None and array.size and array.min() < 0:
+        raise _bad(path, f"array {name!r} contains negative values (min {array.min():.6g}), "
+                         f"but it holds {non_negative}, which is never negative")
 
 
 def _check_rng_state(path, field, state, generator):
@@ -518,6 +538,8 @@ def _optimizer_state(path, header, optimizer, arrays, n_params, dtype):
             raise _bad(path, f"optimizer state 'optimizer/{name}' has shape "
                              f"{list(array.shape)} and dtype {array.dtype}, expected "
                              f"[{n_params}] and {dtype}")
+        _check_values(path, f"optimizer/{name}", array, non_negative=(
+            "an average or sum of squared gradients" if name in _SECOND_MOMENTS else None))
         state[name] = array
     extra = sorted(k for k in arrays if k.startswith("optimizer/")
                    and k.split("/", 1)[1] not in state)
@@ -592,6 +614,12 @@ def load_checkpoint(trainer, path):
         warnings.warn(f"the checkpoint was trained with {', '.join(differences)}: training "
                       "goes on, but not as the original run would have", UserWarning,
                       stacklevel=3)
+    now = trainer.optimizer.config()
+    replaced = [f"{key}={value!r} (was {now.get(key)!r})"
+                for key, value in sorted(optimizer["config"].items()) if now.get(key) != value]
+    if replaced:
+        warnings.warn(f"the checkpoint's optimizer settings replace the trainer's: "
+                      f"{', '.join(replaced)}", UserWarning, stacklevel=3)
     # every check passed: apply
     for name, value in _model_arrays(model).items():
         value[...] = model_arrays[name]

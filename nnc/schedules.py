@@ -6,12 +6,27 @@ The lecture's linear decay, α_t = (1 - t/τ) α₀ + (t/τ) α_τ for t ≤ τ 
 the rate used at every step is recorded in ``history.steps["lr"]``.
 """
 import math
+import numbers
 
 from nnc._validation import check_float, check_int
 
 
 def _check_lr(value, name):
     return check_float(value, name, low=0)
+
+
+def _check_t(t):
+    """The step ``t`` as an int >= 0. Schedules run once per training step:
+    a plain int >= 0 costs one type check."""
+    if type(t) is int and t >= 0:
+        return t
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+        raise TypeError(f"t (the optimizer step a schedule is called with) must be an int "
+                        f">= 0, got {t!r}")
+    if t < 0:
+        raise ValueError(f"t (the optimizer step a schedule is called with) must be >= 0, "
+                         f"got {t}")
+    return int(t)
 
 
 class Schedule:
@@ -30,6 +45,7 @@ class Constant(Schedule):
         self.lr = _check_lr(lr, "lr")
 
     def __call__(self, t):
+        _check_t(t)
         return self.lr
 
 
@@ -43,7 +59,7 @@ class LinearDecay(Schedule):
         self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
 
     def __call__(self, t):
-        fraction = min(t / self.decay_steps, 1.0)
+        fraction = min(_check_t(t) / self.decay_steps, 1.0)
         return (1 - fraction) * self.lr0 + fraction * self.lr_final
 
 
@@ -56,7 +72,7 @@ class StepDecay(Schedule):
         self.gamma = check_float(gamma, "gamma", low=0, high=1, low_open=True)
 
     def __call__(self, t):
-        return self.lr0 * self.gamma ** (t // self.step_size)
+        return self.lr0 * self.gamma ** (_check_t(t) // self.step_size)
 
 
 class ExponentialDecay(Schedule):
@@ -69,7 +85,7 @@ class ExponentialDecay(Schedule):
         self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
 
     def __call__(self, t):
-        return self.lr0 * self.gamma ** (t / self.decay_steps)
+        return self.lr0 * self.gamma ** (_check_t(t) / self.decay_steps)
 
 
 class CosineDecay(Schedule):
@@ -81,7 +97,7 @@ class CosineDecay(Schedule):
         self.lr_min = _check_lr(lr_min, "lr_min")
 
     def __call__(self, t):
-        fraction = min(t / self.decay_steps, 1.0)
+        fraction = min(_check_t(t) / self.decay_steps, 1.0)
         return self.lr_min + 0.5 * (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * fraction))
 
 
@@ -98,10 +114,22 @@ class Warmup(Schedule):
         self.start_lr = _check_lr(start_lr, "start_lr")
 
     def __call__(self, t):
+        t = _check_t(t)
         if t < self.warmup_steps:
             fraction = t / self.warmup_steps
-            return (1 - fraction) * self.start_lr + fraction * self.after(0)
-        return self.after(t - self.warmup_steps)
+            return (1 - fraction) * self.start_lr + fraction * self._after(0)
+        return self._after(t - self.warmup_steps)
+
+    def _after(self, t):
+        """``after(t)``, checked: a finite number >= 0."""
+        lr = self.after(t)
+        if isinstance(lr, float) and 0.0 <= lr < math.inf:
+            return lr
+        try:
+            return check_float(lr, f"after({t})", low=0)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"Warmup: the schedule it wraps, after={self.after!r}, must return "
+                            f"a learning rate (a finite number >= 0): {exc}") from None
 
 
 SCHEDULES = {
@@ -116,6 +144,8 @@ SCHEDULES = {
 
 def get(name, **kwargs):
     """A schedule by name, e.g. ``get("linear", lr0=0.1, lr_final=0.001, decay_steps=1000)``."""
+    if not isinstance(name, str):
+        raise TypeError(f"schedule name must be a str, one of {sorted(SCHEDULES)}, got {name!r}")
     if name not in SCHEDULES:
         raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}")
     return SCHEDULES[name](**kwargs)

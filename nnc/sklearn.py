@@ -323,6 +323,15 @@ class _NNEstimator(BaseEstimator):
         return tags
 
 
+def _unique_classes(classes):
+    """The sorted distinct labels of partial_fit's ``classes``."""
+    try:
+        return np.unique(column_or_1d(classes))
+    except (TypeError, ValueError) as exc:  # mixed kinds (None and 1) cannot be sorted
+        raise type(exc)(f"classes must be a 1-D array of labels of one kind (all numbers or "
+                        f"all strings), got {classes!r}: {exc}") from None
+
+
 class NNClassifier(ClassifierMixin, _NNEstimator):
     """A multi-layer perceptron classifier trained by nnc (softmax
     cross-entropy, one output per class).
@@ -380,10 +389,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit "
                                  "(an array of every label that can occur)")
-            all_classes = np.unique(column_or_1d(classes))
+            all_classes = _unique_classes(classes)
         else:
             all_classes = self.classes_
-            if classes is not None and not np.array_equal(np.unique(column_or_1d(classes)),
+            if classes is not None and not np.array_equal(_unique_classes(classes),
                                                           all_classes):
                 raise ValueError(f"classes={classes!r} is not the same as classes_ "
                                  f"{all_classes!r} of the first call to partial_fit")

@@ -224,6 +224,7 @@ class Trainer:
         checkpoint's included: rerunning the same script after an
         interruption finishes the original plan.
         """
+        self.model._check_views()
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
         shuffle = check_bool(shuffle, "shuffle")
@@ -304,6 +305,7 @@ class Trainer:
 
     def evaluate(self, X, y, batch_size=None):
         """Mean loss (and accuracy for classification) in evaluation mode."""
+        self.model._check_views()
         X, y = self._check_data(X, y)
         batch_size = self.batch_size if batch_size is None else check_int(
             batch_size, "batch_size", low=1)
@@ -347,22 +349,40 @@ class Trainer:
         missing = {"params", "buffers", "optimizer", "step_count", "rng", "history"} - set(state)
         if missing:
             raise ValueError(f"state lacks {sorted(missing)}: not a Trainer.state_dict()")
-        params = np.asarray(state["params"])
-        if params.shape != self.model.flat_params.shape:
-            raise ValueError(f"state_dict has {params.size} parameters, the model "
-                             f"{self.model.flat_params.size}")
-        if len(state["buffers"]) != len(self.model.layers):
-            raise ValueError("state_dict has buffers for a different number of layers")
+        # every check first: a refused state changes nothing
+        params = _checked_array(state["params"], "state['params'] (the flat parameters)",
+                                self.model.flat_params.shape)
+        buffers = state["buffers"]
+        if not isinstance(buffers, (list, tuple)) or len(buffers) != len(self.model.layers):
+            raise ValueError(f"state['buffers'] must be a list of one dict per layer "
+                             f"({len(self.model.layers)}), got {buffers!r:.80}")
+        for i, (layer, saved) in enumerate(zip(self.model.layers, buffers)):
+            if not isinstance(saved, dict) or set(saved) != set(layer.buffers):
+                raise ValueError(f"state['buffers'][{i}] must be a dict with the keys "
+                                 f"{sorted(layer.buffers)}, got {saved!r:.80}")
+            for name, value in saved.items():
+                _checked_array(value, f"state['buffers'][{i}][{name!r}]",
+                               layer.buffers[name].shape)
+        optimizer = self.optimizer._checked_state(state["optimizer"])
+        step_count = state["step_count"]
+        if isinstance(step_count, (bool, np.bool_)) or not isinstance(
+                step_count, (int, np.integer)) or step_count < 0:
+            raise ValueError(f"state['step_count'] must be an int >= 0, got {step_count!r:.80}")
+        for key, generator in (("rng", self.rng), ("model_rng", self.model.rng)):
+            if state.get(key) is not None:
+                _check_generator_state(state[key], f"state[{key!r}]", generator)
+        history = History.from_dict(state["history"])
+        # apply
         self.model.flat_params[...] = params
-        for layer, buffers in zip(self.model.layers, state["buffers"]):
-            for name, value in buffers.items():
+        for layer, saved in zip(self.model.layers, buffers):
+            for name, value in saved.items():
                 layer.buffers[name][...] = value
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step_count = int(state["step_count"])
+        self.optimizer._apply_state(*optimizer)
+        self.step_count = int(step_count)
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
         if state.get("model_rng") is not None:
             self.model.rng.bit_generator.state = copy.deepcopy(state["model_rng"])
-        self.history = History.from_dict(state["history"])
+        self.history = history
 
     def save_checkpoint(self, path, metadata=None):
         """Write model, optimizer state and trainer state to ``path`` (one
@@ -385,3 +405,27 @@ class Trainer:
         """The model's output for X (evaluation mode)."""
         return self.model.predict(X, batch_size=max(self.batch_size, 256)
                                   if batch_size is None else batch_size)
+
+
+def _checked_array(value, name, shape):
+    """``value`` as a finite float array of ``shape``, or ValueError naming it."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if array.shape != shape or array.dtype.kind not in "fiu":
+        raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype.name}, "
+                         f"expected shape {shape} and floats")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return array
+
+
+def _check_generator_state(state, name, generator):
+    """ValueError unless ``state`` is a valid state of ``generator``'s kind."""
+    scratch = type(generator.bit_generator)()
+    try:
+        scratch.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{name} is not a valid {type(scratch).__name__} state "
+                         f"({exc})") from None

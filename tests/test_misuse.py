@@ -170,3 +170,95 @@ def test_a_refused_trainer_leaves_the_optimizer_free():
     trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2)), optimizer=optimizer, batch_size=4)
     trainer.fit(X, Y, verbose=False)
     assert optimizer.t == 1
+
+
+def _trained(optimizer):
+    model = nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4), nnc.ReLU(),
+                           nnc.Dense(4, 2),
+                           seed=0)
+    trainer = nnc.Trainer(model, optimizer=optimizer, batch_size=4)
+    trainer.fit(X, Y, verbose=False)
+    return trainer
+
+
+def _corrupt(state, where, value):
+    if where == "optimizer.config":
+        state["optimizer"]["config"] = value
+    elif where == "optimizer.m":
+        state["optimizer"]["state"]["m"] = value
+    elif where == "optimizer":
+        state["optimizer"] = value
+    elif where == "buffers":
+        state["buffers"] = value
+    else:
+        state[where] = value
+    return state
+
+
+@pytest.mark.parametrize("where,value,match", [
+    ("optimizer.config", {"lr": 1e-3, "beta1": 3.0, "beta2": 0.999, "eps": 1e-8},
+     r"state_dict\['config'\] .* is invalid: beta1"),
+    ("optimizer.config", {"params": None}, r"is invalid"),
+    ("optimizer.m", np.full(5, 1.0), r"state array 'm' has shape \(5,\)"),
+    ("optimizer.m", "nan", r"state array 'm' has shape \(\) and dtype str"),
+    ("optimizer", "x", r"state must be a dict"),
+    ("step_count", "abc", r"state\['step_count'\] must be an int >= 0"),
+    ("buffers", [{"foo": 1}], r"state\['buffers'\] must be a list of one dict per layer"),
+    ("rng", {"bit_generator": "PCG64", "state": "x"}, r"state\['rng'\] is not a valid"),
+    ("params", np.full(30, np.nan), r"contains NaN or Inf"),
+])
+def test_load_state_dict_checks_everything_before_changing_anything(where, value, match):
+    source = _trained(nnc.Adam(1e-2))
+    source.fit(X, Y, verbose=False)
+    target = _trained(nnc.Adam(1e-3))
+    before = target.state_dict()
+    state = source.state_dict()
+    state["params"] = np.asarray(state["params"])
+    if where == "params":
+        value = np.full(state["params"].shape, np.nan)
+    with pytest.raises((ValueError, TypeError), match=match):
+        target.load_state_dict(_corrupt(state, where, value))
+    after = target.state_dict()
+    np.testing.assert_array_equal(after["params"], before["params"])
+    np.testing.assert_array_equal(after["optimizer"]["state"]["m"],
+                                  before["optimizer"]["state"]["m"])
+    assert after["step_count"] == before["step_count"]
+    assert target.optimizer.lr == 1e-3 and target.optimizer.t == before["optimizer"]["t"]
+
+
+def test_a_momentum_state_loaded_into_plain_sgd_brings_its_velocity():
+    source = _trained(nnc.SGD(0.1, momentum=0.9))
+    target = _trained(nnc.SGD(0.1))
+    target.load_state_dict(source.state_dict())
+    assert target.optimizer.momentum == 0.9
+    target.fit(X, Y, verbose=False)  # was: KeyError 'velocity'
+    source.fit(X, Y, verbose=False)
+    np.testing.assert_array_equal(target.model.flat_params, source.model.flat_params)
+
+
+@pytest.mark.parametrize("replace", ["params", "grads"])
+def test_a_parameter_array_replaced_instead_of_written_is_refused(replace):
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1), batch_size=4)
+    getattr(model.layers[0], replace)["W"] = np.ones((3, 2), np.float32)
+    for call in (lambda: trainer.fit(X, Y, verbose=False), lambda: trainer.evaluate(X, Y),
+                 lambda: model.forward(X), lambda: model.predict(X)):
+        with pytest.raises(ValueError, match=r"layer 0 \(Dense\): params\['W'\] or "
+                                             r"grads\['W'\] was replaced .*\[\.\.\.\] = values"):
+            call()
+    # the way that works: write into the view
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    model.layers[0].params["W"][...] = 1.0
+    np.testing.assert_array_equal(model.flat_params[:6], 1.0)
+    nnc.Trainer(model, optimizer=nnc.SGD(0.1), batch_size=4).fit(X, Y, verbose=False)
+    assert (model.layers[0].params["W"] != 1.0).any()
+
+
+def test_resuming_with_other_optimizer_settings_warns_and_uses_the_checkpoints(tmp_path):
+    source = _trained(nnc.Adam(1e-3))
+    source.save_checkpoint(tmp_path / "run.npz")
+    target = _trained(nnc.Adam(0.1))
+    with pytest.warns(UserWarning, match=r"optimizer settings replace the trainer.s: "
+                                         r"lr=0.001 \(was 0.1\)"):
+        target.load_checkpoint(tmp_path / "run.npz")
+    assert target.optimizer.lr == 1e-3

@@ -402,3 +402,58 @@ def test_header_metadata_that_is_not_an_object(saved):
     for read in (persistence.read_header, nnc.load):
         with pytest.raises(ValueError, match="header field 'metadata' must be a JSON object"):
             read(saved)
+
+
+def _replace_array(path, name, change):
+    """Rewrite member ``name`` (e.g. "params/0.W") after ``change(array)``
+    edits it in place: same shape and dtype, fresh CRC, as a hand edit."""
+    with zipfile.ZipFile(path) as archive:
+        array = np.load(io.BytesIO(archive.read(name + ".npy")), allow_pickle=False)
+    change(array)
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    rewrite(path, add={name + ".npy": buffer.getvalue()})
+
+
+@pytest.mark.parametrize("name, change, match", [
+    ("params/0.W", lambda a: a.__setitem__((0, 0), np.nan), "contains NaN or Inf"),
+    ("params/4.b", lambda a: a.__setitem__(1, -np.inf), "contains NaN or Inf"),
+    ("buffers/1.running_mean", lambda a: a.__setitem__(0, np.inf), "contains NaN or Inf"),
+    ("buffers/1.running_var", lambda a: a.__setitem__(2, np.nan), "contains NaN or Inf"),
+    ("buffers/1.running_var", lambda a: a.__setitem__(2, -0.5),
+     r"contains negative values \(min -0.5\).*running variance"),
+])
+def test_non_finite_parameters_and_negative_variance_are_refused(saved, data, name, change,
+                                                                 match):
+    _replace_array(saved, name, change)
+    for read in (nnc.load, make_trainer(make_model()).load_checkpoint):
+        with pytest.raises(ValueError, match=rf"{saved.name}: array '{name}' {match}"):
+            read(saved)
+    trainer = make_trainer(make_model())
+    before = trainer.model.flat_params.copy()
+    with pytest.raises(ValueError):
+        trainer.fit(*data, epochs=2, verbose=False, resume_from=saved)
+    assert np.array_equal(trainer.model.flat_params, before) and trainer.step_count == 0
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("optimizer/m", np.nan, "contains NaN or Inf"),
+    ("optimizer/v", np.inf, "contains NaN or Inf"),
+    ("optimizer/v", -1.0, "contains negative values.*squared gradients"),
+])
+def test_non_finite_or_negative_optimizer_state_is_refused(saved, name, value, match):
+    _replace_array(saved, name, lambda a: a.__setitem__(3, value))
+    trainer = make_trainer(make_model())
+    before = trainer.model.flat_params.copy()
+    with pytest.raises(ValueError, match=rf"{saved.name}: array '{name}' {match}"):
+        trainer.load_checkpoint(saved)
+    assert np.array_equal(trainer.model.flat_params, before) and trainer.step_count == 0
+    nnc.load(saved)  # the model part of the checkpoint is fine
+
+
+def test_a_history_with_a_nan_loss_still_loads(tmp_path, data):
+    trainer = trained(data)
+    trainer.history.steps["loss"][-1] = float("nan")  # a diverged step is worth keeping
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    resumed = make_trainer(make_model()).load_checkpoint(tmp_path / "c.npz")
+    assert np.isnan(resumed.history.steps["loss"][-1])

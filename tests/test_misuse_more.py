@@ -1,0 +1,136 @@
+"""More misuse that gave a raw Python error or silent garbage and now stops
+with a clear one: schedules called with a bad step or wrapping a schedule
+that returns nonsense, LeakyReLU slopes beyond float32, layer-size messages
+that blamed a layer that is not there, and mixed-kind ``classes`` in
+NNClassifier.partial_fit. (Hand-edited files with NaN/Inf weights:
+tests/test_persistence.py.)"""
+import re
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc import schedules
+
+SCHEDULES = [
+    schedules.Constant(0.1),
+    schedules.LinearDecay(0.1, 0.001, decay_steps=10),
+    schedules.StepDecay(0.1, 1),
+    schedules.ExponentialDecay(0.1, 0.5),
+    schedules.CosineDecay(0.1, 10),
+    schedules.Warmup(schedules.Constant(0.1), 5),
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("t, error, match", [
+    (-400, ValueError, "t .*must be >= 0, got -400"),  # StepDecay: was OverflowError
+    (-5, ValueError, "t .*must be >= 0, got -5"),      # LinearDecay: was a rate above lr0
+    ("a", TypeError, "t .*must be an int >= 0, got 'a'"),
+    (2.5, TypeError, "t .*must be an int >= 0, got 2.5"),
+    (None, TypeError, "t .*must be an int >= 0, got None"),
+    (True, TypeError, "t .*must be an int >= 0, got True"),
+])
+def test_a_schedule_called_with_a_bad_step_names_t(schedule, t, error, match):
+    with pytest.raises(error, match=match):
+        schedule(t)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: type(s).__name__)
+def test_a_schedule_takes_numpy_integer_steps(schedule):
+    for t in (0, 3, 12):
+        assert schedule(np.int64(t)) == schedule(t)
+        assert isinstance(schedule(t), float) and 0 <= schedule(t) <= 0.1
+
+
+@pytest.mark.parametrize("after, error, match", [
+    (lambda t: "x", TypeError, r"after\(\d+\) must be a real number, got 'x'"),
+    (lambda t: None, TypeError, r"after\(\d+\) must be a real number, got None"),
+    (lambda t: -0.1, ValueError, r"after\(\d+\) must lie in \[0, inf\], got -0.1"),
+    (lambda t: float("nan"), ValueError, r"after\(\d+\) must be finite"),
+])
+@pytest.mark.parametrize("t", [2, 7])  # during the warm-up and after it
+def test_warmup_names_the_schedule_it_wraps_when_that_returns_nonsense(after, error, match, t):
+    warmup = schedules.Warmup(after, 5)
+    with pytest.raises(error, match=r"Warmup: the schedule it wraps, after=.*" + match):
+        warmup(t)
+
+
+def test_warmup_of_a_bad_schedule_stops_fit_before_any_update():
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    before = model.flat_params.copy()
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1), batch_size=4,
+                          schedule=schedules.Warmup(lambda t: "x", 5))
+    X = np.ones((4, 3), np.float32)
+    with pytest.raises(TypeError, match="Warmup: the schedule it wraps"):
+        trainer.fit(X, np.array([0, 1, 0, 1]), verbose=False)
+    assert np.array_equal(model.flat_params, before)
+
+
+def test_warmup_accepts_numbers_of_any_real_type():
+    assert schedules.Warmup(lambda t: 1, 4)(2) == pytest.approx(0.5)
+    assert schedules.Warmup(lambda t: np.float32(0.25), 4)(6) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("name, error", [
+    (["x"], TypeError), ({"linear": 1}, TypeError), (None, TypeError), (3, TypeError),
+    ("nope", ValueError),
+])
+def test_schedules_get_says_which_names_it_accepts(name, error):
+    with pytest.raises(error, match=r"schedule.* one of \['constant', 'cosine', "):
+        schedules.get(name)
+
+
+@pytest.mark.parametrize("alpha", [1e40, -1e40, 3.5e38, 1e300])
+def test_leaky_relu_slope_beyond_float32_is_refused(alpha):
+    shown = re.escape(f"{alpha:g}")
+    with pytest.raises(ValueError, match=rf"alpha must lie in .*float32.*got {shown}"):
+        nnc.LeakyReLU(alpha)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_leaky_relu_largest_float32_slope_gives_finite_outputs(dtype):
+    alpha = float(np.finfo(np.float32).max)
+    model = nnc.Sequential(nnc.Dense(2, 2, init=nnc.init.constant(0.5)), nnc.LeakyReLU(-alpha),
+                           dtype=dtype, seed=0)
+    out = model.predict(np.array([[-1, -1], [0, 0]], dtype))
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("layers, index, first", [
+    ((nnc.BatchNorm(3), nnc.Dense(4, 2)), 0, 1),
+    ((nnc.ReLU(), nnc.BatchNorm(3), nnc.Dense(4, 2)), 1, 2),
+])
+def test_a_layer_in_front_of_the_first_dense_is_not_blamed_on_a_previous_layer(layers, index,
+                                                                                first):
+    with pytest.raises(ValueError) as info:
+        nnc.Sequential(*layers)
+    message = str(info.value)
+    assert "previous layer" not in message
+    assert message.startswith(f"layer {index} (BatchNorm(num_features=3")
+    assert "expects 3 features, but the model's input has 4" in message
+    assert f"layer {first} (Dense(in_features=4" in message
+
+
+def test_a_layer_after_the_first_dense_still_names_the_previous_layer():
+    with pytest.raises(ValueError, match="expects 5 features, but the previous layer gives 3"):
+        nnc.Sequential(nnc.Dense(4, 3), nnc.ReLU(), nnc.BatchNorm(5))
+    model = nnc.Sequential(nnc.BatchNorm(4), nnc.Dense(4, 2), seed=0)  # agreeing sizes
+    assert (model.in_features, model.out_features) == (4, 2)
+
+
+@pytest.mark.parametrize("classes, error", [
+    ([None, 1], TypeError),       # was: '<' not supported between 'int' and 'NoneType'
+    (["a", 1.5, None], TypeError),
+    ([[0, 1], [1, 2]], ValueError),
+])
+def test_partial_fit_with_classes_of_mixed_kinds_names_classes(classes, error):
+    pytest.importorskip("sklearn")
+    from nnc.sklearn import NNClassifier
+    X = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    y = np.array([0, 1, 0, 1, 0, 1])
+    with pytest.raises(error, match=r"classes must be a 1-D array of labels of one kind"):
+        NNClassifier().partial_fit(X, y, classes=classes)
+    clf = NNClassifier(random_state=0).partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(error, match=r"classes must be a 1-D array of labels of one kind"):
+        clf.partial_fit(X, y, classes=classes)
