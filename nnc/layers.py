@@ -283,6 +283,7 @@ class BatchNorm(Layer):
         self.num_features = check_int(num_features, "num_features", low=1)
         self.momentum = check_float(momentum, "momentum", low=0, high=1, high_open=True)
         self.eps = check_float(eps, "eps", low=0, low_open=True)
+        self._x = self._x_hat = None
 
     def param_shapes(self):
         return {"gamma": (self.num_features,), "beta": (self.num_features,)}
@@ -322,14 +323,30 @@ class BatchNorm(Layer):
             self._x_hat = None
             self.backend.batchnorm_forward_eval(x, p["gamma"], p["beta"], b["running_mean"],
                                                 b["running_var"], self.eps, out)
+        self._x = x
         return out
 
     def backward(self, dy, need_input_grad=True):
+        if self._x is None:
+            raise RuntimeError("BatchNorm.backward needs a forward first")
         if self._x_hat is None:
-            raise RuntimeError("BatchNorm.backward needs a training-mode forward first")
+            return self._backward_eval(dy)
         dx = self.workspace.get("dx", dy.shape)
         self.backend.batchnorm_backward(dy, self._x_hat, self.params["gamma"], self.inv_std,
                                         self.grads["gamma"], self.grads["beta"], dx)
+        return dx
+
+    def _backward_eval(self, dy):
+        """After an evaluation-mode forward the layer is the fixed affine map
+        γ (z - μ̂)/sqrt(σ̂² + ε) + β (as in PyTorch's eval mode): dz = dy γ/sqrt(σ̂² + ε),
+        dγ = Σ_i dy_i ẑ_i, dβ = Σ_i dy_i. Not a training path, so plain NumPy."""
+        b = self.buffers
+        inv_std = 1 / np.sqrt(b["running_var"] + b["running_var"].dtype.type(self.eps))
+        x_hat = (self._x - b["running_mean"]) * inv_std
+        np.sum(dy * x_hat, axis=0, out=self.grads["gamma"])
+        np.sum(dy, axis=0, out=self.grads["beta"])
+        dx = self.workspace.get("dx", dy.shape)
+        np.multiply(dy, self.params["gamma"] * inv_std, out=dx)
         return dx
 
     def config(self):

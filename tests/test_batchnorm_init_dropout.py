@@ -260,3 +260,34 @@ def test_dropout_gradient_with_a_fixed_mask(backend):
                            rng.integers(0, 3, 7))
     assert max(errors.values()) < 1e-6, errors
     assert model.layers[2].frozen is False  # restored after the check
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_batchnorm_backward_in_evaluation_mode_against_finite_differences(backend):
+    """After an eval-mode forward batch-norm is a fixed affine map; backward
+    gives its gradients (as PyTorch does), checked by central differences."""
+    rng = np.random.default_rng(0)
+    model = nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4), nnc.Tanh(),
+                           nnc.Dense(4, 2), dtype="float64", backend=backend, seed=0)
+    bn = model.layers[1]
+    bn.buffers["running_mean"][...] = rng.standard_normal(4)
+    bn.buffers["running_var"][...] = rng.uniform(0.5, 2.0, 4)
+    bn.params["gamma"][...] = rng.uniform(0.5, 1.5, 4)
+    X, dY = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+
+    def objective():
+        return float((model.forward(X, training=False) * dY).sum())
+
+    model.forward(X, training=False)
+    dX = model.backward(dY)
+    for array, grad in [(X, dX), (bn.params["gamma"], bn.grads["gamma"].copy()),
+                        (bn.params["beta"], bn.grads["beta"].copy())]:
+        numeric = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            keep = array[index]
+            array[index] = keep + 1e-6
+            up = objective()
+            array[index] = keep - 1e-6
+            numeric[index] = (up - objective()) / 2e-6
+            array[index] = keep
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
