@@ -205,9 +205,9 @@ class Trainer:
             index = order[start:stop]
             xb = self._workspace.get("x", (stop - start,) + X.shape[1:])
             yb = self._workspace.get("y", (stop - start,) + y.shape[1:], dtype=y.dtype)
+            self.model.backend.gather_rows(X, index, xb)
             # mode="clip": the indices are valid, and mode="raise" would
             # gather through a temporary buffer
-            np.take(X, index, axis=0, out=xb, mode="clip")
             np.take(y, index, axis=0, out=yb, mode="clip")
             yield xb, yb
 

@@ -413,6 +413,26 @@ def test_float32_bce_matches_float64_over_a_wide_range():
         np.log1p(np.exp(-20.0)), rel=1e-6)
 
 
+@pytest.mark.parametrize("n_rows,n_index", [(1, 1), (10, 0), (50, 17), (3000, 600)])
+def test_gather_rows(cyb, npb, dtype, rng, n_rows, n_index):
+    """out[i] = x[index[i]] (the shuffled batch); 600 x 784 goes parallel."""
+    x = randn(rng, (n_rows, 784), dtype)
+    index = rng.integers(0, n_rows, n_index)
+    for be in (npb, cyb):
+        out = np.full((n_index, 784), np.nan, dtype)
+        be.gather_rows(x, index, out)
+        np.testing.assert_array_equal(out, x[index])
+
+
+@pytest.mark.parametrize("name", ["cython", "numpy"])
+@pytest.mark.parametrize("bad", [-1, 5])
+def test_gather_rows_refuses_an_index_out_of_range(name, bad):
+    be = nnc.backends.get_backend(name, np.float32)
+    x = np.zeros((5, 3), np.float32)
+    with pytest.raises(IndexError, match=f"{bad}"):
+        be.gather_rows(x, np.array([0, bad, 1]), np.empty((3, 3), np.float32))
+
+
 @pytest.mark.parametrize("value", [1e20, 3e30, 1e-25, 1e-40, np.nan])
 def test_float32_sum_of_squares_outside_the_float_square_range(cyb, value):
     # float32 squares are summed in float first: squares that overflow
@@ -527,6 +547,7 @@ SHAPE_ERRORS = {
     "bce-target": lambda b: b.bce_with_logits(_f32(3, 4), _f32(2, 4)),
     "bce-grad": lambda b: b.bce_with_logits(_f32(3, 4), _f32(3, 4), _f32(3, 1)),
     "count_correct-labels": lambda b: b.count_correct(_f32(3, 4), _labels(0, 1)),
+    "gather_rows-out": lambda b: b.gather_rows(_f32(5, 3), np.array([0, 1]), _f32(2, 4)),
     "sgd-size": lambda b: b.sgd_update(_f32(5), _f32(4), 0.1),
 }
 

@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from nnc._kernels import _blas, batchnorm, checks, dense, dropout, losses
+from nnc._kernels import _blas, batchnorm, checks, dense, dropout, gather, losses
 from nnc.threads import cpu_has_avx2, pin_scipy_blas
 
 
@@ -70,6 +70,7 @@ class CythonBackend:
     mean_squared_error = staticmethod(losses.mean_squared_error)
     bce_with_logits = staticmethod(losses.bce_with_logits)
     count_correct = staticmethod(losses.count_correct)
+    gather_rows = staticmethod(gather.gather_rows)
 
     sgd_update = staticmethod(optimizers.sgd_update)
     momentum_update = staticmethod(optimizers.momentum_update)

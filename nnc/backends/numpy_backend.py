@@ -146,6 +146,13 @@ class NumpyBackend:
             grad /= logits.size
         return float(loss)
 
+    def gather_rows(self, x, index, out):
+        """out[i] = x[index[i]]: the rows of a shuffled mini-batch."""
+        if index.size and not (0 <= index.min() and index.max() < len(x)):
+            bad = index.min() if index.min() < 0 else index.max()
+            raise IndexError(f"index {bad} is out of range for x with {len(x)} rows")
+        np.take(x, index, axis=0, out=out, mode="clip")
+
     def count_correct(self, logits, labels):
         return int(np.count_nonzero(logits.argmax(axis=1) == labels))
 
