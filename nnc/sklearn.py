@@ -71,6 +71,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install 'nnc[sklearn]' (or pip install scikit-learn)") from exc
 
 from nnc._validation import check_dtype, check_float, check_int
+from nnc.callbacks import EarlyStopping
 from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnc.model import Sequential
@@ -136,9 +137,10 @@ class _NNEstimator(BaseEstimator):
     _loss = None
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
-                 lr=1e-3, momentum=0.9, batch_size=32, epochs=50, batchnorm=False,
-                 dropout=0.0, l2=0.0, clip_norm=None, shuffle=True, dtype="float32",
-                 backend="cython", random_state=None, verbose=False):
+                 lr=1e-3, momentum=0.9, batch_size=32, epochs=200, tol=1e-4,
+                 n_iter_no_change=10, batchnorm=False, dropout=0.0, l2=0.0, clip_norm=None,
+                 shuffle=True, dtype="float32", backend="cython", random_state=None,
+                 verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -146,6 +148,8 @@ class _NNEstimator(BaseEstimator):
         self.momentum = momentum
         self.batch_size = batch_size
         self.epochs = epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
         self.batchnorm = batchnorm
         self.dropout = dropout
         self.l2 = l2
@@ -192,6 +196,8 @@ class _NNEstimator(BaseEstimator):
             "momentum": check_float(self.momentum, "momentum", low=0, high=1, high_open=True),
             "batch_size": check_int(self.batch_size, "batch_size", low=1),
             "epochs": check_int(self.epochs, "epochs", low=1),
+            "tol": None if self.tol is None else check_float(self.tol, "tol", low=0),
+            "n_iter_no_change": check_int(self.n_iter_no_change, "n_iter_no_change", low=1),
             "dropout": check_float(self.dropout, "dropout", low=0, high=1, high_open=True),
             "l2": check_float(self.l2, "l2", low=0),
             "clip_norm": None if self.clip_norm is None else check_float(
@@ -240,19 +246,25 @@ class _NNEstimator(BaseEstimator):
                        batch_size=p["batch_size"], l2=p["l2"], clip_norm=p["clip_norm"])
 
     # --- training -------------------------------------------------------------
-    def _train(self, trainer, X, y, epochs, batch_size):
+    def _train(self, trainer, X, y, epochs, batch_size, callbacks=None):
         n = X.shape[0]
         if trainer.model.needs_batch_statistics and min(batch_size, n) < 2:
             what = (f"{n} sample" if n < 2 else f"batch_size={batch_size}")
             raise ValueError(f"batchnorm=True needs training batches of at least 2 samples "
                              f"(the variance of one sample is undefined); got {what}")
         trainer.batch_size = min(batch_size, n)
-        trainer.fit(X, y, epochs=epochs, shuffle=bool(self.shuffle), verbose=bool(self.verbose))
+        trainer.fit(X, y, epochs=epochs, shuffle=bool(self.shuffle), verbose=bool(self.verbose),
+                    callbacks=callbacks)
 
     def _fit(self, X, y, n_outputs):
         p = self._checked_params()
         trainer = self._build(p, X.shape[1], n_outputs)
-        self._train(trainer, X, y, p["epochs"], p["batch_size"])
+        # MLPClassifier's convergence rule: stop when the epoch's training loss
+        # has not improved by more than tol for n_iter_no_change epochs; the
+        # best epoch's weights are kept
+        converged = None if p["tol"] is None else [EarlyStopping(
+            "loss", patience=p["n_iter_no_change"], min_delta=p["tol"], restore_best=True)]
+        self._train(trainer, X, y, p["epochs"], p["batch_size"], converged)
         self._set_fitted(trainer, p, n_outputs)
         return self
 
@@ -348,7 +360,13 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     momentum : β of "sgd" (0 for plain SGD) and "nesterov", in the lecture's
         convention ``z ← βz - (1-β)g; w ← w + αz`` (see ``nnc.SGD``).
     batch_size : samples per step, clipped to the number of samples.
-    epochs : passes over the data in ``fit`` (``partial_fit`` does one).
+    epochs : the most passes over the data in ``fit`` (``partial_fit`` does one).
+    tol, n_iter_no_change : ``fit`` stops early once the mean training loss of
+        an epoch has not improved by more than ``tol`` for ``n_iter_no_change``
+        epochs in a row, as ``MLPClassifier`` does, and keeps the weights of
+        the epoch with the lowest training loss (a late loss spike, common on
+        unscaled features, does not decide the model). ``tol=None``: always
+        ``epochs`` epochs, the last weights. ``n_iter_`` says how many ran.
     batchnorm : ``BatchNorm`` after every hidden ``Dense`` layer.
     dropout : dropout probability after every hidden activation (0: none).
     l2 : λ of the L2 penalty on the weights (``nnc.Trainer(l2=...)``).

@@ -282,7 +282,8 @@ def test_params_are_stored_unchanged():
     assert params["hidden_layer_sizes"] is sizes and params["optimizer"] is template
     assert params["lr"] == 0.5 and params["epochs"] == 3
     assert set(params) == {"hidden_layer_sizes", "activation", "optimizer", "lr", "momentum",
-                           "batch_size", "epochs", "batchnorm", "dropout", "l2", "clip_norm",
+                           "batch_size", "epochs", "tol", "n_iter_no_change", "batchnorm",
+                           "dropout", "l2", "clip_norm",
                            "shuffle", "dtype", "backend", "random_state", "verbose"}
     clf.set_params(lr=0.1, hidden_layer_sizes=(8,))
     assert clf.lr == 0.1 and clf.hidden_layer_sizes == (8,)
@@ -337,3 +338,30 @@ def test_verbose_shows_the_progress_bar(capsys):
     X, y = blobs(n=30)
     small(epochs=1, verbose=True).fit(X, y)
     assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_fit_stops_once_the_training_loss_stops_improving():
+    """MLPClassifier's rule: no improvement > tol for n_iter_no_change epochs
+    ends fit early; tol=None runs every epoch. The kept weights are the best
+    epoch's."""
+    X, y = blobs()
+    clf = small(epochs=300, tol=1e-2, n_iter_no_change=3).fit(X, y)
+    assert 3 < clf.n_iter_ < 300
+    best = int(np.argmin(clf.loss_curve_))
+    assert clf.trainer_.history.epochs["loss"][best] == min(clf.loss_curve_)
+    assert small(epochs=7, tol=None).fit(X, y).n_iter_ == 7
+    with pytest.raises(ValueError, match=r"tol must lie in \[0, inf\], got -1.0"):
+        small(tol=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="n_iter_no_change must be >= 1"):
+        small(n_iter_no_change=0).fit(X, y)
+
+
+def test_defaults_fit_a_real_regression_problem():
+    """The defaults train long enough for targets of a real data set
+    (diabetes, y in [25, 346], unscaled): R^2 > 0.3 on held-out data."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    assert NNRegressor(random_state=0).fit(X_train, y_train).score(X_test, y_test) > 0.3
