@@ -67,6 +67,17 @@ def _int_list(text):
     return values
 
 
+def _thread_list(text):
+    """'1,2' -> (1, 2), each a thread count nnc accepts."""
+    from nnc.threads import MAX_THREADS
+
+    values = _int_list(text)
+    if max(values) > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected thread counts from 1 to {MAX_THREADS}, "
+                                         f"got {text!r}")
+    return values
+
+
 def config(args):
     import nnc
 
@@ -110,7 +121,7 @@ def build_parser():
     p.add_argument("--samples", type=positive_int, default=10000,
                    help="samples per epoch (default 10000)")
     p.add_argument("--batch-sizes", type=_int_list, default=(32, 128), help="e.g. 32,128,512")
-    p.add_argument("--threads", type=_int_list, default=(1,), help="e.g. 1,2")
+    p.add_argument("--threads", type=_thread_list, default=(1,), help="e.g. 1,2")
     p.add_argument("--repeats", type=positive_int, default=3,
                    help="epochs per contender (median)")
     p.add_argument("--tiny-steps", type=positive_int, default=2000,

@@ -204,16 +204,19 @@ class Sequential:
         return x
 
     def _backward(self, dy, need_input_grad=False):
-        """Back-propagate ``dy``, which stays unchanged: when the top layer
-        overwrites its incoming gradient (``backward_in_place``), it gets a
-        copy in the model's own buffer."""
-        last = len(self.layers) - 1
-        if self.layers[last].backward_in_place:
-            owned = self._workspace.get("dy", dy.shape)
-            np.copyto(owned, dy)
-            dy = owned
-        for i in range(last, -1, -1):
-            dy = self.layers[i].backward(dy, need_input_grad or i > 0)
+        """Back-propagate ``dy``, which stays unchanged: a layer that
+        overwrites its incoming gradient (``backward_in_place``) and would
+        get ``dy`` itself (at the top, or below layers that pass it through)
+        gets a copy in the model's own buffer."""
+        external = dy
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if layer.backward_in_place and external is not None \
+                    and np.may_share_memory(dy, external):
+                owned = self._workspace.get("dy", dy.shape)
+                np.copyto(owned, dy)
+                dy, external = owned, None
+            dy = layer.backward(dy, need_input_grad or i > 0)
         return dy
 
     # --- public API (validated, returns arrays the caller owns) -------------

@@ -39,6 +39,8 @@ class Optimizer:
     ``bind`` allocates with the size of the model's flat parameter buffer."""
 
     state_names = ()
+    #: state arrays that hold sums or averages of g² (never negative)
+    squared_state = ()
 
     def __init__(self, lr):
         self.lr = check_float(lr, "lr", low=0, low_open=True)
@@ -89,6 +91,7 @@ class Optimizer:
             lr = self.lr
         elif not (isinstance(lr, float) and 0.0 <= lr < math.inf):  # fast path: a finite float
             lr = check_float(lr, "lr", low=0)  # a clear error, or a NumPy scalar converted
+        self.check_lr(lr)
         self.t += 1
         self._update(lr)
 
@@ -149,8 +152,15 @@ class Optimizer:
             if value.shape != shape or value.dtype.kind not in "fiu":
                 raise ValueError(f"state array {name!r} has shape {value.shape} and dtype "
                                  f"{value.dtype.name}, expected shape {shape} and floats")
+            if self.params is not None:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    value = value.astype(self.params.dtype)
             if not np.isfinite(value).all():
-                raise ValueError(f"state array {name!r} contains NaN or Inf")
+                raise ValueError(f"state array {name!r} contains NaN or Inf, or values beyond "
+                                 f"the parameters' range")
+            if name in rebuilt.squared_state and value.size and value.min() < 0:
+                raise ValueError(f"state array {name!r} holds averages of squared gradients, "
+                                 f"which are never negative; got {value.min()}")
             checked[name] = value
         return rebuilt, int(t), checked
 
@@ -171,6 +181,10 @@ class Optimizer:
 
     def _update(self, lr):
         raise NotImplementedError
+
+    def check_lr(self, lr):
+        """ValueError if this optimizer cannot take a step of rate ``lr`` (the
+        Trainer asks before a scheduled step changes anything)."""
 
     def _smallest_eps(self, dtype):
         """The smallest ε the update survives in ``dtype``: the kernels flush
@@ -249,7 +263,7 @@ class RMSprop(Optimizer):
     default ε = 1e-8 the two differ only where r is tiny. Keras matches nnc.
     """
 
-    state_names = ("square_avg",)
+    state_names = squared_state = ("square_avg",)
 
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8):
         super().__init__(lr)
@@ -278,6 +292,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("m", "v")
+    squared_state = ("v",)
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
@@ -291,8 +306,10 @@ class Adam(Optimizer):
         # the kernel adds ε·sqrt(1-β₂ᵗ), smallest at t = 1 (see adam_update)
         return super()._smallest_eps(dtype) / math.sqrt(1 - self.beta2)
 
-    def _update(self, lr):
+    def check_lr(self, lr):
         _check_decay(lr, self.weight_decay)
+
+    def _update(self, lr):
         self.backend.adam_update(self.params, self.grads, self.state["m"], self.state["v"],
                                  lr, self.beta1, self.beta2, self.eps, self.t,
                                  self.weight_decay)
@@ -320,7 +337,7 @@ class Adagrad(Optimizer):
     """Adagrad (Duchi et al.): r ← r + g²;  w ← w - α g / (sqrt(r) + ε).
     The accumulated r only grows, so the effective rate only shrinks."""
 
-    state_names = ("sum_squares",)
+    state_names = squared_state = ("sum_squares",)
 
     def __init__(self, lr=1e-2, eps=1e-10):
         super().__init__(lr)

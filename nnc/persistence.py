@@ -429,10 +429,6 @@ def _expected_model_arrays(path, model, arrays):
                          "architecture")
 
 
-#: optimizer state arrays that hold sums or averages of g² (never negative)
-_SECOND_MOMENTS = ("square_avg", "v", "sum_squares")
-
-
 def _check_values(path, name, array, non_negative=None):
     """No NaN/Inf in ``array`` (a parameter, buffer or optimizer state), and
     no negative value if ``non_negative`` (what the array holds) is given.
@@ -539,7 +535,8 @@ def _optimizer_state(path, header, optimizer, arrays, n_params, dtype):
                              f"{list(array.shape)} and dtype {array.dtype}, expected "
                              f"[{n_params}] and {dtype}")
         _check_values(path, f"optimizer/{name}", array, non_negative=(
-            "an average or sum of squared gradients" if name in _SECOND_MOMENTS else None))
+            "an average or sum of squared gradients" if name in rebuilt.squared_state
+            else None))
         state[name] = array
     extra = sorted(k for k in arrays if k.startswith("optimizer/")
                    and k.split("/", 1)[1] not in state)

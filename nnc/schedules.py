@@ -16,17 +16,20 @@ def _check_lr(value, name):
 
 
 def _check_t(t):
-    """The step ``t`` as an int >= 0. Schedules run once per training step:
-    a plain int >= 0 costs one type check."""
+    """The step ``t``, a number >= 0 (training passes ints; a float step is
+    fine for plotting a schedule). Schedules run once per training step: a
+    plain int >= 0 costs one type check."""
     if type(t) is int and t >= 0:
         return t
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
-        raise TypeError(f"t (the optimizer step a schedule is called with) must be an int "
-                        f">= 0, got {t!r}")
-    if t < 0:
-        raise ValueError(f"t (the optimizer step a schedule is called with) must be >= 0, "
-                         f"got {t}")
-    return int(t)
+    if isinstance(t, bool) or not isinstance(t, numbers.Real):
+        raise TypeError(f"t (the optimizer step a schedule is called with) must be a number "
+                        f">= 0, got {t!r:.60}" + ("; call the schedule once per step, e.g. "
+                                                   "[s(t) for t in steps]"
+                                                   if hasattr(t, "__len__") else ""))
+    if not 0 <= t < math.inf:
+        raise ValueError(f"t (the optimizer step a schedule is called with) must be a finite "
+                         f"number >= 0, got {t}")
+    return t
 
 
 class Schedule:

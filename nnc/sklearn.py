@@ -260,10 +260,12 @@ class _NNEstimator(BaseEstimator):
         p = self._checked_params()
         trainer = self._build(p, X.shape[1], n_outputs)
         # MLPClassifier's convergence rule: stop when the epoch's training loss
-        # has not improved by more than tol for n_iter_no_change epochs; the
-        # best epoch's weights are kept
-        converged = None if p["tol"] is None else [EarlyStopping(
-            "loss", patience=p["n_iter_no_change"], min_delta=p["tol"], restore_best=True)]
+        # has not improved by more than tol for n_iter_no_change epochs; a
+        # second watcher (never stopping) restores the lowest-loss epoch
+        converged = None if p["tol"] is None else [
+            EarlyStopping("loss", patience=p["n_iter_no_change"], min_delta=p["tol"],
+                          restore_best=False),
+            EarlyStopping("loss", patience=p["epochs"], restore_best=True)]
         self._train(trainer, X, y, p["epochs"], p["batch_size"], converged)
         self._set_fitted(trainer, p, n_outputs)
         return self

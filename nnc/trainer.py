@@ -93,9 +93,8 @@ class Trainer:
         # (layer index, positions of its parameters in the flat buffer)
         self._layer_params = [(i, [p for p, owner in enumerate(model.param_layers) if owner == i])
                               for i in sorted(set(model.param_layers))]
-        if seed is None:
-            seed = int(model.rng.integers(2**63))
-        self.rng = np.random.default_rng(check_int(seed, "seed", low=0))
+        if seed is not None:
+            seed = check_int(seed, "seed", low=0)
         self.callbacks = self._check_callbacks(callbacks)
         self.diagnostics = as_diagnostics(diagnostics)
         if self.diagnostics is not None and self.diagnostics not in self.callbacks:
@@ -107,8 +106,12 @@ class Trainer:
             self.history.steps[f"grad_norm.{layer}"] = []
         self.step_count = 0
         self._workspace = Workspace(model.dtype)
-        # last: a Trainer refused above leaves the optimizer free for a corrected one
+        # last: a Trainer refused above leaves the optimizer free for a corrected
+        # one, and the model's generator undrawn
         self.optimizer = optimizer.bind(model)
+        if seed is None:
+            seed = int(model.rng.integers(2**63))
+        self.rng = np.random.default_rng(seed)
 
     @staticmethod
     def _check_callbacks(callbacks):
@@ -170,9 +173,10 @@ class Trainer:
         """The schedule's learning rate for this step, checked: a finite
         number >= 0 (a bad one stops training before the update)."""
         lr = self.schedule(self.step_count)
-        if isinstance(lr, float) and 0.0 <= lr < math.inf:
-            return lr
-        return check_float(lr, f"the learning rate schedule({self.step_count})", low=0)
+        if not (isinstance(lr, float) and 0.0 <= lr < math.inf):
+            lr = check_float(lr, f"the learning rate schedule({self.step_count})", low=0)
+        self.optimizer.check_lr(lr)
+        return lr
 
     def _record_gradient_norms(self):
         """Global and per-layer gradient norms from one pass over the flat
@@ -275,7 +279,8 @@ class Trainer:
         for epoch in range(first_epoch, first_epoch + epochs):
             self._call("on_epoch_begin", epoch)
             self.model.train()
-            order = self.rng.permutation(n) if shuffle else None
+            # int64 whatever the platform's default integer (the gather kernel's type)
+            order = self.rng.permutation(n).astype(np.int64, copy=False) if shuffle else None
             total_loss, total_correct, seen = 0.0, 0, 0
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
                        unit="batch", disable=not verbose, leave=True, mininterval=0.2)
@@ -351,7 +356,7 @@ class Trainer:
             raise ValueError(f"state lacks {sorted(missing)}: not a Trainer.state_dict()")
         # every check first: a refused state changes nothing
         params = _checked_array(state["params"], "state['params'] (the flat parameters)",
-                                self.model.flat_params.shape)
+                                self.model.flat_params.shape, self.model.dtype)
         buffers = state["buffers"]
         if not isinstance(buffers, (list, tuple)) or len(buffers) != len(self.model.layers):
             raise ValueError(f"state['buffers'] must be a list of one dict per layer "
@@ -362,15 +367,15 @@ class Trainer:
                                  f"{sorted(layer.buffers)}, got {saved!r:.80}")
             for name, value in saved.items():
                 _checked_array(value, f"state['buffers'][{i}][{name!r}]",
-                               layer.buffers[name].shape)
+                               layer.buffers[name].shape, self.model.dtype)
         optimizer = self.optimizer._checked_state(state["optimizer"])
         step_count = state["step_count"]
         if isinstance(step_count, (bool, np.bool_)) or not isinstance(
                 step_count, (int, np.integer)) or step_count < 0:
             raise ValueError(f"state['step_count'] must be an int >= 0, got {step_count!r:.80}")
-        for key, generator in (("rng", self.rng), ("model_rng", self.model.rng)):
-            if state.get(key) is not None:
-                _check_generator_state(state[key], f"state[{key!r}]", generator)
+        _check_generator_state(state["rng"], "state['rng']", self.rng)
+        if state.get("model_rng") is not None:  # optional: older state dicts lack it
+            _check_generator_state(state["model_rng"], "state['model_rng']", self.model.rng)
         history = History.from_dict(state["history"])
         # apply
         self.model.flat_params[...] = params
@@ -407,8 +412,9 @@ class Trainer:
                                   if batch_size is None else batch_size)
 
 
-def _checked_array(value, name, shape):
-    """``value`` as a finite float array of ``shape``, or ValueError naming it."""
+def _checked_array(value, name, shape, dtype):
+    """``value`` as a finite ``dtype`` array of ``shape`` (finite after the
+    conversion: 1e300 would become inf in float32), or ValueError naming it."""
     try:
         array = np.asarray(value)
     except Exception as exc:
@@ -416,8 +422,11 @@ def _checked_array(value, name, shape):
     if array.shape != shape or array.dtype.kind not in "fiu":
         raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype.name}, "
                          f"expected shape {shape} and floats")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = array.astype(dtype)
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or Inf")
+        raise ValueError(f"{name} contains NaN or Inf, or values beyond the "
+                         f"{np.dtype(dtype).name} range")
     return array
 
 

@@ -3,7 +3,7 @@ message names the argument, raised at the call that made the mistake, and
 no change to the model when a call is refused.
 
 The corpus is table-driven: each table row (or combination of an entry
-point and a row) is one parametrised case, 738 in all (a test checks this
+point and a row) is one parametrised case, 739 in all (a test checks this
 number against the cases pytest collects, so it cannot go stale); a few
 properties are also checked with hypothesis on generated input. Entry
 points: Dense, BatchNorm, Dropout, LeakyReLU, Sequential (construction,
@@ -1196,6 +1196,7 @@ BAD_CLI = [  # (id, argv, what the error line must say)
     ("bench-samples-0", ["bench", "--samples", "0"], "--samples"),
     ("bench-repeats-0", ["bench", "--repeats", "0"], "repeats"),
     ("bench-threads-0", ["bench", "--threads", "0"], "threads"),
+    ("bench-threads-huge", ["bench", "--threads", "99999"], "--threads: expected thread counts"),
     ("bench-batch-0", ["bench", "--batch-sizes", "0"], "--batch-sizes"),
     ("bench-batch-words", ["bench", "--batch-sizes", "a,b"], "--batch-sizes"),
     ("bench-batch-larger-than-data", ["bench", "--samples", "10", "--batch-sizes", "32"],

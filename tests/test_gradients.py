@@ -225,3 +225,26 @@ def test_gradcheck_refuses_eps_it_cannot_measure_with(eps):
     assert f"eps must lie in [1e-12, 0.1], got {eps}" in str(info.value)
     for eps in (1e-12, 0.1):  # the ends of the range still measure the gradient
         assert max(nnc.gradcheck(model, "mse", X, y, eps=eps).values()) < 1e-3
+
+
+class PassThrough(nnc.layers.Layer):
+    """A user layer that returns its input and its incoming gradient unchanged."""
+
+    def forward(self, x, training=True):
+        return x
+
+    def backward(self, dy, need_input_grad=True):
+        return dy
+
+
+def test_backward_copies_a_gradient_passed_through_to_an_in_place_layer(backend_name):
+    rng = np.random.default_rng(7)
+    model = nnc.Sequential(nnc.Dense(3, 3), nnc.ReLU(), PassThrough(), dtype="float64",
+                           backend=backend_name, seed=0)
+    X = rng.standard_normal((4, 3))
+    model.forward(X)
+    dY = rng.standard_normal((4, 3))
+    kept = dY.copy()
+    first = model.backward(dY)
+    np.testing.assert_array_equal(dY, kept)
+    np.testing.assert_array_equal(model.backward(dY), first)

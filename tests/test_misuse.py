@@ -206,6 +206,9 @@ def _corrupt(state, where, value):
     ("buffers", [{"foo": 1}], r"state\['buffers'\] must be a list of one dict per layer"),
     ("rng", {"bit_generator": "PCG64", "state": "x"}, r"state\['rng'\] is not a valid"),
     ("params", np.full(30, np.nan), r"contains NaN or Inf"),
+    ("params", "huge", r"state\['params'\].* beyond the float32 range"),
+    ("optimizer.v", -1.0, r"state array 'v' holds averages of squared gradients"),
+    ("rng", None, r"state\['rng'\] is not a valid"),
 ])
 def test_load_state_dict_checks_everything_before_changing_anything(where, value, match):
     source = _trained(nnc.Adam(1e-2))
@@ -215,7 +218,10 @@ def test_load_state_dict_checks_everything_before_changing_anything(where, value
     state = source.state_dict()
     state["params"] = np.asarray(state["params"])
     if where == "params":
-        value = np.full(state["params"].shape, np.nan)
+        value = np.full(state["params"].shape, 1e300 if isinstance(value, str) else np.nan)
+    if where == "optimizer.v":
+        state["optimizer"]["state"]["v"] = np.full_like(state["optimizer"]["state"]["v"], value)
+        where, value = "step_count", state["step_count"]
     with pytest.raises((ValueError, TypeError), match=match):
         target.load_state_dict(_corrupt(state, where, value))
     after = target.state_dict()
@@ -262,3 +268,67 @@ def test_resuming_with_other_optimizer_settings_warns_and_uses_the_checkpoints(t
                                          r"lr=0.001 \(was 0.1\)"):
         target.load_checkpoint(tmp_path / "run.npz")
     assert target.optimizer.lr == 1e-3
+
+
+
+def test_the_shuffle_gather_takes_any_integer_indices():
+    """The compiled gather kernel takes int64; other integer types (a platform
+    whose default int is 32-bit) are converted, and the trainer passes int64."""
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    for backend in ("cython", "numpy"):
+        be = nnc.backends.get_backend(backend, np.float32)
+        for dtype in (np.int32, np.uint32, np.int16, np.uint64):
+            out = np.empty((3, 3), np.float32)
+            be.gather_rows(x, np.array([3, 0, 2], dtype), out)
+            np.testing.assert_array_equal(out, x[[3, 0, 2]])
+        out = np.empty((2, 3), np.float32)
+        be.gather_rows(x, np.array([3, 1, 0, 2])[::2], out)  # non-contiguous
+        np.testing.assert_array_equal(out, x[[3, 0]])
+        with pytest.raises(TypeError, match="index must hold integers"):
+            be.gather_rows(x, np.array([0.0, 1.0]), np.empty((2, 3), np.float32))
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    trainer = nnc.Trainer(model, batch_size=2, seed=1)
+
+    class Int32Permutations:  # what a platform whose default int is 32-bit gives
+        def __init__(self, rng):
+            self.rng = rng
+
+        def permutation(self, n):
+            return self.rng.permutation(n).astype(np.int32)
+
+    trainer.rng = Int32Permutations(trainer.rng)
+    trainer.fit(X, Y, epochs=2, verbose=False)
+    assert np.isfinite(model.flat_params).all()
+
+
+def test_a_refused_adamw_step_changes_nothing():
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.AdamW(1e-3, weight_decay=0.5),
+                          schedule=lambda t: 1e-3 if t < 2 else 3.0, batch_size=4)
+    trainer.fit(X, Y, epochs=2, verbose=False)
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=r"lr \* weight_decay must be < 1"):
+        trainer.fit(X, Y, verbose=False)
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert trainer.optimizer.t == trainer.step_count == 2
+    steps = trainer.history.steps
+    assert len(steps["grad_norm"]) == len(steps["loss"]) == 2
+    with pytest.raises(ValueError, match=r"lr \* weight_decay must be < 1"):
+        trainer.optimizer.step(5.0)
+    assert trainer.optimizer.t == 2
+
+
+def test_a_refused_trainer_leaves_the_models_generator_undrawn():
+    def trained(refuse_first):
+        model = nnc.Sequential(nnc.Dense(3, 4), nnc.Dropout(0.3), nnc.Dense(4, 2), seed=0)
+        if refuse_first:
+            with pytest.raises(ValueError):
+                nnc.Trainer(model, batch_size=0)
+            bound = nnc.Adam().bind(nnc.Sequential(nnc.Dense(3, 2)))
+            with pytest.raises(ValueError, match="already bound"):
+                nnc.Trainer(model, optimizer=bound, batch_size=4)
+        trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-2), batch_size=2)
+        trainer.fit(X, Y, epochs=3, verbose=False)
+        return model.flat_params
+
+    np.testing.assert_array_equal(trained(True), trained(False))

@@ -24,16 +24,22 @@ SCHEDULES = [
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: type(s).__name__)
 @pytest.mark.parametrize("t, error, match", [
-    (-400, ValueError, "t .*must be >= 0, got -400"),  # StepDecay: was OverflowError
-    (-5, ValueError, "t .*must be >= 0, got -5"),      # LinearDecay: was a rate above lr0
-    ("a", TypeError, "t .*must be an int >= 0, got 'a'"),
-    (2.5, TypeError, "t .*must be an int >= 0, got 2.5"),
-    (None, TypeError, "t .*must be an int >= 0, got None"),
-    (True, TypeError, "t .*must be an int >= 0, got True"),
+    (-400, ValueError, "t .*must be a finite number >= 0, got -400"),  # StepDecay: was
+    (-5, ValueError, "t .*must be a finite number >= 0, got -5"),  # OverflowError; LinearDecay
+    (float("nan"), ValueError, "t .*must be a finite number >= 0, got nan"),  # a rate > lr0
+    ("a", TypeError, "t .*must be a number >= 0, got 'a'"),
+    (None, TypeError, "t .*must be a number >= 0, got None"),
+    (True, TypeError, "t .*must be a number >= 0, got True"),
+    (np.arange(3), TypeError, r"t .*must be a number >= 0, got .*once per step"),
 ])
 def test_a_schedule_called_with_a_bad_step_names_t(schedule, t, error, match):
     with pytest.raises(error, match=match):
         schedule(t)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: type(s).__name__)
+def test_a_schedule_takes_a_float_step_for_plotting(schedule):
+    assert 0 <= schedule(2.5) <= 0.1
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: type(s).__name__)

@@ -365,3 +365,16 @@ def test_defaults_fit_a_real_regression_problem():
     X, y = load_diabetes(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
     assert NNRegressor(random_state=0).fit(X_train, y_train).score(X_test, y_test) > 0.3
+
+
+
+def test_fit_keeps_the_lowest_loss_epoch_not_an_older_one():
+    """With a large tol the stopping rule counts small improvements as none;
+    the kept weights must still be those of the lowest-loss epoch (here the
+    last: the loss falls every epoch), not of the last "big" improvement."""
+    X, y = blobs()
+    stopped = small(epochs=40, tol=0.05, n_iter_no_change=5, lr=0.003).fit(X, y)
+    curve = stopped.loss_curve_
+    assert all(b < a for a, b in zip(curve, curve[1:]))  # the premise
+    plain = small(epochs=stopped.n_iter_, tol=None, lr=0.003).fit(X, y)
+    np.testing.assert_array_equal(stopped.model_.flat_params, plain.model_.flat_params)

@@ -70,7 +70,20 @@ class CythonBackend:
     mean_squared_error = staticmethod(losses.mean_squared_error)
     bce_with_logits = staticmethod(losses.bce_with_logits)
     count_correct = staticmethod(losses.count_correct)
-    gather_rows = staticmethod(gather.gather_rows)
+    _gather_rows = staticmethod(gather.gather_rows)
+
+    def gather_rows(self, x, index, out):
+        """out[i] = x[index[i]]; ``index`` of any integer type (the kernel
+        takes int64, which the Trainer passes: no conversion per step)."""
+        index = np.asarray(index)
+        if index.dtype != np.int64 or not index.flags.c_contiguous:
+            if index.dtype.kind not in "iu":
+                raise TypeError(f"index must hold integers, got dtype {index.dtype.name}")
+            if index.dtype == np.uint64 and index.size and index.max() > np.iinfo(np.int64).max:
+                raise IndexError(f"index {index.max()} is out of range for x with "
+                                 f"{len(x)} rows")
+            index = np.ascontiguousarray(index, dtype=np.int64)
+        self._gather_rows(x, index, out)
 
     sgd_update = staticmethod(optimizers.sgd_update)
     momentum_update = staticmethod(optimizers.momentum_update)

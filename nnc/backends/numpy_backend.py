@@ -148,6 +148,9 @@ class NumpyBackend:
 
     def gather_rows(self, x, index, out):
         """out[i] = x[index[i]]: the rows of a shuffled mini-batch."""
+        index = np.asarray(index)
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"index must hold integers, got dtype {index.dtype.name}")
         if index.size and not (0 <= index.min() and index.max() < len(x)):
             bad = index.min() if index.min() < 0 else index.max()
             raise IndexError(f"index {bad} is out of range for x with {len(x)} rows")
