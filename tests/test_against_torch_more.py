@@ -72,6 +72,19 @@ ACTIVATIONS = {
 }
 
 
+def compare_forward_backward(model, net, X, dY, tol):
+    """nnc's output, input gradient and first-layer weight gradient against
+    torch's for the output gradient dY."""
+    out = model.forward(X)
+    dX = model.backward(dY)
+    xt = t(X).requires_grad_(True)
+    yt = net(xt)
+    yt.backward(t(dY))
+    close(out, yt.detach().numpy(), tol)
+    close(dX, xt.grad.numpy(), tol)
+    close(model.layers[0].grads["W"], net[0].weight.grad.numpy().T, tol)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
@@ -91,14 +104,7 @@ def test_dense_and_activation_gradients_match_torch(backend, dtype, activation):
         X = (rng.normal(size=(6, 4)) * 3).astype(dtype)
         X[0] = 0  # exact zeros before the activation (without a bias): ReLU/LeakyReLU kinks
         dY = rng.normal(size=(6, 5)).astype(dtype)
-        out = model.forward(X)
-        dX = model.backward(dY)
-        xt = t(X).requires_grad_(True)
-        yt = net(xt)
-        yt.backward(t(dY))
-        close(out, yt.detach().numpy(), tol)
-        close(dX, xt.grad.numpy(), tol)
-        close(model.layers[0].grads["W"], net[0].weight.grad.numpy().T, tol)
+        compare_forward_backward(model, net, X, dY, tol)
         if bias:
             close(model.layers[0].grads["b"], net[0].bias.grad.numpy(), tol)
 
@@ -155,16 +161,9 @@ def test_batchnorm_training_steps_running_stats_and_eval_match_torch(backend, dt
         X = (rng.normal(size=(m, 3)) * 2 + 1).astype(dtype)
         dY = rng.normal(size=(m, 4)).astype(dtype)
         model.train()
-        out = model.forward(X)
-        dX = model.backward(dY)
         net.train()
         net.zero_grad()
-        xt = t(X).requires_grad_(True)
-        yt = net(xt)
-        yt.backward(t(dY))
-        close(out, yt.detach().numpy(), tol)
-        close(dX, xt.grad.numpy(), tol)
-        close(model.layers[0].grads["W"], net[0].weight.grad.numpy().T, tol)
+        compare_forward_backward(model, net, X, dY, tol)
         close(bn.grads["gamma"], tbn.weight.grad.numpy(), tol)
         close(bn.grads["beta"], tbn.bias.grad.numpy(), tol)
     close(bn.buffers["running_mean"], tbn.running_mean.numpy(), tol, atol=tol)
