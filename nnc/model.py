@@ -225,8 +225,11 @@ class Sequential:
         ``training=None`` uses the current mode (``train()``/``eval()``)."""
         self._check_views()
         checked = check_features(X, "X", self.in_features, self.dtype)
-        if isinstance(X, np.ndarray) and np.may_share_memory(checked, X):
-            checked = checked.copy()  # layers keep their input for backward: own a copy
+        if checked is X or not checked.flags.owndata:
+            # layers keep their input for backward: own a copy unless the check
+            # already made a fresh array (a view may share the caller's memory:
+            # an ndarray subclass such as a memmap, a memoryview, ...)
+            checked = checked.copy()
         training = self.training if training is None else check_bool(training, "training")
         output = self._forward(checked, training).copy()
         self._last_batch = checked.shape[0]

@@ -74,6 +74,10 @@ class Optimizer:
             raise ValueError(f"this {type(self).__name__} is already bound to other "
                              "parameters; create one optimizer per model")
         self._check_eps(params.dtype)
+        for name, array in self.state.items():  # loaded by load_state_dict before bind
+            if array.shape != params.shape:
+                raise ValueError(f"state array {name!r} has shape {array.shape}, but the "
+                                 f"parameters have shape {params.shape}")
         self.params = params
         self.grads = grads
         self.backend = get_backend(backend, params.dtype)

@@ -332,3 +332,23 @@ def test_a_refused_trainer_leaves_the_models_generator_undrawn():
         return model.flat_params
 
     np.testing.assert_array_equal(trained(True), trained(False))
+
+
+def test_forward_copies_a_memoryview_it_would_otherwise_alias():
+    data = np.ones((4, 3))
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype="float64", seed=0)
+    model.forward(memoryview(data))
+    data[:] = 100
+    model.backward(np.ones((4, 2)))
+    np.testing.assert_array_equal(model.layers[0].grads["W"], np.full((3, 2), 4.0))
+
+
+def test_optimizer_state_loaded_before_bind_is_checked_at_bind():
+    source = nnc.Adam(1e-3).bind(nnc.Sequential(nnc.Dense(3, 2)))
+    optimizer = nnc.Adam(1e-3)
+    optimizer.load_state_dict(source.state_dict())
+    with pytest.raises(ValueError, match=r"state array 'm' has shape \(8,\), but the "
+                                         r"parameters have shape \(20,\)"):
+        optimizer.bind(nnc.Sequential(nnc.Dense(3, 5)))
+    assert optimizer.params is None
+    optimizer.bind(nnc.Sequential(nnc.Dense(3, 2)))
