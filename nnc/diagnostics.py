@@ -43,7 +43,8 @@ one step); its loss is the mean of the mini-batch losses in it.
 - **learning rate too large** — the loss became NaN/inf; or the epoch loss
   rose ``LOSS_RISE_EPOCHS`` epochs in a row; or the last window's loss is
   more than ``LOSS_GROWTH_FACTOR`` × the first window's; or one mini-batch
-  loss spiked above ``LOSS_SPIKE_FACTOR`` × the first window's (the
+  loss spiked above ``LOSS_SPIKE_FACTOR`` × the start, the mean of the first
+  ``SPIKE_START_STEPS`` losses (the
   lecture's "violent oscillations"); or the median update/weight ratio
   exceeds ``FAST_UPDATE_RATIO``.
 - **exploding gradients** — the global gradient norm became NaN/inf, or its
@@ -81,8 +82,10 @@ WINDOW_FRACTION = 0.1
 LOSS_RISE_EPOCHS = 3
 #: last-window loss above this multiple of the first-window loss: diverging
 LOSS_GROWTH_FACTOR = 1.5
-#: a mini-batch loss above this multiple of the first window's: a spike
+#: a mini-batch loss above this multiple of the start (the mean loss of the
+#: first ``SPIKE_START_STEPS`` steps): a spike
 LOSS_SPIKE_FACTOR = 3.0
+SPIKE_START_STEPS = 3
 #: the loss must fall by at least this fraction of its start, else "not decreasing"
 MIN_RELATIVE_DECREASE = 0.01
 #: epochs over which a plateau is judged
@@ -349,12 +352,15 @@ def _check_lr_too_large(history, verdicts):
                 f"the learning rate {_fmt(_lr_at(history, len(losses) - 1))} is likely too large",
                 "lower the learning rate (try 3-10x smaller)"))
             return True
+        # against the first steps' loss, not the first window's mean: a run that
+        # learns fast has a window mean far below where it started
+        start = float(np.mean(losses[:min(SPIKE_START_STEPS, len(losses))]))
         peak = int(np.argmax(losses))
-        if losses[peak] > LOSS_SPIKE_FACTOR * first:
+        if losses[peak] > LOSS_SPIKE_FACTOR * start:
             verdicts.append(Verdict(
                 "lr_too_large",
                 f"the loss spiked to {_fmt(losses[peak])} at step {peak + 1}, "
-                f"{_fmt(losses[peak] / first)}x its start ({_fmt(first)}): the learning rate "
+                f"{_fmt(losses[peak] / start)}x its start ({_fmt(start)}): the learning rate "
                 f"{_fmt(_lr_at(history, peak))} is likely too large",
                 "lower the learning rate (try 3-10x smaller), or warm it up "
                 "(nnc.schedules.Warmup)"))

@@ -363,3 +363,18 @@ def test_report_of_a_history_without_learning_rates():
     history = nnc.History.from_dict({"steps": {"loss": [1.0, float("nan")]}})
     report = history.report()
     assert "the loss became nan at step 2 (learning rate unknown)" in report
+
+
+def test_a_run_that_learns_fast_in_its_first_steps_is_not_called_a_spike():
+    """Standardised digits with Adam: the loss falls within the first window,
+    whose mean is then far below the first steps' losses; those first steps
+    are not a spike."""
+    X, y = nnc.datasets.load_digits()
+    X = (X - X.mean(0)) / (X.std(0) + 1e-6)
+    model = nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10), seed=0)
+    history = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=32).fit(
+        X, y, epochs=10, verbose=False)
+    losses = history.steps["loss"]
+    window = D._window(len(losses))
+    assert max(losses[:3]) > D.LOSS_SPIKE_FACTOR * np.mean(losses[:window])  # the premise
+    assert kinds(history) == []
