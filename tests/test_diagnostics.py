@@ -373,7 +373,7 @@ def test_a_run_that_learns_fast_in_its_first_steps_is_not_called_a_spike():
     X = (X - X.mean(0)) / (X.std(0) + 1e-6)
     model = nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10), seed=0)
     history = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=32).fit(
-        X, y, epochs=10, verbose=False)
+        X, y, epochs=40, verbose=False)
     losses = history.steps["loss"]
     window = D._window(len(losses))
     assert max(losses[:3]) > D.LOSS_SPIKE_FACTOR * np.mean(losses[:window])  # the premise
