@@ -21,6 +21,11 @@ from nnc._validation import check_bool, check_float, check_int
 
 
 class Callback:
+    def check(self, trainer):
+        """Called by ``fit`` before anything changes (no checkpoint loaded,
+        no file written): raise ValueError for a setting this ``fit`` cannot
+        use, instead of failing after an epoch of training."""
+
     def on_train_begin(self, trainer):
         pass
 
@@ -65,6 +70,14 @@ def _check_path(path):
     if not isinstance(path, str) or not path:
         raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
     return path
+
+
+def _check_folder(owner, path):
+    """ValueError if the folder ``path`` would be written into does not exist
+    (a folder with ``{...}`` fields is filled in later: not checked)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if "{" not in folder and not os.path.isdir(folder):
+        raise ValueError(f"{owner}: the folder {folder!r} of {path!r} does not exist")
 
 
 class _Best:
@@ -185,6 +198,9 @@ class ModelCheckpoint(Callback):
         self._best = _Best("ModelCheckpoint", monitor, mode, 0.0)
         self.saved = []
 
+    def check(self, trainer):
+        _check_folder("ModelCheckpoint", self.path)
+
     def on_train_begin(self, trainer):
         self._best.reset()
 
@@ -228,11 +244,13 @@ class ReduceLROnPlateau(Callback):
         self.reductions = []
         self.on_train_begin(None)
 
-    def on_train_begin(self, trainer):
-        if trainer is not None and trainer.schedule is not None:
+    def check(self, trainer):
+        if trainer.schedule is not None:
             raise ValueError("ReduceLROnPlateau changes optimizer.lr, but this Trainer has "
                              f"schedule={trainer.schedule!r}, which sets the learning rate at "
                              "every step and would undo it: use one or the other")
+
+    def on_train_begin(self, trainer):
         self._best.reset()
         self.wait = 0
         self._cooling = 0
@@ -271,6 +289,9 @@ class CSVLogger(Callback):
             raise ValueError(f"separator must be one character, got {separator!r}")
         self.path, self.append, self.separator = path, check_bool(append, "append"), separator
         self._fields = None
+
+    def check(self, trainer):
+        _check_folder("CSVLogger", self.path)
 
     def on_train_begin(self, trainer):
         self._fields = None

@@ -248,6 +248,9 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             validation_data = self._check_data(*validation_data, "X_val", "y_val")
+        active = tuple(self.callbacks + self._check_callbacks(callbacks))
+        for callback in active:  # before a checkpoint is loaded or a file written
+            callback.check(self)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
             done = len(self.history.epochs.get("loss", []))
@@ -257,7 +260,7 @@ class Trainer:
                               "to train", UserWarning, stacklevel=2)
                 return self.history
             epochs -= done
-        self._active_callbacks = tuple(self.callbacks + self._check_callbacks(callbacks))
+        self._active_callbacks = active
         self.stop_training = False
         try:
             self._call("on_train_begin")

@@ -158,3 +158,25 @@ def test_csv_logger_writes_a_header_and_one_row_per_epoch(tmp_path, data):
 def test_bad_arguments(make, error):
     with pytest.raises(error):
         make()
+
+
+def test_a_refused_fit_changes_nothing_first(tmp_path, data):
+    """Callback settings that this fit cannot use are refused before the
+    checkpoint is loaded and before any log file is truncated."""
+    from nnc.callbacks import CSVLogger, ReduceLROnPlateau
+    trainer = make_trainer()
+    trainer.fit(*data, epochs=2, verbose=False)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss\n1,0.5\n")
+    scheduled = make_trainer(schedule=nnc.schedules.CosineDecay(0.1, 200))
+    before = scheduled.state_dict()
+    with pytest.raises(ValueError, match="ReduceLROnPlateau changes optimizer.lr"):
+        scheduled.fit(*data, epochs=4, verbose=False, resume_from=tmp_path / "c.npz",
+                      callbacks=[CSVLogger(log), ReduceLROnPlateau("loss")])
+    assert log.read_text() == "epoch,loss\n1,0.5\n"
+    np.testing.assert_array_equal(scheduled.model.flat_params, before["params"])
+    assert scheduled.step_count == 0
+    with pytest.raises(ValueError, match="ModelCheckpoint: the folder .* does not exist"):
+        trainer.fit(*data, epochs=1, verbose=False,
+                    callbacks=[ModelCheckpoint(tmp_path / "missing" / "m.npz")])
