@@ -81,6 +81,7 @@ def diverged(trainer, loss, norm, lr):
             layer_norms[layer] = values.pop()
     if steps.get("grad_norm"):
         steps["grad_norm"].pop()
+    bad_statistics = trainer._restore_buffers()
     bad_grads = [i for i in sorted(layer_norms, reverse=True) if not math.isfinite(layer_norms[i])]
     bad_weights = [i for i, layer in enumerate(model.layers)
                    if any(not np.isfinite(p).all() for p in layer.params.values())
@@ -103,6 +104,10 @@ def diverged(trainer, loss, norm, lr):
     elif not math.isfinite(loss) or not math.isfinite(norm):
         layer = None
         what = f"the loss is {loss} (gradient norm {norm})"
+    elif bad_statistics:
+        layer = bad_statistics[0]
+        what = (f"the running statistics of {name(layer)} became non-finite in this step's "
+                f"forward pass (activations beyond the {dtype} range)")
     else:
         layer = max(layer_norms, key=layer_norms.get) if layer_norms else None
         what = (f"the update lr * |g| = {lr:.3g} * {norm:.3g} would overflow {dtype} "
@@ -112,8 +117,9 @@ def diverged(trainer, loss, norm, lr):
                    "were set so, or an earlier update overflowed).")
     else:
         weights = " The model keeps the weights of the last finite step."
+    undone = " and the running statistics were put back" if trainer._buffers else ""
     message = (f"training diverged at step {step} (epoch {epoch + 1}): {what}; the update "
-               f"was not applied.{weights} Try a lower learning rate (lr={lr:.3g} now), "
+               f"was not applied{undone}.{weights} Try a lower learning rate (lr={lr:.3g} now), "
                f"gradient clipping (Trainer(clip_norm=1.0)) or inputs scaled to about "
                f"[-1, 1]; Trainer(nan_guard=False) turns this check off.")
     return TrainingDiverged(message, step=step, epoch=epoch, layer=layer, loss=loss,

@@ -90,6 +90,11 @@ class Trainer:
         self._decayed_params = model.flat_params[:model.n_decayed]
         self._decayed_grads = model.flat_grads[:model.n_decayed]
         self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
+        # batch-norm running statistics, and their copies from before the step:
+        # a step the NaN guard refuses must not leave its forward's update in them
+        self._buffers = [(i, b) for i, layer in enumerate(model.layers)
+                         for b in layer.buffers.values()]
+        self._buffers_before = [np.empty_like(b) for _, b in self._buffers]
         # (layer index, positions of its parameters in the flat buffer)
         self._layer_params = [(i, [p for p, owner in enumerate(model.param_layers) if owner == i])
                               for i in sorted(set(model.param_layers))]
@@ -143,6 +148,9 @@ class Trainer:
         model, backend, steps = self.model, self.model.backend, self.history.steps
         # first: a schedule that returns nonsense stops fit before anything changes
         lr = self.optimizer.lr if self.schedule is None else self._scheduled_lr()
+        if self.nan_guard and self._buffers:
+            for (_, buffer), before in zip(self._buffers, self._buffers_before):
+                np.copyto(before, buffer)
         output = model._forward(xb, training=True)
         loss = self.loss._forward(output, yb)
         model._backward(self.loss._grad)
@@ -155,7 +163,7 @@ class Trainer:
             backend.clip(model.flat_grads, self.clip_value)
         # NaN/Inf guard (nnc/nan_guard.py): float comparisons only, no array work
         if self.nan_guard and not (math.isfinite(loss) and math.isfinite(norm) and lr * min(
-                norm, self.clip_norm or norm) < self._update_limit):
+                norm, self.clip_norm or norm) < self._update_limit and self._buffers_finite()):
             raise diverged(self, loss, norm, lr)
         if self._active_callbacks:
             self._call("on_before_update")
@@ -168,6 +176,18 @@ class Trainer:
                                        "grad_norm": norm})
         correct = backend.count_correct(output, yb) if self.loss.classification else 0
         return loss, correct
+
+    def _buffers_finite(self):
+        backend = self.model.backend
+        return all(backend.all_finite(buffer) for _, buffer in self._buffers)
+
+    def _restore_buffers(self):
+        """Put back the buffers from before the refused step; returns the
+        layers whose buffers that step had made non-finite."""
+        bad = sorted({i for i, buffer in self._buffers if not np.isfinite(buffer).all()})
+        for (_, buffer), before in zip(self._buffers, self._buffers_before):
+            np.copyto(buffer, before)
+        return bad
 
     def _scheduled_lr(self):
         """The schedule's learning rate for this step, checked: a finite

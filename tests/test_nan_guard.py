@@ -101,3 +101,37 @@ def test_guard_does_not_change_a_healthy_run(digits):
         trainer.fit(X, y, epochs=2, verbose=False)
         runs.append((model.flat_params, trainer.history.steps))
     assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+
+
+def _bn_model():
+    return nnc.Sequential(nnc.Dense(64, 32, bias=False), nnc.BatchNorm(32), nnc.ReLU(),
+                          nnc.Dense(32, 10), seed=0)
+
+
+def test_a_refused_step_puts_back_the_running_statistics_its_forward_changed():
+    X, y = nnc.datasets.load_digits()
+    model = _bn_model()
+    model.layers[0].params["W"][...] *= 1e37  # finite weights, non-finite activations
+    before = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=0.1), batch_size=64)
+    with pytest.raises(nnc.TrainingDiverged, match="running statistics were put back. The "
+                                                   "model keeps the weights of the last"):
+        trainer.fit(X, y, epochs=1, verbose=False)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.layers[1].buffers[name], value)
+
+
+def test_running_statistics_that_overflow_stop_training_and_the_model_stays_loadable(
+        tmp_path):
+    """A learning rate that blows up the activations but not (yet) the loss:
+    batch-norm's running variance would overflow; the guard refuses that
+    step, so what is saved can be loaded."""
+    X, y = nnc.datasets.load_digits()
+    model = _bn_model()
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=100.0), batch_size=64)
+    with pytest.raises(nnc.TrainingDiverged, match=r"the running statistics of layer 1 "
+                                                   r"\(BatchNorm.*\) became non-finite"):
+        trainer.fit(X, y, epochs=20, verbose=False)
+    assert all(np.isfinite(b).all() for b in model.layers[1].buffers.values())
+    model.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(nnc.load(tmp_path / "m.npz").predict(X), model.predict(X))
