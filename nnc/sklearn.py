@@ -71,7 +71,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install 'nnc[sklearn]' (or pip install scikit-learn)") from exc
 
 from nnc._validation import check_dtype, check_float, check_int
-from nnc.callbacks import EarlyStopping
+from nnc.callbacks import Callback, EarlyStopping
 from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnc.model import Sequential
@@ -129,6 +129,26 @@ def expected_failed_checks(estimator):
     """``{check name: reason}`` for ``parametrize_with_checks(...,
     expected_failed_checks=expected_failed_checks)``."""
     return dict(EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
+
+
+class _Convergence(Callback):
+    """MLPClassifier's stopping rule on the epoch's training loss: an epoch
+    whose loss is not below the best so far minus ``tol`` counts as no
+    improvement; more than ``n_iter_no_change`` such epochs in a row stop
+    training."""
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol, self.n_iter_no_change = tol, n_iter_no_change
+
+    def on_train_begin(self, trainer):
+        self.best, self.count = np.inf, 0
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        loss = logs["loss"]
+        self.count = self.count + 1 if not loss < self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        if self.count > self.n_iter_no_change:
+            trainer.stop_training = True
 
 
 class _NNEstimator(BaseEstimator):
@@ -259,12 +279,10 @@ class _NNEstimator(BaseEstimator):
     def _fit(self, X, y, n_outputs):
         p = self._checked_params()
         trainer = self._build(p, X.shape[1], n_outputs)
-        # MLPClassifier's convergence rule: stop when the epoch's training loss
-        # has not improved by more than tol for n_iter_no_change epochs; a
-        # second watcher (never stopping) restores the lowest-loss epoch
+        # MLPClassifier's convergence rule; a watcher that never stops training
+        # restores the lowest-loss epoch's weights at the end
         converged = None if p["tol"] is None else [
-            EarlyStopping("loss", patience=p["n_iter_no_change"], min_delta=p["tol"],
-                          restore_best=False),
+            _Convergence(p["tol"], p["n_iter_no_change"]),
             EarlyStopping("loss", patience=p["epochs"], restore_best=True)]
         self._train(trainer, X, y, p["epochs"], p["batch_size"], converged)
         self._set_fitted(trainer, p, n_outputs)
@@ -364,11 +382,12 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     batch_size : samples per step, clipped to the number of samples.
     epochs : the most passes over the data in ``fit`` (``partial_fit`` does one).
     tol, n_iter_no_change : ``fit`` stops early once the mean training loss of
-        an epoch has not improved by more than ``tol`` for ``n_iter_no_change``
-        epochs in a row, as ``MLPClassifier`` does, and keeps the weights of
-        the epoch with the lowest training loss (a late loss spike, common on
-        unscaled features, does not decide the model). ``tol=None``: always
-        ``epochs`` epochs, the last weights. ``n_iter_`` says how many ran.
+        an epoch has not fallen below the best so far minus ``tol`` for more
+        than ``n_iter_no_change`` epochs in a row (``MLPClassifier``'s rule),
+        and keeps the weights of the epoch with the lowest training loss (a
+        late loss spike, common on unscaled features, does not decide the
+        model). ``tol=None``: always ``epochs`` epochs, the last weights.
+        ``n_iter_`` says how many ran.
     batchnorm : ``BatchNorm`` after every hidden ``Dense`` layer.
     dropout : dropout probability after every hidden activation (0: none).
     l2 : λ of the L2 penalty on the weights (``nnc.Trainer(l2=...)``).

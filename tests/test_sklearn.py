@@ -378,3 +378,24 @@ def test_fit_keeps_the_lowest_loss_epoch_not_an_older_one():
     assert all(b < a for a, b in zip(curve, curve[1:]))  # the premise
     plain = small(epochs=stopped.n_iter_, tol=None, lr=0.003).fit(X, y)
     np.testing.assert_array_equal(stopped.model_.flat_params, plain.model_.flat_params)
+
+
+@pytest.mark.parametrize("drop_per_epoch,expected", [(0.6e-4, 12), (0.0, 12), (2e-4, None)])
+def test_the_stopping_rule_is_mlpclassifiers(drop_per_epoch, expected):
+    """scikit-learn's _update_no_improvement_count: no improvement when the
+    loss is not below best - tol; stop when the count exceeds n_iter_no_change
+    (a loss falling by 0.6 tol per epoch stops at epoch 12, like a flat one)."""
+    from nnc.sklearn import _Convergence
+
+    class Stub:
+        stop_training = False
+
+    rule, trainer = _Convergence(1e-4, 10), Stub()
+    rule.on_train_begin(trainer)
+    stopped = None
+    for epoch in range(40):
+        rule.on_epoch_end(trainer, epoch, {"loss": 1.0 - drop_per_epoch * epoch})
+        if trainer.stop_training:
+            stopped = epoch + 1
+            break
+    assert stopped == expected
