@@ -280,7 +280,9 @@ class CSVLogger(Callback):
     epoch's metrics (loss, accuracy, val_loss, ...) and ``lr`` (the learning
     rate of the epoch's last step). The header is the first row. Without
     ``append`` the file is rewritten at each ``fit``; with it rows are added
-    (and the header only to an empty file). Each row is written and closed
+    (and the header only to an empty file); a metric the file has no column
+    for yet (validation data in a later ``fit``) adds the column, empty in
+    the earlier rows. Each row is written and closed
     at once, so the file is complete even if training is interrupted."""
 
     def __init__(self, path, append=False, separator=","):
@@ -292,6 +294,16 @@ class CSVLogger(Callback):
 
     def check(self, trainer):
         _check_folder("CSVLogger", self.path)
+
+    def _rewrite_with(self, fields):
+        with open(self.path, newline="") as file:
+            rows = list(csv.DictReader(file, delimiter=self.separator))
+        with open(self.path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=fields, restval="",
+                                    delimiter=self.separator)
+            writer.writeheader()
+            writer.writerows(rows)
+        self._fields = fields
 
     def on_train_begin(self, trainer):
         self._fields = None
@@ -307,9 +319,12 @@ class CSVLogger(Callback):
         header = self._fields is None
         if header:
             self._fields = list(row)
+        new = [key for key in row if key not in self._fields]
+        if new:  # e.g. validation metrics in a later fit: the file gets the columns
+            self._rewrite_with(self._fields + new)
         with open(self.path, "a", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self._fields, restval="",
-                                    extrasaction="ignore", delimiter=self.separator)
+                                    delimiter=self.separator)
             if header:
                 writer.writeheader()
             writer.writerow(row)

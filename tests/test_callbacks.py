@@ -180,3 +180,18 @@ def test_a_refused_fit_changes_nothing_first(tmp_path, data):
     with pytest.raises(ValueError, match="ModelCheckpoint: the folder .* does not exist"):
         trainer.fit(*data, epochs=1, verbose=False,
                     callbacks=[ModelCheckpoint(tmp_path / "missing" / "m.npz")])
+
+
+def test_csv_logger_appending_adds_columns_a_later_fit_brings(tmp_path, data):
+    import csv
+    from nnc.callbacks import CSVLogger
+    X, y = data
+    log = CSVLogger(tmp_path / "log.csv", append=True)
+    trainer = make_trainer()
+    trainer.fit(X, y, epochs=2, verbose=False, callbacks=[log])
+    trainer.fit(X[:64], y[:64], epochs=2, validation_data=(X[64:], y[64:]), verbose=False,
+                callbacks=[log])
+    rows = list(csv.DictReader(open(tmp_path / "log.csv", newline="")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["val_loss"] == "" for r in rows] == [True, True, False, False]
+    assert float(rows[3]["val_loss"]) == pytest.approx(trainer.history.epochs["val_loss"][-1])
