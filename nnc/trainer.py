@@ -308,6 +308,7 @@ class Trainer:
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
                        unit="batch", disable=not verbose, leave=True, mininterval=0.2)
             refresh_every = max(1, steps_per_epoch // 20)
+            self._mid_epoch = True  # a checkpoint now could not resume this epoch's rest
             for step, (xb, yb) in enumerate(self._batches(X, y, order)):
                 loss, correct = self._train_step(xb, yb)
                 total_loss += loss * xb.shape[0]
@@ -325,6 +326,7 @@ class Trainer:
                 val = self.evaluate(*validation_data)
                 record.update({"val_" + k: v for k, v in val.items()})
             self.history.record_epoch(**record)
+            self._mid_epoch = False
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
             bar.close()
             self._call("on_epoch_end", epoch, record)
@@ -418,6 +420,11 @@ class Trainer:
         ``load_checkpoint(path)`` continue from it. See ``nnc.persistence``."""
         from nnc.persistence import save_checkpoint
 
+        if getattr(self, "_mid_epoch", False):
+            warnings.warn("save_checkpoint during an epoch: a run resumed from it starts the next "
+                          "epoch (new shuffle) instead of this epoch's remaining batches, so it "
+                          "will not continue bit-identically; checkpoint at the end of an epoch "
+                          "(ModelCheckpoint, on_epoch_end)", UserWarning, stacklevel=2)
         save_checkpoint(self, path, metadata=metadata)
 
     def load_checkpoint(self, path):

@@ -4,6 +4,7 @@ Most tests feed the callback a scripted metric ("score") through a
 LambdaCallback that runs first and writes it into the epoch logs, so the
 expected behaviour is exact."""
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -163,7 +164,6 @@ def test_bad_arguments(make, error):
 def test_a_refused_fit_changes_nothing_first(tmp_path, data):
     """Callback settings that this fit cannot use are refused before the
     checkpoint is loaded and before any log file is truncated."""
-    from nnc.callbacks import CSVLogger, ReduceLROnPlateau
     trainer = make_trainer()
     trainer.fit(*data, epochs=2, verbose=False)
     trainer.save_checkpoint(tmp_path / "c.npz")
@@ -183,8 +183,6 @@ def test_a_refused_fit_changes_nothing_first(tmp_path, data):
 
 
 def test_csv_logger_appending_adds_columns_a_later_fit_brings(tmp_path, data):
-    import csv
-    from nnc.callbacks import CSVLogger
     X, y = data
     log = CSVLogger(tmp_path / "log.csv", append=True)
     trainer = make_trainer()
@@ -195,3 +193,20 @@ def test_csv_logger_appending_adds_columns_a_later_fit_brings(tmp_path, data):
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
     assert [r["val_loss"] == "" for r in rows] == [True, True, False, False]
     assert float(rows[3]["val_loss"]) == pytest.approx(trainer.history.epochs["val_loss"][-1])
+
+
+def test_a_checkpoint_saved_during_an_epoch_warns(tmp_path, data):
+    saved = []
+
+    def save(trainer, logs):
+        if logs["step"] == 2:
+            with pytest.warns(UserWarning, match="save_checkpoint during an epoch"):
+                trainer.save_checkpoint(tmp_path / "mid.npz")
+            saved.append(True)
+
+    trainer = make_trainer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and none at the end of an epoch
+        trainer.fit(*data, epochs=2, verbose=False, callbacks=[
+            LambdaCallback(on_step_end=save), ModelCheckpoint(tmp_path / "end.npz")])
+    assert saved == [True]
