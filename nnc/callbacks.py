@@ -187,8 +187,10 @@ class ModelCheckpoint(Callback):
     the end of every epoch, or with ``save_best_only=True`` only when
     ``monitor`` improved. ``path`` may hold ``{epoch}`` (1-based) and epoch
     metrics, e.g. ``"ckpt-{epoch:03d}-{val_loss:.3f}.npz"``. Writes are
-    atomic. ``saved`` lists ``(epoch, path)`` of every write (0-based epoch);
-    the best value starts afresh at each ``fit``."""
+    atomic. ``saved`` lists ``(epoch, path)`` of every write (0-based epoch).
+    The best value to beat is the best of the trainer's history so far, so a
+    later ``fit`` or a resumed run never replaces the best file with a worse
+    model."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
         path = _check_path(path)
@@ -203,6 +205,9 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, trainer):
         self._best.reset()
+        for value in trainer.history.epochs.get(self.monitor, []):
+            if self._best.improved(value):
+                self._best.best = value
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.save_best_only:

@@ -243,7 +243,10 @@ class Trainer:
         ``resume_from``: a checkpoint file (``save_checkpoint``,
         ``callbacks.ModelCheckpoint``) restored first: weights, buffers,
         optimizer state, step count, shuffling generator and history, so
-        training continues bit-identically to a run that was never stopped.
+        training continues bit-identically to a run that was never stopped
+        (callbacks that count epochs, ``EarlyStopping`` and
+        ``ReduceLROnPlateau``, start counting afresh; ``ModelCheckpoint``
+        compares against the best of the restored history).
         With ``resume_from``, ``epochs`` is the *total* number of epochs, the
         checkpoint's included: rerunning the same script after an
         interruption finishes the original plan.

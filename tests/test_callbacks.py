@@ -210,3 +210,22 @@ def test_a_checkpoint_saved_during_an_epoch_warns(tmp_path, data):
         trainer.fit(*data, epochs=2, verbose=False, callbacks=[
             LambdaCallback(on_step_end=save), ModelCheckpoint(tmp_path / "end.npz")])
     assert saved == [True]
+
+
+def test_model_checkpoint_best_only_never_replaces_a_better_file_after_resuming(tmp_path, data):
+    X, y = data
+    first = make_trainer(optimizer=nnc.SGD(0.5))
+    checkpoint = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    first.fit(X[:64], y[:64], epochs=6, validation_data=(X[64:], y[64:]), verbose=False,
+              callbacks=[checkpoint])
+    best = min(first.history.epochs["val_loss"])
+    first.save_checkpoint(tmp_path / "run.npz")
+    resumed = make_trainer(optimizer=nnc.SGD(0.5))
+    again = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    resumed.fit(X[:64], y[:64], epochs=12, validation_data=(X[64:], y[64:]), verbose=False,
+                resume_from=tmp_path / "run.npz", callbacks=[again])
+    later = resumed.history.epochs["val_loss"][6:]
+    assert len(again.saved) == sum(v < min([best] + later[:i]) for i, v in enumerate(later))
+    kept = nnc.Trainer(make_trainer().model, optimizer=nnc.SGD(0.5), batch_size=32)
+    kept.load_checkpoint(tmp_path / "best.npz")
+    assert min(kept.history.epochs["val_loss"]) == min([best] + later)
