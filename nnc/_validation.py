@@ -1,6 +1,7 @@
 """Checks at the Python boundary: every public entry point validates its
 input here once, with an error that names the argument, what it received and
 what was expected. Kernels run with bounds checks off and trust these."""
+import copy
 import numbers
 
 import numpy as np
@@ -32,14 +33,55 @@ def _as_array(x, name):
     return x
 
 
-def _check_finite_in(x, name, dtype):
-    """No NaN/Inf in ``x``, and no value that would overflow ``dtype``."""
+def as_finite(x, name, dtype, non_negative=None):
+    """The real-valued array ``x`` as a C-contiguous ``dtype`` array, or
+    ValueError naming it: NaN/Inf, a value that would overflow ``dtype`` (1e39
+    becomes inf in float32; checked before the cast), and, when
+    ``non_negative`` says what ``x`` holds (a variance...), a negative value."""
     if not all_finite(x):
         raise ValueError(f"{name} contains NaN or Inf")
     if x.dtype.kind == "f" and x.dtype != dtype and x.size \
             and np.abs(x).max() > np.finfo(dtype).max:
         raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range "
                          f"(max |x| = {np.abs(x).max():.3g})")
+    if non_negative is not None and x.size and x.min() < 0:
+        raise ValueError(f"{name} contains negative values (min {x.min():.6g}), but it holds "
+                         f"{non_negative}, which is never negative")
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def as_index(index, name="index"):
+    """Integer indices as a C-contiguous int64 array (no copy when they are
+    one already, as the Trainer's are); TypeError for anything else."""
+    index = np.asarray(index)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {index.dtype.name}")
+    return np.ascontiguousarray(index, dtype=np.int64)
+
+
+def check_state_array(value, name, shape, dtype, non_negative=None):
+    """A saved array to restore (parameters, buffers, optimizer state) as a
+    finite ``dtype`` array of ``shape`` (``as_finite``), or ValueError naming it."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if array.shape != shape or array.dtype.kind not in "fiu":
+        raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype.name}, "
+                         f"expected shape {shape} and floats")
+    return as_finite(array, name, dtype, non_negative)
+
+
+def check_generator_state(state, name, generator):
+    """ValueError unless ``state`` is a valid state for ``generator``'s kind
+    of bit generator (checked on a scratch generator)."""
+    scratch = type(generator.bit_generator)()
+    try:
+        if not isinstance(state, dict) or state.get("bit_generator") != type(scratch).__name__:
+            raise ValueError(f"expected a {type(scratch).__name__} state")
+        scratch.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{name} is not a valid generator state ({exc})") from None
 
 
 def all_finite(x):
@@ -73,8 +115,7 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(f"{name} has {x.shape[1]} features (shape {x.shape}), "
                          f"expected {n_features}")
-    _check_finite_in(x, name, dtype)
-    return np.ascontiguousarray(x, dtype=dtype)
+    return as_finite(x, name, dtype)
 
 
 def check_labels(y, name, n_samples, n_classes):
@@ -109,8 +150,7 @@ def check_targets(y, name, shape, dtype, low=None, high=None):
         y = y.reshape(-1, 1)
     if y.shape != tuple(shape):
         raise ValueError(f"{name} has shape {y.shape}, expected {tuple(shape)}")
-    _check_finite_in(y, name, dtype)
-    y = np.ascontiguousarray(y, dtype=dtype)
+    y = as_finite(y, name, dtype)
     if y.size and ((low is not None and y.min() < low) or (high is not None and y.max() > high)):
         raise ValueError(f"{name} must lie in [{low}, {high}], got values in "
                          f"[{y.min()}, {y.max()}]")

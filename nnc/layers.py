@@ -13,7 +13,7 @@ only gradients it owns.
 """
 import numpy as np
 
-from nnc._validation import check_float, check_int
+from nnc._validation import as_finite, check_float, check_int
 from nnc.init import get_initializer
 
 
@@ -147,12 +147,8 @@ class Dense(Layer):
         if weights.dtype.kind not in "fiu":
             raise TypeError(f"init {self._init_name!r} returned {weights.dtype.name} values, "
                             "expected real numbers")
-        with np.errstate(over="ignore"):
-            cast = weights.astype(self.params["W"].dtype)
-        if not np.isfinite(cast).all():
-            raise ValueError(f"init {self._init_name!r} returned NaN or Inf weights, or values "
-                             f"beyond the {cast.dtype.name} range")
-        self.params["W"][...] = cast
+        self.params["W"][...] = as_finite(weights, f"the weights init {self._init_name!r} "
+                                          "returned", self.params["W"].dtype)
         if self.bias:
             self.params["b"][...] = 0
 

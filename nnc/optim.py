@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from nnc._validation import check_bool, check_float
+from nnc._validation import check_bool, check_float, check_state_array
 from nnc.backends import get_backend
 
 
@@ -152,20 +152,10 @@ class Optimizer:
         checked = {}
         for name in rebuilt.state_names:
             value = np.asarray(arrays[name])
-            shape = value.shape if self.params is None else self.params.shape
-            if value.shape != shape or value.dtype.kind not in "fiu":
-                raise ValueError(f"state array {name!r} has shape {value.shape} and dtype "
-                                 f"{value.dtype.name}, expected shape {shape} and floats")
-            if self.params is not None:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    value = value.astype(self.params.dtype)
-            if not np.isfinite(value).all():
-                raise ValueError(f"state array {name!r} contains NaN or Inf, or values beyond "
-                                 f"the parameters' range")
-            if name in rebuilt.squared_state and value.size and value.min() < 0:
-                raise ValueError(f"state array {name!r} holds averages of squared gradients, "
-                                 f"which are never negative; got {value.min()}")
-            checked[name] = value
+            bound = self.params if self.params is not None else value  # unbound: as given
+            checked[name] = check_state_array(
+                value, f"state array {name!r}", bound.shape, bound.dtype,
+                "averages of squared gradients" if name in rebuilt.squared_state else None)
         return rebuilt, int(t), checked
 
     def _apply_state(self, rebuilt, t, arrays):
@@ -180,8 +170,7 @@ class Optimizer:
             if name in self.state:
                 self.state[name][...] = value
             else:
-                dtype = value.dtype if self.params is None else self.params.dtype
-                self.state[name] = np.array(value, dtype=dtype)
+                self.state[name] = value.copy()  # already the parameters' dtype
 
     def _update(self, lr):
         raise NotImplementedError

@@ -42,7 +42,7 @@ import zipfile
 
 import numpy as np
 
-from nnc._validation import all_finite
+from nnc._validation import as_finite, check_generator_state
 from nnc._version import __version__
 from nnc.history import History
 from nnc.init import INITIALIZERS
@@ -433,21 +433,17 @@ def _check_values(path, name, array, non_negative=None):
     """No NaN/Inf in ``array`` (a parameter, buffer or optimizer state), and
     no negative value if ``non_negative`` (what the array holds) is given.
     The History is not checked: a diverged loss is legitimately NaN."""
-    if not all_finite(array):
-        raise _bad(path, f"array {name!r} contains NaN or Inf")
-    if non_negative is not None and array.size and array.min() < 0:
-        raise _bad(path, f"array {name!r} contains negative values (min {array.min():.6g}), "
-                         f"but it holds {non_negative}, which is never negative")
+    try:
+        as_finite(array, f"array {name!r}", array.dtype, non_negative)
+    except ValueError as exc:
+        raise _bad(path, str(exc)) from None
 
 
 def _check_rng_state(path, field, state, generator):
-    scratch = type(generator.bit_generator)()
     try:
-        if not isinstance(state, dict) or state.get("bit_generator") != type(scratch).__name__:
-            raise ValueError(f"expected a {type(scratch).__name__} state")
-        scratch.state = state
-    except (TypeError, ValueError, KeyError) as exc:
-        raise _bad(path, f"header field {field!r} is not a valid generator state ({exc})") from None
+        check_generator_state(state, f"header field {field!r}", generator)
+    except ValueError as exc:
+        raise _bad(path, str(exc)) from None
     return state
 
 

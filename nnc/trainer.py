@@ -13,7 +13,8 @@ import copy
 import math
 import warnings
 
-from nnc._validation import check_bool, check_features, check_float, check_int
+from nnc._validation import (check_bool, check_features, check_float, check_generator_state,
+                              check_int, check_state_array)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
@@ -383,7 +384,7 @@ class Trainer:
         if missing:
             raise ValueError(f"state lacks {sorted(missing)}: not a Trainer.state_dict()")
         # every check first: a refused state changes nothing
-        params = _checked_array(state["params"], "state['params'] (the flat parameters)",
+        params = check_state_array(state["params"], "state['params'] (the flat parameters)",
                                 self.model.flat_params.shape, self.model.dtype)
         buffers = state["buffers"]
         if not isinstance(buffers, (list, tuple)) or len(buffers) != len(self.model.layers):
@@ -394,16 +395,16 @@ class Trainer:
                 raise ValueError(f"state['buffers'][{i}] must be a dict with the keys "
                                  f"{sorted(layer.buffers)}, got {saved!r:.80}")
             for name, value in saved.items():
-                _checked_array(value, f"state['buffers'][{i}][{name!r}]",
+                check_state_array(value, f"state['buffers'][{i}][{name!r}]",
                                layer.buffers[name].shape, self.model.dtype)
         optimizer = self.optimizer._checked_state(state["optimizer"])
         step_count = state["step_count"]
         if isinstance(step_count, (bool, np.bool_)) or not isinstance(
                 step_count, (int, np.integer)) or step_count < 0:
             raise ValueError(f"state['step_count'] must be an int >= 0, got {step_count!r:.80}")
-        _check_generator_state(state["rng"], "state['rng']", self.rng)
+        check_generator_state(state["rng"], "state['rng']", self.rng)
         if state.get("model_rng") is not None:  # optional: older state dicts lack it
-            _check_generator_state(state["model_rng"], "state['model_rng']", self.model.rng)
+            check_generator_state(state["model_rng"], "state['model_rng']", self.model.rng)
         history = History.from_dict(state["history"])
         # apply
         self.model.flat_params[...] = params
@@ -443,31 +444,3 @@ class Trainer:
         """The model's output for X (evaluation mode)."""
         return self.model.predict(X, batch_size=max(self.batch_size, 256)
                                   if batch_size is None else batch_size)
-
-
-def _checked_array(value, name, shape, dtype):
-    """``value`` as a finite ``dtype`` array of ``shape`` (finite after the
-    conversion: 1e300 would become inf in float32), or ValueError naming it."""
-    try:
-        array = np.asarray(value)
-    except Exception as exc:
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if array.shape != shape or array.dtype.kind not in "fiu":
-        raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype.name}, "
-                         f"expected shape {shape} and floats")
-    with np.errstate(over="ignore", invalid="ignore"):
-        array = array.astype(dtype)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or Inf, or values beyond the "
-                         f"{np.dtype(dtype).name} range")
-    return array
-
-
-def _check_generator_state(state, name, generator):
-    """ValueError unless ``state`` is a valid state of ``generator``'s kind."""
-    scratch = type(generator.bit_generator)()
-    try:
-        scratch.state = copy.deepcopy(state)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{name} is not a valid {type(scratch).__name__} state "
-                         f"({exc})") from None

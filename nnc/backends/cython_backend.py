@@ -8,6 +8,7 @@ import importlib
 import numpy as np
 
 from nnc._kernels import _blas, batchnorm, checks, dense, dropout, gather, losses
+from nnc._validation import as_index
 from nnc.threads import cpu_has_avx2, pin_scipy_blas
 
 
@@ -75,15 +76,7 @@ class CythonBackend:
     def gather_rows(self, x, index, out):
         """out[i] = x[index[i]]; ``index`` of any integer type (the kernel
         takes int64, which the Trainer passes: no conversion per step)."""
-        index = np.asarray(index)
-        if index.dtype != np.int64 or not index.flags.c_contiguous:
-            if index.dtype.kind not in "iu":
-                raise TypeError(f"index must hold integers, got dtype {index.dtype.name}")
-            if index.dtype == np.uint64 and index.size and index.max() > np.iinfo(np.int64).max:
-                raise IndexError(f"index {index.max()} is out of range for x with "
-                                 f"{len(x)} rows")
-            index = np.ascontiguousarray(index, dtype=np.int64)
-        self._gather_rows(x, index, out)
+        self._gather_rows(x, as_index(index), out)
 
     sgd_update = staticmethod(optimizers.sgd_update)
     momentum_update = staticmethod(optimizers.momentum_update)

@@ -9,7 +9,7 @@ layers back-propagate through them in place.
 """
 import numpy as np
 
-from nnc._validation import all_finite
+from nnc._validation import all_finite, as_index
 
 
 class NumpyBackend:
@@ -148,9 +148,7 @@ class NumpyBackend:
 
     def gather_rows(self, x, index, out):
         """out[i] = x[index[i]]: the rows of a shuffled mini-batch."""
-        index = np.asarray(index)
-        if index.dtype.kind not in "iu":
-            raise TypeError(f"index must hold integers, got dtype {index.dtype.name}")
+        index = as_index(index)
         if index.size and not (0 <= index.min() and index.max() < len(x)):
             bad = index.min() if index.min() < 0 else index.max()
             raise IndexError(f"index {bad} is out of range for x with {len(x)} rows")
