@@ -78,10 +78,11 @@ def show_config(file=None):
     except ImportError as exc:
         lines.append(f"compiled kernels: NOT AVAILABLE ({exc}); only backend='numpy' works")
     else:
-        from nnc.backends.cython_backend import optimizers
+        from nnc.backends.cython_backend import VECTOR_KERNELS
 
+        modules = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in VECTOR_KERNELS)
         lines.append(f"compiled kernels: built {'with' if threads.openmp_enabled() else 'WITHOUT'} "
-                     f"OpenMP; optimizer kernels: {optimizers.__name__.rsplit('.', 1)[-1]}")
+                     f"OpenMP; in use: {modules}")
         lines.append(f"threads: {threads.get_num_threads()} (OpenMP pool; "
                      f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "

@@ -1,13 +1,16 @@
-"""The AVX2 builds of the optimizer, gradient and activation kernels give
-bit-identical results to the baseline build (they are compiled without FMA)."""
+"""The AVX2 builds of the optimizer, gradient, activation, batch-norm and
+dense kernels give bit-identical results to the baseline build (they are
+compiled without FMA)."""
 import numpy as np
 import pytest
 
-from nnc._kernels import activations, gradients, optimizers
+from nnc._kernels import activations, batchnorm, dense, gradients, optimizers
 
 avx2 = pytest.importorskip("nnc._kernels.optimizers_avx2")
 gradients_avx2 = pytest.importorskip("nnc._kernels.gradients_avx2")
 activations_avx2 = pytest.importorskip("nnc._kernels.activations_avx2")
+batchnorm_avx2 = pytest.importorskip("nnc._kernels.batchnorm_avx2")
+dense_avx2 = pytest.importorskip("nnc._kernels.dense_avx2")
 from nnc.threads import cpu_has_avx2  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not cpu_has_avx2(), reason="this CPU has no AVX2")
@@ -74,3 +77,28 @@ def test_activation_kernels_bit_identical(dtype, name, args):
         getattr(module, name)(*[arrays[a] if isinstance(a, str) else a for a in args], out)
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [2, 37, 203])  # 37, 203: four-row blocks and a remainder
+def test_batchnorm_and_dense_kernels_bit_identical(dtype, rows):
+    rng = np.random.default_rng(0)
+    f = 29  # odd: vector body and scalar tail
+    x = (rng.normal(size=(rows, f)) * 3 + 1).astype(dtype)
+    dy = rng.normal(size=(rows, f)).astype(dtype)
+    gamma, beta = rng.normal(size=f).astype(dtype), rng.normal(size=f).astype(dtype)
+    results = []
+    for bn, dn in ((batchnorm, dense), (batchnorm_avx2, dense_avx2)):
+        mean, var = np.zeros(f, dtype), np.ones(f, dtype)
+        vectors = [np.empty(f, dtype) for _ in range(5)]  # batch mean, var, 1/std, dγ, dβ
+        out, x_hat, dx, eval_out = (np.empty_like(x) for _ in range(4))
+        bn.batchnorm_forward_train(x, gamma, beta, mean, var, 0.9, 1e-5, out, x_hat,
+                                   *vectors[:3])
+        bn.batchnorm_backward(dy, x_hat, gamma, vectors[2], vectors[3], vectors[4], dx)
+        bn.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, eval_out)
+        w = rng.normal(size=(f, 7)).astype(dtype) if not results else results[0][-1]
+        dw, db, dxd = np.empty((f, 7), dtype), np.empty(7, dtype), np.empty_like(x)
+        dn.dense_backward(x, w, np.ascontiguousarray(dy[:, :7]), dw, db, dxd)
+        results.append([out, x_hat, dx, eval_out, mean, var, *vectors, dw, db, dxd, w])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

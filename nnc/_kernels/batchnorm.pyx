@@ -10,7 +10,7 @@ Backward (closed form), with g = dL/dz̃:
 dβ_j = Σ_i g_ij,   dγ_j = Σ_i g_ij ẑ_ij
 dz_ij = γ_j / (m sqrt(σ²_j + ε)) · (m g_ij - dβ_j - ẑ_ij dγ_j)
 
-The per-feature sums are column reductions over row blocks (_reduce.pyx);
+The per-feature sums are column reductions over row blocks (_reduce.pxi);
 the elementwise passes are split by rows.
 """
 from cython cimport floating
@@ -19,7 +19,7 @@ from libc.math cimport sqrt
 from libc.stdlib cimport malloc, free
 
 from nnc._kernels._parallel cimport elementwise_threads
-from nnc._kernels._reduce cimport column_reduce
+include "_reduce.pxi"
 
 include "_checks.pxi"
 

@@ -6,7 +6,7 @@ Backward: dW = Xᵀ dY,  db = Σ_rows dY,  dX = dY Wᵀ
 from cython cimport floating
 
 from nnc._kernels._blas cimport gemm
-from nnc._kernels._reduce cimport column_sums
+include "_reduce.pxi"
 
 include "_checks.pxi"
 

@@ -8,7 +8,7 @@ bce_with_logits        L = 1/(n k) Σ max(z,0) - z t + log(1 + exp(-|z|))
                        dL/dz = (sigmoid(z) - t) / (n k)
 
 Rows are split into one contiguous block per thread; block losses are summed
-in block order (see _reduce.pyx).
+in block order (see _reduce.pxi).
 """
 from cython cimport floating
 from cython.parallel cimport prange

@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from nnc._kernels import _blas, batchnorm, checks, dense, dropout, gather, losses
+from nnc._kernels import _blas, checks, dropout, gather, losses
 from nnc._validation import as_index
 from nnc.threads import cpu_has_avx2, pin_scipy_blas
 
@@ -24,8 +24,11 @@ def _kernel_module(name):
 
 
 activations = _kernel_module("activations")
+batchnorm = _kernel_module("batchnorm")
+dense = _kernel_module("dense")
 optimizers = _kernel_module("optimizers")
 gradients = _kernel_module("gradients")
+VECTOR_KERNELS = (activations, batchnorm, dense, gradients, optimizers)
 
 pin_scipy_blas()
 

@@ -3,7 +3,11 @@ the thread count beyond rounding.
 
 Each thread sums a fixed contiguous block of rows into its own partial; the
 partials are then added in block order on one thread. For a given thread
-count the result is bit-reproducible.
+count the result is bit-reproducible, and the same in the baseline and
+the AVX2 build (every sum runs down one column, one vector lane per column).
+
+Included (not cimported) by the kernels that reduce, so that their AVX2
+builds compile these loops with AVX2 too.
 """
 from cython cimport floating
 from cython.parallel cimport prange
