@@ -235,6 +235,13 @@ class ReduceLROnPlateau(Callback):
     each reduction, so combining the two raises ValueError at the start of
     ``fit``. The reduced rate is part of the optimizer's state, so it is in
     checkpoints.
+
+    Counting follows Keras: the rate drops at the ``patience``-th epoch in
+    a row without improvement (so ``patience`` 0 and 1 both drop at the
+    first such epoch), and ``min_delta`` is absolute. PyTorch's
+    ``ReduceLROnPlateau(patience=p, threshold=d, threshold_mode="abs")``
+    drops one epoch later: it matches ``patience=p + 1, min_delta=d``
+    (without cooldown; the two count cooldown epochs differently).
     """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_lr=0.0,

@@ -224,8 +224,9 @@ class SGD(Optimizer):
 
     PyTorch: ``torch.optim.SGD(lr=α*(1-β), momentum=β, dampening=0,
     nesterov=...)`` follows the same trajectory from the first step.
-    With ``dampening=β`` (and lr=α) it agrees after step 1 only, because
-    PyTorch starts its buffer at g instead of (1-β) g.
+    ``dampening=β`` (with lr=α) has the same rule but starts its buffer at
+    g₁ instead of (1-β) g₁, and the weights never catch up: they end
+    α β/(1-β) g₁ apart.
     Keras: ``SGD(learning_rate=α*(1-β), momentum=β)``; Keras keeps the
     learning rate inside the velocity (v ← βv - lr g).
     """
@@ -252,8 +253,11 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop as in the lecture: r ← ρ r + (1-ρ) g²;  w ← w - α g / sqrt(r + ε).
 
-    PyTorch's RMSprop puts ε outside the root, g / (sqrt(r) + ε): with the
-    default ε = 1e-8 the two differ only where r is tiny. Keras matches nnc.
+    PyTorch: ``torch.optim.RMSprop(lr=α, alpha=ρ, eps=...)`` (default
+    ρ 0.99 there) puts ε outside the root, g / (sqrt(r) + ε). ε = 1e-8
+    inside the root acts like 1e-4 outside it, which shows wherever
+    sqrt(r) is not far above 1e-4 (small gradients): to reproduce PyTorch,
+    pass a tiny ε to both (e.g. 1e-30). Keras matches nnc.
     """
 
     state_names = squared_state = ("square_avg",)

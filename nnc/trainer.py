@@ -37,10 +37,18 @@ class Trainer:
     batch_size : samples per step; the last batch of an epoch may be smaller
     l2 : λ of the lecture's penalty λ R(w), R(w) = ½ Σ w² over the weights
         of Dense layers (not biases, not batch-norm parameters): λ R(w) is
-        added to the reported loss and λ w to the gradient.
+        added to the training loss (``history`` ``loss``: the cost being
+        minimised) and λ w to the gradient, before clipping. ``evaluate``
+        and ``val_loss`` report the data loss alone. PyTorch: the same as
+        ``weight_decay=λ`` on the weights only when there is no clipping
+        (PyTorch adds its decay after ``clip_grad_norm_``); with clipping,
+        the same as adding λ/2 Σ w² to the loss before ``backward``.
     clip_norm : if set, gradients are rescaled so that their global L2 norm
-        (over all parameters together) is at most ``clip_norm``.
-    clip_value : if set, each gradient element is clipped to [-v, v].
+        (over all parameters together) is at most ``clip_norm``: g ← g c/‖g‖
+        when ‖g‖ > c (PyTorch's ``clip_grad_norm_`` divides by ‖g‖ + 1e-6,
+        which shows only when ‖g‖ is near 1e-6).
+    clip_value : if set, each gradient element is clipped to [-v, v]
+        (``clip_grad_value_``).
     schedule : a learning-rate schedule (``nnc.schedules``), a callable
         ``t -> lr`` evaluated at every step t = 0, 1, ...; None keeps the
         optimizer's ``lr``.

@@ -723,3 +723,30 @@ def test_threaded_kernels_match_torch(parallel_kernels, dtype):
     for name in OPTIMIZERS:
         test_optimizer_trajectories_match_torch_through_the_mapping("cython", dtype, name)
     test_trainer_clipping_and_l2_match_torch("cython", dtype, "adamw-l2-clip")
+
+
+def test_reduce_lr_on_plateau_matches_torch_with_one_more_patience():
+    """ReduceLROnPlateau counts as Keras; its docstring's PyTorch mapping:
+    torch's patience=p, threshold=d, threshold_mode="abs" is nnc's
+    patience=p + 1, min_delta=d."""
+    from nnc.callbacks import ReduceLROnPlateau
+
+    class Trainer:  # what the callback reads and writes
+        optimizer = nnc.SGD(1.0)
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        values = np.round(rng.random(15), 1).tolist()
+        patience, min_delta = int(rng.integers(0, 4)), float(rng.choice([0.0, 0.05]))
+        ours = ReduceLROnPlateau("val_loss", factor=0.5, patience=patience + 1,
+                                 min_delta=min_delta)
+        trainer = Trainer()
+        trainer.optimizer = nnc.SGD(1.0)
+        w = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([w], lr=1.0)
+        theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=patience, threshold=min_delta, threshold_mode="abs")
+        for epoch, value in enumerate(values):
+            ours.on_epoch_end(trainer, epoch, {"val_loss": value})
+            theirs.step(value)
+            assert trainer.optimizer.lr == opt.param_groups[0]["lr"], (values, patience, epoch)
