@@ -15,6 +15,8 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from nnc._kernels._parallel cimport gemm_threads
 
+include "_checks.pxi"
+
 
 cdef void gemm_serial(bint trans_a, bint trans_b, int m, int n, int k,
                       floating alpha, const floating* a, int lda,
@@ -75,6 +77,9 @@ def gemm_into(const floating[:, ::1] a not None, const floating[:, ::1] b not No
         raise ValueError(f"gemm: inner dimensions differ: op(a) is {m}x{k}, op(b) is {k_b}x{n}")
     if out.shape[0] != m or out.shape[1] != n:
         raise ValueError(f"gemm: out has shape ({out.shape[0]}, {out.shape[1]}), expected ({m}, {n})")
+    cdef Extent arrays[3]
+    arrays[0] = span2(out); arrays[1] = span2(a); arrays[2] = span2(b)
+    check_apart(("out", "a", "b"), arrays, 1, 3, False)
     with nogil:
         gemm(trans_a, trans_b, m, n, k, <floating> alpha, &a[0, 0], max(1, <int> a.shape[1]),
              &b[0, 0], max(1, <int> b.shape[1]), <floating> beta, &out[0, 0], max(1, n))

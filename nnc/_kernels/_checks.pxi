@@ -20,3 +20,56 @@ cdef inline int check_same_shape(str name, Py_ssize_t* shape, str ref_name,
                              f"expected the shape of {ref_name}, "
                              f"{tuple([ref_shape[i] for i in range(ndim)])}")
     return 0
+
+
+# Overlap checks, also before the GIL is dropped: a kernel that writes into
+# memory it has yet to read (an output that is, or shares memory with, an
+# input or another output) would return garbage. Elementwise kernels read
+# each element before they write it, so there an output may be exactly the
+# same array as an input (in place); any other overlap is refused.
+
+from libc.stdint cimport uintptr_t
+
+
+ctypedef struct Extent:
+    uintptr_t start
+    uintptr_t stop
+
+
+cdef Extent NO_ARRAY  # a None argument: overlaps nothing
+
+
+cdef inline Extent span2(const floating[:, ::1] a) noexcept:
+    cdef Extent e
+    e.start = <uintptr_t> &a[0, 0]
+    e.stop = e.start + <uintptr_t> (a.shape[0] * a.shape[1]) * sizeof(floating)
+    return e
+
+
+cdef inline Extent span1(const floating[::1] a) noexcept:
+    cdef Extent e
+    e.start = <uintptr_t> &a[0]
+    e.stop = e.start + <uintptr_t> a.shape[0] * sizeof(floating)
+    return e
+
+
+cdef int check_apart(tuple names, Extent* arrays, int n_outputs, int n,
+                     bint in_place_ok) except -1:
+    """arrays[:n_outputs] are written, arrays[n_outputs:n] only read: no
+    written array may overlap another array (with ``in_place_ok``, it may
+    coincide with one exactly)."""
+    cdef int i, j
+    cdef Extent a, b
+    for i in range(n_outputs):
+        a = arrays[i]
+        for j in range(i + 1, n):
+            b = arrays[j]
+            if a.start == a.stop or b.start == b.stop or a.stop <= b.start or b.stop <= a.start:
+                continue
+            if in_place_ok and a.start == b.start and a.stop == b.stop:
+                continue
+            raise ValueError(
+                f"{names[i]} and {names[j]} share memory: the kernel would overwrite values "
+                f"it has yet to read; pass {'the same array or ' if in_place_ok else ''}"
+                "arrays that do not overlap")
+    return 0

@@ -26,6 +26,9 @@ cdef extern from "_vector_math.h" nogil:
 
 def relu_forward(const floating[:, ::1] x not None, floating[:, ::1] out not None):
     check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef Extent arrays[2]
+    arrays[0] = span2(out); arrays[1] = span2(x)
+    check_apart(("out", "x"), arrays, 1, 2, True)
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
@@ -39,6 +42,9 @@ def relu_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy n
                   floating[:, ::1] dx not None):
     check_same_shape("dy", dy.shape, "y", y.shape, 2)
     check_same_shape("dx", dx.shape, "y", y.shape, 2)
+    cdef Extent arrays[3]
+    arrays[0] = span2(dx); arrays[1] = span2(y); arrays[2] = span2(dy)
+    check_apart(("dx", "y", "dy"), arrays, 1, 3, True)
     cdef Py_ssize_t i, size = y.shape[0] * y.shape[1]
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]
@@ -55,6 +61,9 @@ def relu_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy n
 def leaky_relu_forward(const floating[:, ::1] x not None, double alpha,
                        floating[:, ::1] out not None):
     check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef Extent arrays[2]
+    arrays[0] = span2(out); arrays[1] = span2(x)
+    check_apart(("out", "x"), arrays, 1, 2, True)
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
@@ -68,6 +77,9 @@ def leaky_relu_backward(const floating[:, ::1] x not None, double alpha,
                         const floating[:, ::1] dy not None, floating[:, ::1] dx not None):
     check_same_shape("dy", dy.shape, "x", x.shape, 2)
     check_same_shape("dx", dx.shape, "x", x.shape, 2)
+    cdef Extent arrays[3]
+    arrays[0] = span2(dx); arrays[1] = span2(x); arrays[2] = span2(dy)
+    check_apart(("dx", "x", "dy"), arrays, 1, 3, True)
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef const floating* gp = &dy[0, 0]
@@ -90,6 +102,9 @@ cdef inline floating stable_sigmoid(floating x) noexcept nogil:
 
 def sigmoid_forward(const floating[:, ::1] x not None, floating[:, ::1] out not None):
     check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef Extent arrays[2]
+    arrays[0] = span2(out); arrays[1] = span2(x)
+    check_apart(("out", "x"), arrays, 1, 2, True)
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
@@ -102,6 +117,9 @@ def sigmoid_backward(const floating[:, ::1] y not None, const floating[:, ::1] d
                      floating[:, ::1] dx not None):
     check_same_shape("dy", dy.shape, "y", y.shape, 2)
     check_same_shape("dx", dx.shape, "y", y.shape, 2)
+    cdef Extent arrays[3]
+    arrays[0] = span2(dx); arrays[1] = span2(y); arrays[2] = span2(dy)
+    check_apart(("dx", "y", "dy"), arrays, 1, 3, True)
     cdef Py_ssize_t i, size = y.shape[0] * y.shape[1]
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]
@@ -113,6 +131,9 @@ def sigmoid_backward(const floating[:, ::1] y not None, const floating[:, ::1] d
 
 def tanh_forward(const floating[:, ::1] x not None, floating[:, ::1] out not None):
     check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef Extent arrays[2]
+    arrays[0] = span2(out); arrays[1] = span2(x)
+    check_apart(("out", "x"), arrays, 1, 2, True)
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef floating* yp = &out[0, 0]
@@ -128,6 +149,9 @@ def tanh_backward(const floating[:, ::1] y not None, const floating[:, ::1] dy n
                   floating[:, ::1] dx not None):
     check_same_shape("dy", dy.shape, "y", y.shape, 2)
     check_same_shape("dx", dx.shape, "y", y.shape, 2)
+    cdef Extent arrays[3]
+    arrays[0] = span2(dx); arrays[1] = span2(y); arrays[2] = span2(dy)
+    check_apart(("dx", "y", "dy"), arrays, 1, 3, True)
     cdef Py_ssize_t i, size = y.shape[0] * y.shape[1]
     cdef const floating* yp = &y[0, 0]
     cdef const floating* gp = &dy[0, 0]

@@ -67,6 +67,13 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
     check_shape("inv_std", inv_std.shape, 1, f, 0)
     check_same_shape("out", out.shape, "x", x.shape, 2)
     check_same_shape("x_hat", x_hat.shape, "x", x.shape, 2)
+    cdef Extent arrays[10]
+    arrays[0] = span2(out); arrays[1] = span2(x_hat); arrays[2] = span1(batch_mean)
+    arrays[3] = span1(batch_var); arrays[4] = span1(inv_std); arrays[5] = span1(running_mean)
+    arrays[6] = span1(running_var); arrays[7] = span2(x); arrays[8] = span1(gamma)
+    arrays[9] = span1(beta)
+    check_apart(("out", "x_hat", "batch_mean", "batch_var", "inv_std", "running_mean",
+                 "running_var", "x", "gamma", "beta"), arrays, 7, 10, False)
     if m < 2:
         raise ValueError(f"batch-norm in training needs at least 2 samples per batch, got {m}")
     cdef floating rho = <floating> momentum
@@ -108,6 +115,11 @@ def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1
     check_shape("running_mean", running_mean.shape, 1, f, 0)
     check_shape("running_var", running_var.shape, 1, f, 0)
     check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef Extent arrays[6]
+    arrays[0] = span2(out); arrays[1] = span2(x); arrays[2] = span1(gamma)
+    arrays[3] = span1(beta); arrays[4] = span1(running_mean); arrays[5] = span1(running_var)
+    check_apart(("out", "x", "gamma", "beta", "running_mean", "running_var"), arrays, 1, 6,
+                False)
     cdef floating* scale = <floating*> malloc(2 * f * sizeof(floating) + 1)
     if scale == NULL:
         raise MemoryError("batchnorm_forward_eval: out of memory")
@@ -146,6 +158,12 @@ def batchnorm_backward(const floating[:, ::1] dy not None, const floating[:, ::1
     check_shape("dbeta", dbeta.shape, 1, f, 0)
     check_same_shape("x_hat", x_hat.shape, "dy", dy.shape, 2)
     check_same_shape("dx", dx.shape, "dy", dy.shape, 2)
+    cdef Extent arrays[7]
+    arrays[0] = span1(dgamma); arrays[1] = span1(dbeta); arrays[2] = span2(dx)
+    arrays[3] = span2(dy); arrays[4] = span2(x_hat); arrays[5] = span1(gamma)
+    arrays[6] = span1(inv_std)
+    check_apart(("dgamma", "dbeta", "dx", "dy", "x_hat", "gamma", "inv_std"), arrays, 3, 7,
+                False)
     cdef int nt = elementwise_threads(m * f)
     cdef floating inv_m = <floating> (1.0 / m) if m > 0 else 0
     cdef const floating* g = &dy[0, 0]

@@ -22,6 +22,10 @@ def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w no
     check_shape("out", out.shape, 2, n, f_out)
     if has_bias:
         check_shape("b", b.shape, 1, f_out, 0)
+    cdef Extent arrays[4]
+    arrays[0] = span2(out); arrays[1] = span2(x); arrays[2] = span2(w)
+    arrays[3] = span1(b) if has_bias else NO_ARRAY
+    check_apart(("out", "x", "w", "b"), arrays, 1, 4, False)
     with nogil:
         if has_bias:
             for i in range(n):
@@ -48,6 +52,11 @@ def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w n
         check_shape("db", db.shape, 1, f_out, 0)
     if has_dx:
         check_shape("dx", dx.shape, 2, n, f_in)
+    cdef Extent arrays[6]
+    arrays[0] = span2(dw); arrays[1] = span1(db) if has_bias else NO_ARRAY
+    arrays[2] = span2(dx) if has_dx else NO_ARRAY
+    arrays[3] = span2(x); arrays[4] = span2(w); arrays[5] = span2(dy)
+    check_apart(("dw", "db", "dx", "x", "w", "dy"), arrays, 3, 6, False)
     with nogil:
         gemm(True, False, <int> f_in, <int> f_out, <int> n, <floating> 1, &x[0, 0],
              max(1, <int> f_in), &dy[0, 0], max(1, <int> f_out), <floating> 0,

@@ -19,6 +19,9 @@ def dropout_forward(const floating[:, ::1] x not None, const floating[:, ::1] u 
         raise ValueError(f"p must lie in [0, 1), got {p}")
     check_same_shape("u", u.shape, "x", x.shape, 2)
     check_same_shape("out", out.shape, "x", x.shape, 2)
+    cdef Extent arrays[3]
+    arrays[0] = span2(out); arrays[1] = span2(x); arrays[2] = span2(u)
+    check_apart(("out", "x", "u"), arrays, 1, 3, True)
     cdef Py_ssize_t i, size = x.shape[0] * x.shape[1]
     cdef const floating* xp = &x[0, 0]
     cdef const floating* up = &u[0, 0]

@@ -20,6 +20,9 @@ def gather_rows(const floating[:, ::1] x not None, const long long[::1] index no
     """out[i] = x[index[i]] for every i; every index must lie in [0, len(x))."""
     cdef Py_ssize_t n = index.shape[0], rows = x.shape[0], cols = x.shape[1], i
     check_shape("out", out.shape, 2, n, cols)
+    cdef Extent arrays[2]
+    arrays[0] = span2(out); arrays[1] = span2(x)
+    check_apart(("out", "x"), arrays, 1, 2, False)
     for i in range(n):
         if not 0 <= index[i] < rows:
             raise IndexError(f"index[{i}] = {index[i]} is out of range for x with {rows} rows")

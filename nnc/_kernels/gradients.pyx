@@ -127,6 +127,9 @@ def l2_penalty(const floating[::1] w not None, floating[::1] g not None, double 
     """g += lam * w; returns ½ lam Σ w² (the gradient and value of λ R(w),
     R(w) = ½ Σ w²)."""
     check_same_shape("g", g.shape, "w", w.shape, 1)
+    cdef Extent arrays[2]
+    arrays[0] = span1(g); arrays[1] = span1(w)
+    check_apart(("g", "w"), arrays, 1, 2, True)
     cdef Py_ssize_t i, size = w.shape[0]
     cdef const floating* wp = &w[0]
     cdef floating* gp = &g[0]

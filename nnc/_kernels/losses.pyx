@@ -205,9 +205,12 @@ def softmax_cross_entropy(const floating[:, ::1] logits not None,
     check_batch(logits.shape)
     check_shape("labels", labels.shape, 1, n, 0)
     cdef floating* grad_ptr = NULL
+    cdef Extent arrays[3]
     if grad is not None:
         check_same_shape("grad", grad.shape, "logits", logits.shape, 2)
         grad_ptr = &grad[0, 0]
+        arrays[0] = span2(grad); arrays[1] = span2(logits)
+        check_apart(("grad", "logits"), arrays, 1, 2, False)
     with nogil:
         total = blocked_loss(CROSS_ENTROPY, &logits[0, 0], &labels[0], <floating*> NULL,
                              grad_ptr, n, k, 1.0 / n,
@@ -226,9 +229,12 @@ def mean_squared_error(const floating[:, ::1] pred not None,
     check_batch(pred.shape)
     check_same_shape("target", target.shape, "pred", pred.shape, 2)
     cdef floating* grad_ptr = NULL
+    cdef Extent arrays[3]
     if grad is not None:
         check_same_shape("grad", grad.shape, "pred", pred.shape, 2)
         grad_ptr = &grad[0, 0]
+        arrays[0] = span2(grad); arrays[1] = span2(pred); arrays[2] = span2(target)
+        check_apart(("grad", "pred", "target"), arrays, 1, 3, False)
     with nogil:
         total = blocked_loss(SQUARED_ERROR, &pred[0, 0], <int64_t*> NULL, &target[0, 0],
                              grad_ptr, n, k, 1.0 / size,
@@ -245,9 +251,12 @@ def bce_with_logits(const floating[:, ::1] logits not None,
     check_batch(logits.shape)
     check_same_shape("target", target.shape, "logits", logits.shape, 2)
     cdef floating* grad_ptr = NULL
+    cdef Extent arrays[3]
     if grad is not None:
         check_same_shape("grad", grad.shape, "logits", logits.shape, 2)
         grad_ptr = &grad[0, 0]
+        arrays[0] = span2(grad); arrays[1] = span2(logits); arrays[2] = span2(target)
+        check_apart(("grad", "logits", "target"), arrays, 1, 3, False)
     with nogil:
         total = blocked_loss(LOGISTIC, &logits[0, 0], <int64_t*> NULL, &target[0, 0],
                              grad_ptr, n, k, 1.0 / size,
@@ -256,7 +265,8 @@ def bce_with_logits(const floating[:, ::1] logits not None,
 
 
 def count_correct(const floating[:, ::1] logits not None, const int64_t[::1] labels not None):
-    """Number of rows whose arg-max (first maximum) equals the label."""
+    """Number of rows whose arg-max equals the label. The arg-max is that of
+    NumPy and PyTorch: the first maximum, where NaN counts as the maximum."""
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j, best
     cdef Py_ssize_t correct = 0
     check_shape("labels", labels.shape, 1, n, 0)
@@ -266,7 +276,9 @@ def count_correct(const floating[:, ::1] logits not None, const int64_t[::1] lab
         for i in range(n):
             best = 0
             for j in range(1, k):
-                if logits[i, j] > logits[i, best]:
+                if logits[i, best] != logits[i, best]:  # NaN: nothing beats it
+                    break
+                if logits[i, j] > logits[i, best] or logits[i, j] != logits[i, j]:
                     best = j
             correct += best == labels[i]
     return correct

@@ -37,6 +37,9 @@ cdef inline floating root(floating x) noexcept nogil:
 def sgd_update(floating[::1] w not None, const floating[::1] g not None, double lr):
     """w -= lr * g, in place."""
     check_same_shape("g", g.shape, "w", w.shape, 1)
+    cdef Extent arrays[2]
+    arrays[0] = span1(w); arrays[1] = span1(g)
+    check_apart(("w", "g"), arrays, 1, 2, True)
     cdef Py_ssize_t i, size = w.shape[0]
     cdef floating* wp = &w[0]
     cdef const floating* gp = &g[0]
@@ -55,6 +58,9 @@ def momentum_update(floating[::1] w not None, const floating[::1] g not None,
     """The lecture's momentum (velocity z), or its Nesterov look-ahead form."""
     check_same_shape("g", g.shape, "w", w.shape, 1)
     check_same_shape("z", z.shape, "w", w.shape, 1)
+    cdef Extent arrays[3]
+    arrays[0] = span1(w); arrays[1] = span1(z); arrays[2] = span1(g)
+    check_apart(("w", "z", "g"), arrays, 2, 3, True)
     cdef Py_ssize_t i, size = w.shape[0]
     cdef floating* wp = &w[0]
     cdef const floating* gp = &g[0]
@@ -80,6 +86,9 @@ def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
     """RMSprop with ε inside the root, as in the lecture."""
     check_same_shape("g", g.shape, "w", w.shape, 1)
     check_same_shape("r", r.shape, "w", w.shape, 1)
+    cdef Extent arrays[3]
+    arrays[0] = span1(w); arrays[1] = span1(r); arrays[2] = span1(g)
+    check_apart(("w", "r", "g"), arrays, 2, 3, True)
     cdef Py_ssize_t i, size = w.shape[0]
     cdef floating* wp = &w[0]
     cdef const floating* gp = &g[0]
@@ -104,6 +113,9 @@ def adam_update(floating[::1] w not None, const floating[::1] g not None,
     check_same_shape("g", g.shape, "w", w.shape, 1)
     check_same_shape("m", m.shape, "w", w.shape, 1)
     check_same_shape("v", v.shape, "w", w.shape, 1)
+    cdef Extent arrays[4]
+    arrays[0] = span1(w); arrays[1] = span1(m); arrays[2] = span1(v); arrays[3] = span1(g)
+    check_apart(("w", "m", "v", "g"), arrays, 3, 4, True)
     if t < 1:
         raise ValueError(f"t must be >= 1, got {t}")
     cdef Py_ssize_t i, size = w.shape[0]
@@ -139,6 +151,9 @@ def adagrad_update(floating[::1] w not None, const floating[::1] g not None,
     """Adagrad: per-parameter rate α / (sqrt(Σ g²) + ε)."""
     check_same_shape("g", g.shape, "w", w.shape, 1)
     check_same_shape("r", r.shape, "w", w.shape, 1)
+    cdef Extent arrays[3]
+    arrays[0] = span1(w); arrays[1] = span1(r); arrays[2] = span1(g)
+    check_apart(("w", "r", "g"), arrays, 2, 3, True)
     cdef Py_ssize_t i, size = w.shape[0]
     cdef floating* wp = &w[0]
     cdef const floating* gp = &g[0]
