@@ -43,7 +43,8 @@ class Optimizer:
     squared_state = ()
 
     def __init__(self, lr):
-        self.lr = check_float(lr, "lr", low=0, low_open=True)
+        # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
+        self.lr = check_float(lr, "lr", low=0)
         self.params = None
         self.grads = None
         self.backend = None

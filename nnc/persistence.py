@@ -613,14 +613,23 @@ def load_checkpoint(trainer, path):
     if replaced:
         warnings.warn(f"the checkpoint's optimizer settings replace the trainer's: "
                       f"{', '.join(replaced)}", UserWarning, stacklevel=3)
-    # every check passed: apply
+    # the file's checks passed: apply; load_state_dict checks the rest
+    # (e.g. the optimizer's settings against the model's dtype) and on
+    # refusal the model's arrays are put back
+    before = {name: value.copy() for name, value in _model_arrays(model).items()}
     for name, value in _model_arrays(model).items():
         value[...] = model_arrays[name]
-    trainer.load_state_dict({
-        "params": model.flat_params.copy(),
-        "buffers": [{k: v.copy() for k, v in layer.buffers.items()} for layer in model.layers],
-        "optimizer": optimizer, "step_count": step_count, "rng": rng,
-        "history": history.to_dict(), "model_rng": model_rng,
-    })
+    try:
+        trainer.load_state_dict({
+            "params": model.flat_params.copy(),
+            "buffers": [{k: v.copy() for k, v in layer.buffers.items()}
+                        for layer in model.layers],
+            "optimizer": optimizer, "step_count": step_count, "rng": rng,
+            "history": history.to_dict(), "model_rng": model_rng,
+        })
+    except (ValueError, TypeError) as exc:
+        for name, value in _model_arrays(model).items():
+            value[...] = before[name]
+        raise _bad(file.path, str(exc)) from exc
     trainer.history = history  # with every part (load_state_dict may know fewer)
     return trainer

@@ -155,28 +155,36 @@ class Trainer:
     # --- one step -----------------------------------------------------------
     def _train_step(self, xb, yb):
         model, backend, steps = self.model, self.model.backend, self.history.steps
-        # first: a schedule that returns nonsense stops fit before anything changes
-        lr = self.optimizer.lr if self.schedule is None else self._scheduled_lr()
-        if self.nan_guard and self._buffers:
-            for (_, buffer), before in zip(self._buffers, self._buffers_before):
-                np.copyto(before, buffer)
-        output = model._forward(xb, training=True)
-        loss = self.loss._forward(output, yb)
-        model._backward(self.loss._grad)
-        if self.l2:
-            loss += backend.l2_penalty(self._decayed_params, self._decayed_grads, self.l2)
-        norm = self._record_gradient_norms()
-        if self.clip_norm is not None and norm > self.clip_norm:
-            backend.scale(model.flat_grads, self.clip_norm / norm)
-        if self.clip_value is not None:
-            backend.clip(model.flat_grads, self.clip_value)
-        # NaN/Inf guard (nnc/nan_guard.py): float comparisons only, no array work
-        if self.nan_guard and not (math.isfinite(loss) and math.isfinite(norm) and lr * min(
-                norm, self.clip_norm or norm) < self._update_limit and self._buffers_finite()):
-            raise diverged(self, loss, norm, lr)
-        if self._active_callbacks:
-            self._call("on_before_update")
-        self.optimizer.step(lr)
+        # first: a bad learning rate stops fit before anything changes
+        lr = self._step_lr()
+        # a step refused below (NaN guard, optimizer, callback) must leave
+        # no trace: its forward's batch-norm statistics and its gradient
+        # norms are taken back
+        for (_, buffer), before in zip(self._buffers, self._buffers_before):
+            np.copyto(before, buffer)
+        recorded = len(steps["grad_norm"])
+        try:
+            output = model._forward(xb, training=True)
+            loss = self.loss._forward(output, yb)
+            model._backward(self.loss._grad)
+            if self.l2:
+                loss += backend.l2_penalty(self._decayed_params, self._decayed_grads, self.l2)
+            norm = self._record_gradient_norms()
+            if self.clip_norm is not None and norm > self.clip_norm:
+                backend.scale(model.flat_grads, self.clip_norm / norm)
+            if self.clip_value is not None:
+                backend.clip(model.flat_grads, self.clip_value)
+            # NaN/Inf guard (nnc/nan_guard.py): float comparisons only, no array work
+            if self.nan_guard and not (math.isfinite(loss) and math.isfinite(norm) and lr * min(
+                    norm, self.clip_norm or norm) < self._update_limit
+                    and self._buffers_finite()):
+                raise diverged(self, loss, norm, lr)
+            if self._active_callbacks:
+                self._call("on_before_update")
+            self.optimizer.step(lr)
+        except BaseException:
+            self._take_back_step(recorded)
+            raise
         self.step_count += 1
         steps["loss"].append(loss)
         steps["lr"].append(lr)
@@ -185,6 +193,16 @@ class Trainer:
                                        "grad_norm": norm})
         correct = backend.count_correct(output, yb) if self.loss.classification else 0
         return loss, correct
+
+    def _take_back_step(self, recorded):
+        """Undo what a refused step left: gradient norms recorded beyond
+        ``recorded`` steps, and its batch-norm statistics."""
+        steps = self.history.steps
+        del steps["grad_norm"][recorded:]
+        for layer, _ in self._layer_params:
+            del steps[f"grad_norm.{layer}"][recorded:]
+        for (_, buffer), before in zip(self._buffers, self._buffers_before):
+            np.copyto(buffer, before)
 
     def _buffers_finite(self):
         backend = self.model.backend
@@ -198,12 +216,16 @@ class Trainer:
             np.copyto(buffer, before)
         return bad
 
-    def _scheduled_lr(self):
-        """The schedule's learning rate for this step, checked: a finite
-        number >= 0 (a bad one stops training before the update)."""
-        lr = self.schedule(self.step_count)
+    def _step_lr(self):
+        """This step's learning rate, the schedule's or ``optimizer.lr``,
+        checked: a finite number >= 0 the optimizer can take (a bad one
+        stops training before the step changes anything)."""
+        if self.schedule is None:
+            lr, name = self.optimizer.lr, "optimizer.lr"
+        else:
+            lr, name = self.schedule(self.step_count), f"the learning rate schedule({self.step_count})"
         if not (isinstance(lr, float) and 0.0 <= lr < math.inf):
-            lr = check_float(lr, f"the learning rate schedule({self.step_count})", low=0)
+            lr = check_float(lr, name, low=0)
         self.optimizer.check_lr(lr)
         return lr
 
@@ -274,8 +296,7 @@ class Trainer:
             raise ValueError(f"batch_size {self.batch_size} with {X.shape[0]} training "
                              "sample(s): a model with BatchNorm needs training batches of at "
                              "least 2 samples")
-        if self.schedule is not None:
-            self._scheduled_lr()  # a schedule that fails at once fails before any work
+        self._step_lr()  # a learning rate that fails at once fails before any work
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")

@@ -274,7 +274,7 @@ BAD_CALLS = [
     ("init-normal-negative-std", lambda: nnc.init.normal(-1.0), ValueError, "std"),
     # optimizer
     ("sgd-lr-negative", lambda: nnc.SGD(lr=-0.1), ValueError, "lr"),
-    ("sgd-lr-zero", lambda: nnc.SGD(lr=0.0), ValueError, "lr"),
+    ("sgd-lr-bool", lambda: nnc.SGD(lr=True), TypeError, "lr"),
     ("sgd-lr-nan", lambda: nnc.SGD(lr=float("nan")), ValueError, "lr"),
     ("sgd-lr-inf", lambda: nnc.SGD(lr=float("inf")), ValueError, "lr"),
     ("sgd-lr-str", lambda: nnc.SGD(lr="0.1"), TypeError, "lr"),
@@ -598,7 +598,7 @@ MORE_BAD_CALLS = [
     ("adamw-decay-negative", lambda: nnc.AdamW(weight_decay=-0.01), ValueError, "weight_decay"),
     ("adamw-decay-nan", lambda: nnc.AdamW(weight_decay=NAN), ValueError, "weight_decay"),
     ("adamw-decay-str", lambda: nnc.AdamW(weight_decay="0.01"), TypeError, "weight_decay"),
-    ("adagrad-lr-0", lambda: nnc.Adagrad(lr=0.0), ValueError, "lr"),
+    ("adagrad-lr-negative", lambda: nnc.Adagrad(lr=-1e-3), ValueError, "lr"),
     ("adagrad-lr-inf", lambda: nnc.Adagrad(lr=INF), ValueError, "lr"),
     ("adagrad-eps-0", lambda: nnc.Adagrad(eps=0.0), ValueError, "eps"),
     # optimizer.bind / step

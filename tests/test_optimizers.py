@@ -353,7 +353,7 @@ def test_state_dict_round_trip_continues_bit_identically(digits_small, backend):
 # --- bad hyper-parameters ----------------------------------------------------
 @pytest.mark.parametrize("make,match", [
     (lambda: nnc.SGD(lr=-0.1), "lr"),
-    (lambda: nnc.SGD(lr=0), "lr"),
+    (lambda: nnc.SGD(lr="0.1"), "lr"),
     (lambda: nnc.SGD(lr=float("nan")), "lr"),
     (lambda: nnc.SGD(lr=0.1, momentum=1.0), "momentum"),
     (lambda: nnc.SGD(lr=0.1, momentum=-0.1), "momentum"),

@@ -1,0 +1,140 @@
+"""A training step that is refused (bad learning rate, the optimizer, a
+callback) leaves no trace: weights, batch-norm statistics and history are
+as before it; a refused checkpoint load leaves the model as it was."""
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.callbacks import Callback, ReduceLROnPlateau
+
+
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(16, 3)).astype(np.float32), np.arange(16) % 2
+
+
+def batchnorm_trainer(**kwargs):
+    model = nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4), nnc.ReLU(),
+                           nnc.Dense(4, 2), seed=0)
+    return nnc.Trainer(model, batch_size=4, **kwargs)
+
+
+def snapshot(trainer):
+    return (trainer.model.flat_params.copy(),
+            [b.copy() for layer in trainer.model.layers for b in layer.buffers.values()],
+            {k: list(v) for k, v in trainer.history.steps.items()}, trainer.step_count)
+
+
+def assert_unchanged(trainer, before):
+    params, buffers, steps, step_count = before
+    np.testing.assert_array_equal(trainer.model.flat_params, params)
+    for a, b in zip([b for layer in trainer.model.layers for b in layer.buffers.values()],
+                    buffers):
+        np.testing.assert_array_equal(a, b)
+    assert {k: list(v) for k, v in trainer.history.steps.items()} == steps
+    assert trainer.step_count == step_count
+
+
+class RaiseBeforeUpdate(Callback):
+    def __init__(self, after):
+        self.after, self.calls = after, 0
+
+    def on_before_update(self, trainer):
+        self.calls += 1
+        if self.calls > self.after:
+            raise RuntimeError("stop here")
+
+
+@pytest.mark.parametrize("nan_guard", [True, False])
+@pytest.mark.parametrize("lr", [-1.0, float("nan"), "0.1", None])
+def test_a_bad_optimizer_lr_is_refused_before_the_step(lr, nan_guard):
+    X, y = data()
+    trainer = batchnorm_trainer(nan_guard=nan_guard)
+    trainer.fit(X, y, epochs=1, verbose=False)
+    before = snapshot(trainer)
+    trainer.optimizer.lr = lr
+    with pytest.raises((ValueError, TypeError), match="optimizer.lr"):
+        trainer.fit(X, y, epochs=1, verbose=False)
+    assert_unchanged(trainer, before)
+    trainer.optimizer.lr = 0.05
+    trainer.fit(X, y, epochs=1, verbose=False)
+    steps = trainer.history.steps
+    assert len(steps["loss"]) == len(steps["lr"]) == len(steps["grad_norm"]) == 8
+
+
+@pytest.mark.parametrize("nan_guard", [True, False])
+def test_a_callback_that_raises_before_the_update_takes_the_step_back(nan_guard):
+    X, y = data()
+    trainer = batchnorm_trainer(nan_guard=nan_guard)
+    callback = RaiseBeforeUpdate(after=2)
+    trainer.fit(X, y, epochs=1, verbose=False, callbacks=[RaiseBeforeUpdate(after=100)])
+    before_fit = snapshot(trainer)
+    with pytest.raises(RuntimeError, match="stop here"):
+        trainer.fit(X, y, epochs=1, verbose=False, callbacks=[callback])
+    # two steps were taken, the third was refused and left nothing behind
+    assert trainer.step_count == before_fit[3] + 2
+    steps = trainer.history.steps
+    assert len(steps["loss"]) == len(steps["grad_norm"]) == len(steps["grad_norm.0"]) == 6
+
+
+def test_an_adamw_step_refused_mid_fit_leaves_no_trace():
+    X, y = data()
+    trainer = batchnorm_trainer(optimizer=nnc.AdamW(lr=0.1, weight_decay=1.0))
+    trainer.fit(X, y, epochs=1, verbose=False)
+    before = snapshot(trainer)
+    trainer.optimizer.lr = 1.5  # lr * weight_decay >= 1: refused by the optimizer
+    with pytest.raises(ValueError, match="weight_decay"):
+        trainer.fit(X, y, epochs=1, verbose=False)
+    assert_unchanged(trainer, before)
+
+
+def test_learning_rate_zero_is_a_valid_setting_and_resumes():
+    X, y = data()
+    trainer = batchnorm_trainer(optimizer=nnc.SGD(0.0))
+    before = trainer.model.flat_params.copy()
+    trainer.fit(X, y, epochs=1, verbose=False)
+    np.testing.assert_array_equal(trainer.model.flat_params, before)
+
+
+def test_reduce_lr_on_plateau_down_to_zero_still_checkpoints(tmp_path):
+    X, y = data()
+    trainer = batchnorm_trainer(optimizer=nnc.SGD(1e-300))
+    callback = ReduceLROnPlateau("loss", factor=1e-10, patience=0, min_delta=1e9)
+    trainer.fit(X, y, epochs=5, verbose=False, callbacks=[callback])
+    assert trainer.optimizer.lr == 0.0  # 1e-300 -> 1e-310 -> 1e-320 -> 0
+    path = tmp_path / "zero.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.save_checkpoint(str(path))
+        resumed = batchnorm_trainer(optimizer=nnc.SGD(0.1))
+        resumed.load_checkpoint(str(path))
+    assert resumed.optimizer.lr == 0.0
+
+
+def test_a_checkpoint_refused_by_the_optimizer_leaves_the_model_as_it_was(tmp_path):
+    X, y = data()
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), optimizer=nnc.Adam(1e-2),
+                          batch_size=4)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    path = tmp_path / "c.npz"
+    trainer.save_checkpoint(str(path))
+    with zipfile.ZipFile(path) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    header = json.loads(items["header.json"])
+    header["optimizer"]["config"]["eps"] = 1e-300  # below float32's smallest normal
+    items["header.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in items.items():
+            z.writestr(name, blob)
+    other = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=1), optimizer=nnc.Adam(1e-2),
+                        batch_size=4)
+    before = snapshot(other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"c\.npz.*eps"):
+            other.load_checkpoint(str(path))
+    assert_unchanged(other, before)
