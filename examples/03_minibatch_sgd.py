@@ -122,7 +122,7 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
         print("figure:", plotting.save(fig, os.path.join(args.out, "03_minibatch_sgd.png")))
     else:
-        print("(install matplotlib, pip install nnc[plot], for the figure)")
+        print("(install matplotlib for the figure: pip install matplotlib)")
     return {"noise": noise, "timing": timing,
             "accuracy": {shuffle: acc for shuffle, (_, acc) in curves.items()}}
 

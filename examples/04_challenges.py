@@ -106,7 +106,7 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
         print("figure:", plotting.save(fig, os.path.join(args.out, "04_challenges.png")))
     else:
-        print("(install matplotlib, pip install nnc[plot], for the figure)")
+        print("(install matplotlib for the figure: pip install matplotlib)")
     return results
 
 

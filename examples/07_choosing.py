@@ -84,7 +84,7 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
         print("figure:", plotting.save(fig, os.path.join(args.out, "07_choosing.png")))
     else:
-        print("(install matplotlib, pip install nnc[plot], for the figure)")
+        print("(install matplotlib for the figure: pip install matplotlib)")
     return {name: {"state_bytes": r["state_bytes"], "loss": r["history"]["loss"],
                    "val_accuracy": r["history"]["val_accuracy"]} for name, r in results.items()}
 

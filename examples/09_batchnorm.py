@@ -144,7 +144,7 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
         print("figure:", plotting.save(fig, os.path.join(args.out, "09_batchnorm.png")))
     else:
-        print("(install matplotlib, pip install nnc[plot], for the figure)")
+        print("(install matplotlib for the figure: pip install matplotlib)")
     return {"histories": {name: h for name, (_, h, _) in runs.items()},
             "eval_accuracy": eval_acc, "train_mode": modes}
 

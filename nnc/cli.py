@@ -1,5 +1,6 @@
 """``python -m nnc``: the demo and the configuration report."""
 import argparse
+import os
 import sys
 import time
 
@@ -143,14 +144,55 @@ def build_parser():
     return parser
 
 
+class _StdoutUntilClosed:
+    """The commands' stdout: once its reader has gone (``... | head -1``),
+    further output is dropped instead of stopping the command, so a
+    training run still finishes and saves its model."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _reader_gone(self):
+        # the stream's file descriptor now writes to /dev/null, so that its
+        # buffer (and Python's flush at exit) no longer fail either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    stdout = sys.stdout
+    try:
+        stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        pass  # not a file (captured in a test, say): nothing to close
+    else:
+        sys.stdout = _StdoutUntilClosed(stdout)
     try:
         return args.run(args)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout = stdout

@@ -98,7 +98,7 @@ class History:
 
     def plot(self, path=None):
         """Learning curves (``nnc.plotting.plot_history``); needs matplotlib
-        (``pip install nnc[plot]``). Saved to ``path`` when given; returns the figure."""
+        (``pip install matplotlib``). Saved to ``path`` when given; returns the figure."""
         from nnc.plotting import plot_history
 
         return plot_history(self, path=path)

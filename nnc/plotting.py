@@ -1,5 +1,5 @@
 """Plots: learning curves, gradient norms, activation statistics and
-optimizer paths (``pip install nnc[plot]`` for matplotlib).
+optimizer paths (matplotlib needed: ``pip install matplotlib``).
 
 matplotlib is imported only inside these functions, and figures are built
 as ``matplotlib.figure.Figure`` objects on an Agg canvas, never through
@@ -23,8 +23,8 @@ def require_matplotlib():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install nnc[plot] "
-                          "(or pip install matplotlib)") from None
+        raise ImportError("plotting needs matplotlib: pip install matplotlib "
+                          "(or pip install -e '.[plot]' from nnc's clone)") from None
     return matplotlib
 
 

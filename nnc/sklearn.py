@@ -68,7 +68,7 @@ try:
                                           validate_data)
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: "
-                      "pip install 'nnc[sklearn]' (or pip install scikit-learn)") from exc
+                      "pip install scikit-learn (or pip install -e '.[sklearn]' from nnc's clone)") from exc
 
 from nnc._validation import check_dtype, check_float, check_int
 from nnc.callbacks import Callback, EarlyStopping

@@ -217,3 +217,20 @@ def test_read_idx_with_huge_or_too_many_dimensions():
     many = bytes([0, 0, 8, 255]) + (1).to_bytes(4, "big") * 255 + b"x"
     with pytest.raises(ValueError, match="data: IDX data of 255 dimensions cannot be read"):
         read_idx(many)
+
+
+def test_a_reader_that_goes_away_does_not_stop_training(tmp_path):
+    """`python -m nnc train --save m.npz | head -1`: the output after the
+    first line has nowhere to go, but the run finishes and saves."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    path = tmp_path / "piped.npz"
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "nnc", "train", "--epochs", "3",
+                             "--quiet", "--save", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away before the epoch lines
+    _, err = proc.communicate(timeout=300)
+    assert first.startswith(b"digits:")
+    assert proc.returncode == 0, err.decode()
+    assert b"Broken pipe" not in err and b"Traceback" not in err
+    assert path.exists()

@@ -80,7 +80,7 @@ def test_example_runs_quick(stem, tmp_path, capsys):
     if plotting.available():
         assert figure.is_file() and figure.stat().st_size > 1000
     else:
-        assert not figure.exists() and "pip install nnc[plot]" in printed
+        assert not figure.exists() and "pip install matplotlib" in printed
 
 
 @pytest.mark.parametrize("stem", NAMES)
