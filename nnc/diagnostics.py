@@ -445,11 +445,19 @@ def _check_depth(history, verdicts):
         else:
             seen = (f"the gradient norm of {_layer_name(history, first)} is {_fmt(a / b)} "
                     f"of {_layer_name(history, last)}'s ({_fmt(a)} vs {_fmt(b)})")
-        verdicts.append(Verdict(
-            "vanishing_gradients",
-            f"{seen}: vanishing gradients",
-            "use ReLU instead of sigmoid/tanh, He/Xavier initialisation, batch-norm, "
-            "or fewer layers"))
+        dead = _dead_layers(history, first, last)
+        names = getattr(history, "meta", {}).get("layers") or []
+        if dead:  # the gradient stops at units that never fire, not in saturation
+            cause = (f"the dead ReLU units of {', '.join(_layer_name(history, i) for i in dead)} "
+                     "pass no gradient back")
+            advice = ("lower the learning rate (a step too large kills ReLU units), He "
+                      "initialisation, LeakyReLU or batch-norm")
+        else:
+            cause = "vanishing gradients"
+            saturating = [n for n in names if n in ("Sigmoid", "Tanh")]
+            advice = ("use ReLU instead of sigmoid/tanh, " if saturating or not names else "") \
+                + "He/Xavier initialisation, batch-norm, or fewer layers"
+        verdicts.append(Verdict("vanishing_gradients", f"{seen}: {cause}", advice))
     elif a > 0 and b < VANISHING_GRAD_RATIO * a:
         verdicts.append(Verdict(
             "exploding_gradients",
@@ -457,6 +465,20 @@ def _check_depth(history, verdicts):
             f"{_layer_name(history, last)}'s ({_fmt(a)} vs {_fmt(b)}): gradients explode "
             "towards the input",
             "check the initialisation (He/Xavier), add batch-norm, clip the gradients"))
+
+
+def _dead_layers(history, first, last):
+    """ReLU layers between ``first`` and ``last`` whose units were (nearly)
+    all dead at the last measurement."""
+    d = getattr(history, "diagnostics", {})
+    dead = []
+    for name, values in d.items():
+        if name.startswith("dead_fraction.") and values:
+            i = int(name.split(".")[1])
+            if first < i < last and math.isfinite(values[-1]) \
+                    and values[-1] >= DEAD_RELU_FRACTION:
+                dead.append(i)
+    return sorted(dead)
 
 
 def _check_dead(history, verdicts):

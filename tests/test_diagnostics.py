@@ -282,6 +282,7 @@ def test_dead_relu_units():
     assert "dead_relu" in found
     assert found["dead_relu"].startswith("layer 1 (ReLU): 100 % of the ReLU units are dead")
     assert "vanishing_gradients" in found  # no gradient gets through dead units
+    assert "sigmoid" not in D.diagnose(history)[0].advice + D.diagnose(history)[1].advice
 
 
 def test_dead_since_epoch():
@@ -378,3 +379,18 @@ def test_a_run_that_learns_fast_in_its_first_steps_is_not_called_a_spike():
     window = D._window(len(losses))
     assert max(losses[:3]) > D.LOSS_SPIKE_FACTOR * np.mean(losses[:window])  # the premise
     assert kinds(history) == []
+
+
+def test_dead_relus_from_a_large_step_are_not_called_saturation():
+    """A ReLU net killed by lr=2: the gradient stops at the dead units, and
+    the advice is the learning rate, not 'ReLU instead of sigmoid'."""
+    X, y = nnc.datasets.load_digits()
+    model = nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=2.0), diagnostics=True, nan_guard=False)
+    trainer.fit(X, y, epochs=10, verbose=False)
+    verdicts = {v.kind: v for v in D.diagnose(trainer.history)}
+    assert "dead_relu" in verdicts
+    vanishing = verdicts["vanishing_gradients"]
+    assert "dead ReLU units of layer 1" in vanishing.message
+    assert vanishing.advice.startswith("lower the learning rate")
+    assert "sigmoid" not in vanishing.advice
