@@ -103,8 +103,10 @@ class _Best:
 
     def value(self, logs):
         if self.monitor not in logs:
+            validated = any(key.startswith("val_") for key in logs)
             hint = (" (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
-                    if self.monitor.startswith("val_") else "")
+                    if self.monitor.startswith("val_") and not validated
+                    else " (a misspelled name?)")
             raise ValueError(f"{self.owner} monitors {self.monitor!r}, but the epoch logs "
                              f"have {sorted(logs)}{hint}")
         return float(logs[self.monitor])

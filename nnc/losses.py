@@ -41,6 +41,14 @@ class Loss:
         """Validated targets for an output of shape (n_samples, out_features)."""
         raise NotImplementedError
 
+    def _count_correct(self, output, targets, backend):
+        """(correct predictions, predictions) in a batch, for the accuracy of
+        a classification loss: by default a sample is right when its arg-max
+        is its integer label."""
+        if not self.classification:
+            return 0, 0
+        return backend.count_correct(output, targets), output.shape[0]
+
     # --- hot path -----------------------------------------------------------
     def _grad_buffer(self, output):
         ws = self._workspaces.get(output.dtype)
@@ -102,13 +110,20 @@ class MeanSquaredError(Loss):
 
 class BCEWithLogits(Loss):
     """Binary cross-entropy of sigmoid(output) against y in [0, 1], mean over
-    all elements, in the stable form max(z,0) - z y + log(1 + exp(-|z|))."""
+    all elements, in the stable form max(z,0) - z y + log(1 + exp(-|z|)).
+
+    Its accuracy (Keras' binary accuracy) is the fraction of elements whose
+    prediction, z > 0 (sigmoid(z) > 0.5), matches y > 0.5."""
 
     name = "bce_with_logits"
     kernel = "bce_with_logits"
+    classification = True
 
     def check_targets(self, y, n_samples, out_features, dtype, name="y"):
         return check_targets(y, name, (n_samples, out_features), dtype, low=0.0, high=1.0)
+
+    def _count_correct(self, output, targets, backend):
+        return backend.count_binary_correct(output, targets), output.size
 
 
 LOSSES = {

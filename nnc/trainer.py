@@ -191,8 +191,8 @@ class Trainer:
         if self._active_callbacks:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
-        correct = backend.count_correct(output, yb) if self.loss.classification else 0
-        return loss, correct
+        correct, counted = self.loss._count_correct(output, yb, backend)
+        return loss, correct, counted
 
     def _take_back_step(self, recorded):
         """Undo what a refused step left: gradient norms recorded beyond
@@ -271,6 +271,9 @@ class Trainer:
             callbacks=None, resume_from=None):
         """Train for ``epochs`` passes over (X, y); returns ``self.history``.
 
+        ``verbose``: as Keras, 0/False silent, 1/True a progress bar per
+        epoch (tqdm, on stderr), 2 one line per epoch (stdout).
+
         ``resume_from``: a checkpoint file (``save_checkpoint``,
         ``callbacks.ModelCheckpoint``) restored first: weights, buffers,
         optimizer state, step count, shuffling generator and history, so
@@ -289,6 +292,7 @@ class Trainer:
         if not isinstance(verbose, (bool, np.bool_, int, np.integer)) or verbose < 0:
             raise TypeError(f"verbose must be True, False or an int >= 0 (Keras' 0, 1, 2), "
                             f"got {verbose!r}")
+        verbose = int(verbose)
         if self.batch_size > X.shape[0]:
             raise ValueError(f"batch_size {self.batch_size} is larger than the "
                              f"{X.shape[0]} training samples")
@@ -337,24 +341,25 @@ class Trainer:
             self.model.train()
             # int64 whatever the platform's default integer (the gather kernel's type)
             order = self.rng.permutation(n).astype(np.int64, copy=False) if shuffle else None
-            total_loss, total_correct, seen = 0.0, 0, 0
+            total_loss, total_correct, counted, seen = 0.0, 0, 0, 0
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
-                       unit="batch", disable=not verbose, leave=True, mininterval=0.2)
+                       unit="batch", disable=verbose != 1, leave=True, mininterval=0.2)
             refresh_every = max(1, steps_per_epoch // 20)
             self._mid_epoch = True  # a checkpoint now could not resume this epoch's rest
             for step, (xb, yb) in enumerate(self._batches(X, y, order)):
-                loss, correct = self._train_step(xb, yb)
+                loss, correct, predictions = self._train_step(xb, yb)
                 total_loss += loss * xb.shape[0]
                 total_correct += correct
+                counted += predictions
                 seen += xb.shape[0]
-                if verbose and (step % refresh_every == 0):
+                if verbose == 1 and (step % refresh_every == 0):
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update(1)
                 if self.stop_training:
                     break
             record = {"loss": total_loss / seen}
             if self.loss.classification:
-                record["accuracy"] = total_correct / seen
+                record["accuracy"] = total_correct / counted
             if validation_data is not None:
                 val = self.evaluate(*validation_data)
                 record.update({"val_" + k: v for k, v in val.items()})
@@ -362,6 +367,9 @@ class Trainer:
             self._mid_epoch = False
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
             bar.close()
+            if verbose >= 2:  # Keras' verbose=2: one line per epoch, no bar
+                print(f"epoch {epoch + 1}/{first_epoch + epochs}: "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in record.items()), flush=True)
             self._call("on_epoch_end", epoch, record)
             if self.stop_training:
                 break
@@ -374,19 +382,21 @@ class Trainer:
             batch_size, "batch_size", low=1)
         was_training = self.model.training
         self.model.eval()
-        total_loss, total_correct = 0.0, 0
+        total_loss, total_correct, counted = 0.0, 0, 0
         try:
             for start in range(0, X.shape[0], batch_size):
                 stop = min(start + batch_size, X.shape[0])
                 output = self.model._forward(X[start:stop], training=False)
                 total_loss += self.loss._forward(output, y[start:stop], with_grad=False) * (stop - start)
-                if self.loss.classification:
-                    total_correct += self.model.backend.count_correct(output, y[start:stop])
+                correct, predictions = self.loss._count_correct(output, y[start:stop],
+                                                                 self.model.backend)
+                total_correct += correct
+                counted += predictions
         finally:
             self.model.training = was_training
         result = {"loss": total_loss / X.shape[0]}
         if self.loss.classification:
-            result["accuracy"] = total_correct / X.shape[0]
+            result["accuracy"] = total_correct / counted
         return result
 
     def state_dict(self):

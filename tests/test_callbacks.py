@@ -77,6 +77,10 @@ def test_early_stopping_on_real_validation_loss(data):
 def test_monitor_missing_from_the_logs_is_named(data):
     with pytest.raises(ValueError, match="monitors 'val_loss'.*validation_data"):
         make_trainer().fit(*data, epochs=2, verbose=False, callbacks=[EarlyStopping()])
+    X, y = data
+    with pytest.raises(ValueError, match=r"monitors 'val_acc'.*val_accuracy.*misspelled"):
+        make_trainer().fit(X, y, epochs=2, verbose=False, validation_data=(X[:32], y[:32]),
+                           callbacks=[EarlyStopping("val_acc")])
 
 
 def test_model_checkpoint_writes_best_only(tmp_path, data):
@@ -229,3 +233,14 @@ def test_model_checkpoint_best_only_never_replaces_a_better_file_after_resuming(
     kept = nnc.Trainer(make_trainer().model, optimizer=nnc.SGD(0.5), batch_size=32)
     kept.load_checkpoint(tmp_path / "best.npz")
     assert min(kept.history.epochs["val_loss"]) == min([best] + later)
+
+
+def test_verbose_2_prints_one_line_per_epoch_and_no_bar(data, capsys):
+    X, y = data
+    make_trainer().fit(X, y, epochs=3, verbose=2, validation_data=(X[:32], y[:32]))
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3: loss ")
+    assert "val_accuracy" in lines[2] and "batch" not in err
+    make_trainer().fit(X, y, epochs=1, verbose=0)
+    assert capsys.readouterr() == ("", "")

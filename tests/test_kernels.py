@@ -462,6 +462,18 @@ def test_count_correct(cyb, npb, dtype, rng, shape):
     assert isinstance(cyb.count_correct(z, labels), int)
 
 
+def test_count_binary_correct(cyb, npb, dtype, rng):
+    z = randn(rng, (37, 3), dtype)
+    z[0, :] = [0.0, np.nan, -0.0]  # not above 0: predicted negative
+    target = rng.random((37, 3)).astype(dtype)
+    target[1, :] = [0.5, 0.0, 1.0]  # 0.5 is not above 0.5: negative
+    expected = int(np.sum((z > 0) == (target > 0.5)))
+    assert cyb.count_binary_correct(z, target) == expected
+    assert npb.count_binary_correct(z, target) == expected
+    with pytest.raises(ValueError, match="target has shape"):
+        cyb.count_binary_correct(z, target[:, :2].copy())
+
+
 def test_count_correct_ties_take_the_first_maximum(cyb, npb, dtype):
     z = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]], dtype)
     for be in (cyb, npb):

@@ -165,7 +165,16 @@ def test_bce_training_learns_a_threshold(backend_name):
                           batch_size=20)
     history = trainer.fit(X, y, epochs=30, verbose=False)
     assert history.epochs["loss"][-1] < 0.5 * history.epochs["loss"][0]
-    assert np.mean((model.predict(X) > 0) == (y > 0.5)) > 0.95
+    accuracy = np.mean((model.predict(X) > 0) == (y > 0.5))
+    assert accuracy > 0.95
+    # binary accuracy (Keras'), also over several outputs
+    assert trainer.evaluate(X, y)["accuracy"] == accuracy
+    assert history.epochs["accuracy"][-1] > 0.9
+    two = np.hstack([y, 1 - y])
+    model2 = nnc.Sequential(nnc.Dense(2, 2), dtype="float64", backend=backend_name, seed=0)
+    trainer2 = nnc.Trainer(model2, loss="bce_with_logits", batch_size=20)
+    expected = np.mean((model2.predict(X) > 0) == (two > 0.5))
+    assert trainer2.evaluate(X, two)["accuracy"] == expected
 
 
 # --- predict, forward, modes -------------------------------------------------

@@ -282,3 +282,17 @@ def count_correct(const floating[:, ::1] logits not None, const int64_t[::1] lab
                     best = j
             correct += best == labels[i]
     return correct
+
+
+def count_binary_correct(const floating[:, ::1] logits not None,
+                         const floating[:, ::1] target not None):
+    """Number of elements whose prediction, logit > 0, matches target > 0.5."""
+    check_same_shape("target", target.shape, "logits", logits.shape, 2)
+    cdef Py_ssize_t i, size = logits.shape[0] * logits.shape[1]
+    cdef Py_ssize_t correct = 0
+    cdef const floating* z = &logits[0, 0]
+    cdef const floating* t = &target[0, 0]
+    with nogil:
+        for i in range(size):
+            correct += (z[i] > 0) == (t[i] > 0.5)
+    return correct

@@ -74,6 +74,7 @@ class CythonBackend:
     mean_squared_error = staticmethod(losses.mean_squared_error)
     bce_with_logits = staticmethod(losses.bce_with_logits)
     count_correct = staticmethod(losses.count_correct)
+    count_binary_correct = staticmethod(losses.count_binary_correct)
     _gather_rows = staticmethod(gather.gather_rows)
 
     def gather_rows(self, x, index, out):

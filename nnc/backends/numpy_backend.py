@@ -157,6 +157,10 @@ class NumpyBackend:
     def count_correct(self, logits, labels):
         return int(np.count_nonzero(logits.argmax(axis=1) == labels))
 
+    def count_binary_correct(self, logits, targets):
+        """Elements whose prediction z > 0 matches target > 0.5."""
+        return int(np.count_nonzero((logits > 0) == (targets > 0.5)))
+
     # --- optimizer updates, in place over the flat parameter buffer ----------
     def sgd_update(self, w, g, lr):
         """w ← w - α ∇L(w)."""
