@@ -57,11 +57,13 @@ product differently for different row counts, which would otherwise fail
 """
 import numbers
 import re
+import warnings
 
 import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
@@ -70,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: "
                       "pip install scikit-learn (or pip install -e '.[sklearn]' from nnc's clone)") from exc
 
-from nnc._validation import check_dtype, check_float, check_int
+from nnc._validation import check_bool, check_dtype, check_float, check_int
 from nnc.callbacks import Callback, EarlyStopping
 from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -139,16 +141,17 @@ class _Convergence(Callback):
 
     def __init__(self, tol, n_iter_no_change):
         self.tol, self.n_iter_no_change = tol, n_iter_no_change
+        self.converged = False
 
     def on_train_begin(self, trainer):
-        self.best, self.count = np.inf, 0
+        self.best, self.count, self.converged = np.inf, 0, False
 
     def on_epoch_end(self, trainer, epoch, logs):
         loss = logs["loss"]
         self.count = self.count + 1 if not loss < self.best - self.tol else 0
         self.best = min(self.best, loss)
         if self.count > self.n_iter_no_change:
-            trainer.stop_training = True
+            trainer.stop_training = self.converged = True
 
 
 class _NNEstimator(BaseEstimator):
@@ -186,7 +189,8 @@ class _NNEstimator(BaseEstimator):
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
             sizes = (sizes,)
-        if isinstance(sizes, str) or not hasattr(sizes, "__iter__"):
+        if not isinstance(sizes, (tuple, list, range, np.ndarray)):
+            # a generator would be used up by the first fit
             raise TypeError(f"hidden_layer_sizes must be a tuple of positive ints, got {sizes!r}")
         sizes = tuple(check_int(h, f"hidden_layer_sizes[{i}]", low=1)
                       for i, h in enumerate(sizes))
@@ -204,6 +208,8 @@ class _NNEstimator(BaseEstimator):
             raise TypeError(f"batchnorm must be True or False, got {self.batchnorm!r}")
         if not isinstance(self.backend, str) or self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not isinstance(self.verbose, (np.bool_, numbers.Integral)) or self.verbose < 0:
+            raise TypeError(f"verbose must be True, False or an int >= 0, got {self.verbose!r}")
         opt = self.optimizer
         return {
             "sizes": sizes,
@@ -223,6 +229,8 @@ class _NNEstimator(BaseEstimator):
             "clip_norm": None if self.clip_norm is None else check_float(
                 self.clip_norm, "clip_norm", low=0, low_open=True),
             "dtype": check_dtype(self.dtype),
+            "shuffle": check_bool(self.shuffle, "shuffle"),
+            "verbose": int(self.verbose),
             "seed": self._seed(),
         }
 
@@ -266,14 +274,14 @@ class _NNEstimator(BaseEstimator):
                        batch_size=p["batch_size"], l2=p["l2"], clip_norm=p["clip_norm"])
 
     # --- training -------------------------------------------------------------
-    def _train(self, trainer, X, y, epochs, batch_size, callbacks=None):
-        n = X.shape[0]
+    def _train(self, trainer, X, y, p, epochs, callbacks=None):
+        n, batch_size = X.shape[0], p["batch_size"]
         if trainer.model.needs_batch_statistics and min(batch_size, n) < 2:
             what = (f"{n} sample" if n < 2 else f"batch_size={batch_size}")
             raise ValueError(f"batchnorm=True needs training batches of at least 2 samples "
                              f"(the variance of one sample is undefined); got {what}")
         trainer.batch_size = min(batch_size, n)
-        trainer.fit(X, y, epochs=epochs, shuffle=bool(self.shuffle), verbose=bool(self.verbose),
+        trainer.fit(X, y, epochs=epochs, shuffle=p["shuffle"], verbose=p["verbose"],
                     callbacks=callbacks)
 
     def _fit(self, X, y, n_outputs):
@@ -284,8 +292,13 @@ class _NNEstimator(BaseEstimator):
         converged = None if p["tol"] is None else [
             _Convergence(p["tol"], p["n_iter_no_change"]),
             EarlyStopping("loss", patience=p["epochs"], restore_best=True)]
-        self._train(trainer, X, y, p["epochs"], p["batch_size"], converged)
+        self._train(trainer, X, y, p, p["epochs"], converged)
         self._set_fitted(trainer, p, n_outputs)
+        if converged is not None and not converged[0].converged:
+            warnings.warn(f"{type(self).__name__}: the maximum number of epochs ({p['epochs']}) "
+                          "was reached before the training loss converged (tol, "
+                          "n_iter_no_change); raise epochs or lr", ConvergenceWarning,
+                          stacklevel=3)
         return self
 
     def _partial_fit(self, X, y, n_outputs, first):
@@ -294,7 +307,7 @@ class _NNEstimator(BaseEstimator):
             trainer = self._build(p, X.shape[1], n_outputs)
         else:  # continue with the network and hyper-parameters of the first call
             trainer, p = self.trainer_, self._nnc_params
-        self._train(trainer, X, y, 1, p["batch_size"])
+        self._train(trainer, X, y, p, 1)
         self._set_fitted(trainer, p, n_outputs)
         return self
 

@@ -3,7 +3,7 @@ message names the argument, raised at the call that made the mistake, and
 no change to the model when a call is refused.
 
 The corpus is table-driven: each table row (or combination of an entry
-point and a row) is one parametrised case, 739 in all (a test checks this
+point and a row) is one parametrised case, 747 in all (a test checks this
 number against the cases pytest collects, so it cannot go stale); a few
 properties are also checked with hypothesis on generated input. Entry
 points: Dense, BatchNorm, Dropout, LeakyReLU, Sequential (construction,
@@ -966,6 +966,11 @@ BAD_ESTIMATOR_PARAMS = [  # (id, params, exception, match); fit must refuse them
     ("hidden-0", dict(hidden_layer_sizes=(0,)), ValueError, r"hidden_layer_sizes\[0\]"),
     ("hidden-negative", dict(hidden_layer_sizes=(8, -1)), ValueError, r"hidden_layer_sizes\[1\]"),
     ("hidden-float", dict(hidden_layer_sizes=(3.5,)), TypeError, "hidden_layer_sizes"),
+    ("hidden-generator", dict(hidden_layer_sizes=(h for h in [3])), TypeError,
+     "hidden_layer_sizes"),
+    ("shuffle-str", dict(shuffle="no"), TypeError, "shuffle"),
+    ("verbose-str", dict(verbose="yes"), TypeError, "verbose"),
+    ("verbose-negative", dict(verbose=-1), TypeError, "verbose"),
     ("hidden-str", dict(hidden_layer_sizes="100"), TypeError, "hidden_layer_sizes"),
     ("hidden-none", dict(hidden_layer_sizes=None), TypeError, "hidden_layer_sizes"),
     ("activation-unknown", dict(activation="softmax"), ValueError, "activation"),

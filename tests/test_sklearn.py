@@ -4,6 +4,7 @@ Every check of ``sklearn.utils.estimator_checks`` runs on both estimators
 with their default parameters (``nnc.sklearn.EXPECTED_FAILED_CHECKS`` lists
 the checks expected to fail, with the reason; it is empty)."""
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -399,3 +401,17 @@ def test_the_stopping_rule_is_mlpclassifiers(drop_per_epoch, expected):
             stopped = epoch + 1
             break
     assert stopped == expected
+
+
+def test_convergence_warning_as_mlpclassifier():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with pytest.warns(ConvergenceWarning, match=r"maximum number of epochs \(3\)"):
+        NNClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = NNClassifier(hidden_layer_sizes=(8,), epochs=500, tol=1e-2, random_state=0)
+        assert clf.fit(X, y).n_iter_ < 500  # stopped by the rule: no warning
+        NNClassifier(hidden_layer_sizes=(8,), epochs=3, tol=None, random_state=0).fit(X, y)
