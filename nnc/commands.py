@@ -185,6 +185,12 @@ def train(args):
     for path, what in ((args.save, "--save"), (args.csv, "--csv")):
         if path:
             _check_output_path(path, what)
+    if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
+        raise CommandError(f"--momentum applies to --optimizer momentum or nesterov, not "
+                           f"{args.optimizer}")
+    if not args.hidden and (args.bn or args.dropout):
+        raise CommandError(f"{'--bn' if args.bn else '--dropout'} acts on hidden layers, and "
+                           "--hidden none has none")
     if args.threads:
         set_threads(args.threads)
     X_train, y_train, X_test, y_test, split = load_dataset(args.dataset)
@@ -210,7 +216,8 @@ def train(args):
         callbacks.append(nnc.callbacks.LambdaCallback(on_epoch_end=_print_epoch))
     model = build_model(X_train.shape[1], n_classes, args.hidden, args.activation, args.bn,
                         args.dropout, args.backend, args.seed)
-    optimizer = build_optimizer(args.optimizer, args.lr, args.momentum)
+    optimizer = build_optimizer(args.optimizer, args.lr,
+                                0.9 if args.momentum is None else args.momentum)
     trainer = nnc.Trainer(model, optimizer=optimizer, batch_size=args.batch_size, l2=args.l2,
                           clip_norm=args.clip_norm)
     sizes = "-".join(str(n) for n in (X_train.shape[1], *args.hidden, n_classes))
@@ -330,7 +337,7 @@ def add_parsers(sub, parent=None):
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default: the optimizer's own: 0.01 for SGD, "
                         "1e-3 for Adam/RMSprop)")
-    p.add_argument("--momentum", type=_fraction, default=0.9, metavar="BETA",
+    p.add_argument("--momentum", type=_fraction, default=None, metavar="BETA",
                    help="momentum for --optimizer momentum/nesterov (default: 0.9)")
     p.add_argument("--batch-size", type=_positive_int, default=128, metavar="N",
                    help="samples per gradient step (default: 128)")

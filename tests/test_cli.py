@@ -234,3 +234,15 @@ def test_a_reader_that_goes_away_does_not_stop_training(tmp_path):
     assert proc.returncode == 0, err.decode()
     assert b"Broken pipe" not in err and b"Traceback" not in err
     assert path.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--optimizer", "sgd", "--momentum", "0.5"],
+     "--momentum applies to --optimizer momentum or nesterov, not sgd"),
+    (["train", "--hidden", "none", "--bn"], "--bn acts on hidden layers"),
+    (["train", "--hidden", "none", "--dropout", "0.2"], "--dropout acts on hidden layers"),
+])
+def test_train_refuses_options_it_would_ignore(argv, message, capsys):
+    assert run(argv + ["--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
