@@ -1,6 +1,6 @@
 """Build nnc's Cython kernels.
 
-Flags follow DESIGN.md: ``-O3 -fno-math-errno`` (gcc will not vectorise a
+Flags: ``-O3 -fno-math-errno`` (gcc will not vectorise a
 loop calling ``sqrtf`` without the latter) and OpenMP when the compiler has it.
 OpenMP support is detected by compiling a tiny OpenMP program, as
 scikit-learn does; without it the same sources build serially (the kernels

@@ -1,4 +1,5 @@
-"""The full benchmark sweep of issue 5 (minutes; run on a quiet machine).
+"""The full speed benchmark: nnc against NumPy and PyTorch and the GEMM floor
+(minutes; run on a quiet machine).
 
     python benchmarks/run_benchmarks.py            # 60 000 samples, batch 32/128/512,
                                                    # with and without batch-norm, 1 and 2 threads

@@ -4,16 +4,16 @@ Every formula of the optimization lecture exists twice: readable NumPy in
 ``nnc.backends.numpy_backend`` and a typed Cython kernel in
 ``nnc._kernels``; a model picks one with ``backend="numpy"|"cython"``.
 """
-import os
+import os as _os
 
 # libgomp reads these when it loads; a user's setting wins. Idle OpenMP
 # threads sleep instead of spinning against the rest of the process, after a
 # short spin (GOMP_SPINCOUNT pause loops, 0.1-0.4 ms by CPU): waking a thread
 # costs 50-100 us, more than the serial kernels between two parallel GEMMs of
 # a training step (batch 512 on 2 threads: 1.4x -> 1.6x faster than 1 thread).
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from nnc._version import __version__  # noqa: E402
 from nnc import callbacks, datasets, init, schedules  # noqa: E402
