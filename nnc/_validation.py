@@ -80,7 +80,7 @@ def check_generator_state(state, name, generator):
         if not isinstance(state, dict) or state.get("bit_generator") != type(scratch).__name__:
             raise ValueError(f"expected a {type(scratch).__name__} state")
         scratch.state = copy.deepcopy(state)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{name} is not a valid generator state ({exc})") from None
 
 
@@ -175,6 +175,20 @@ def check_int(value, name, low=None, high=None):
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value}")
     return value
+
+
+#: the most steps a step counter may hold: counted exactly as a float (schedules
+#: compute with t) and as a C long (the Adam kernel's t)
+MAX_STEPS = 2 ** 53
+
+
+def check_step(value, name):
+    """A step counter restored from a state or a file: an int in [0, MAX_STEPS]
+    (ValueError otherwise, naming ``name``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral)) \
+            or not 0 <= value <= MAX_STEPS:
+        raise ValueError(f"{name} must be an int >= 0 (and at most 2**53), got {value!r:.80}")
+    return int(value)
 
 
 def check_float(value, name, low=None, high=None, low_open=False, high_open=False):

@@ -136,10 +136,13 @@ class Dense(Layer):
         """Draw W from the initialiser (biases zero)."""
         init = self.init if self.init is not None else get_initializer(default_init)
         shape = (self.in_features, self.out_features)
+        name = self._init_name if self._init_name is not None else default_init
         try:
             weights = np.asarray(init(shape, self.rng))
+        except MemoryError:
+            raise
         except Exception as exc:
-            raise TypeError(f"init {self._init_name!r} failed ({type(exc).__name__}: {exc}); "
+            raise TypeError(f"init {name!r} failed ({type(exc).__name__}: {exc}); "
                             f"an initialiser is called as init(shape, rng) with a shape tuple "
                             f"and a numpy Generator, and returns an array of that shape") from None
         if weights.shape != shape:

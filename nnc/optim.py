@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from nnc._validation import check_bool, check_float, check_state_array
+from nnc._validation import check_bool, check_float, check_state_array, check_step
 from nnc.backends import get_backend
 
 
@@ -137,9 +137,7 @@ class Optimizer:
             raise ValueError(f"state_dict['config'] {config!r:.120} is invalid: {exc}") from None
         if self.params is not None:
             rebuilt._check_eps(self.params.dtype)
-        t = state.get("t")
-        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise ValueError(f"state_dict['t'] must be an int >= 0, got {t!r:.80}")
+        t = check_step(state.get("t"), "state_dict['t']")
         arrays = state.get("state")
         if not isinstance(arrays, dict):
             raise ValueError(f"state_dict['state'] must be a dict of arrays, got {arrays!r:.80}")

@@ -35,6 +35,7 @@ diverged loss). A truncated, corrupted, wrong-version or hand-edited file
 raises ``ValueError`` saying what is wrong.
 """
 import json
+import math
 import os
 import secrets
 import warnings
@@ -42,7 +43,7 @@ import zipfile
 
 import numpy as np
 
-from nnc._validation import as_finite, check_generator_state
+from nnc._validation import as_finite, check_generator_state, check_step
 from nnc._version import __version__
 from nnc.history import History
 from nnc.init import INITIALIZERS
@@ -307,6 +308,7 @@ class _File:
             self.header = _parse_header(self.path, archive)
             sizes = {info.filename: info.file_size for info in archive.infolist()}
         self._check_contents(sizes)
+        self.member_sizes = sizes
 
     def _check_contents(self, sizes):
         toc = self.header["arrays"]
@@ -398,6 +400,14 @@ def _build_model(file, backend):
     if not header["layers"]:
         raise _bad(path, "header lists no layers")
     layers = [_build_layer(path, i, entry) for i, entry in enumerate(header["layers"])]
+    # before memory is allocated for them: the layers' parameters must fit in
+    # the file's parameter arrays (a hand-edited width would otherwise
+    # allocate gigabytes before the shapes are compared)
+    declared = sum(math.prod(shape) for layer in layers for shape in layer.param_shapes().values())
+    stored = sum(size for name, size in file.member_sizes.items() if name.startswith("params/"))
+    if declared * np.dtype(header["dtype"]).itemsize > stored:
+        raise _bad(path, f"the header's layers have {declared} parameters, more than the "
+                         f"file's parameter arrays hold")
     backend = header["backend"] if backend is None else backend
     try:
         with warnings.catch_warnings():
@@ -591,8 +601,10 @@ def load_checkpoint(trainer, path):
     if not isinstance(state, dict):
         raise _bad(file.path, "header field 'trainer' is missing")
     step_count = state.get("step_count")
-    if not isinstance(step_count, int) or isinstance(step_count, bool) or step_count < 0:
-        raise _bad(file.path, f"trainer step_count must be a non-negative int, got {step_count!r}")
+    try:
+        step_count = check_step(step_count, "trainer step_count")
+    except ValueError as exc:
+        raise _bad(file.path, str(exc)) from None
     rng = _check_rng_state(file.path, "trainer.rng", state.get("rng"), trainer.rng)
     model_rng = header.get("model_rng")
     if model_rng is not None:

@@ -8,7 +8,7 @@ the rate used at every step is recorded in ``history.steps["lr"]``.
 import math
 import numbers
 
-from nnc._validation import check_float, check_int
+from nnc._validation import MAX_STEPS, check_float, check_int
 
 
 def _check_lr(value, name):
@@ -19,16 +19,16 @@ def _check_t(t):
     """The step ``t``, a number >= 0 (training passes ints; a float step is
     fine for plotting a schedule). Schedules run once per training step: a
     plain int >= 0 costs one type check."""
-    if type(t) is int and t >= 0:
+    if type(t) is int and 0 <= t <= MAX_STEPS:
         return t
     if isinstance(t, bool) or not isinstance(t, numbers.Real):
         raise TypeError(f"t (the optimizer step a schedule is called with) must be a number "
                         f">= 0, got {t!r:.60}" + ("; call the schedule once per step, e.g. "
                                                    "[s(t) for t in steps]"
                                                    if hasattr(t, "__len__") else ""))
-    if not 0 <= t < math.inf:
-        raise ValueError(f"t (the optimizer step a schedule is called with) must be a finite "
-                         f"number >= 0, got {t}")
+    if not 0 <= t <= MAX_STEPS:
+        raise ValueError(f"t (the optimizer step a schedule is called with) must be a number "
+                         f"from 0 to 2**53, got {t!r:.40}")
     return t
 
 

@@ -14,7 +14,7 @@ import math
 import warnings
 
 from nnc._validation import (check_bool, check_features, check_float, check_generator_state,
-                              check_int, check_state_array)
+                              check_int, check_state_array, check_step)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
@@ -437,10 +437,7 @@ class Trainer:
                 check_state_array(value, f"state['buffers'][{i}][{name!r}]",
                                layer.buffers[name].shape, self.model.dtype)
         optimizer = self.optimizer._checked_state(state["optimizer"])
-        step_count = state["step_count"]
-        if isinstance(step_count, (bool, np.bool_)) or not isinstance(
-                step_count, (int, np.integer)) or step_count < 0:
-            raise ValueError(f"state['step_count'] must be an int >= 0, got {step_count!r:.80}")
+        step_count = check_step(state["step_count"], "state['step_count']")
         check_generator_state(state["rng"], "state['rng']", self.rng)
         if state.get("model_rng") is not None:  # optional: older state dicts lack it
             check_generator_state(state["model_rng"], "state['model_rng']", self.model.rng)

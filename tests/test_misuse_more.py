@@ -24,9 +24,11 @@ SCHEDULES = [
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: type(s).__name__)
 @pytest.mark.parametrize("t, error, match", [
-    (-400, ValueError, "t .*must be a finite number >= 0, got -400"),  # StepDecay: was
-    (-5, ValueError, "t .*must be a finite number >= 0, got -5"),  # OverflowError; LinearDecay
-    (float("nan"), ValueError, "t .*must be a finite number >= 0, got nan"),  # a rate > lr0
+    (-400, ValueError, r"t .*must be a number from 0 to 2\*\*53, got -400"),  # StepDecay: was
+    (-5, ValueError, r"t .*must be a number from 0 to 2\*\*53, got -5"),  # OverflowError; Linear-
+    (float("nan"), ValueError, r"t .*must be a number from 0 to 2\*\*53, got nan"),  # Decay: > lr0
+    (10 ** 400, ValueError, r"t .*must be a number from 0 to 2\*\*53, got 1000"),  # OverflowError
+    (float("inf"), ValueError, r"t .*must be a number from 0 to 2\*\*53, got inf"),
     ("a", TypeError, "t .*must be a number >= 0, got 'a'"),
     (None, TypeError, "t .*must be a number >= 0, got None"),
     (True, TypeError, "t .*must be a number >= 0, got True"),
@@ -140,3 +142,53 @@ def test_partial_fit_with_classes_of_mixed_kinds_names_classes(classes, error):
     clf = NNClassifier(random_state=0).partial_fit(X, y, classes=[0, 1])
     with pytest.raises(error, match=r"classes must be a 1-D array of labels of one kind"):
         clf.partial_fit(X, y, classes=classes)
+
+
+def _edit_header(path, edit):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    header = json.loads(items["header.json"])
+    edit(header)
+    items["header.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in items.items():
+            z.writestr(name, blob)
+
+
+def test_a_header_with_huge_widths_is_refused_before_allocating(tmp_path):
+    path = str(tmp_path / "m.npz")
+    nnc.Sequential(nnc.Dense(3, 4), nnc.ReLU(), nnc.Dense(4, 2), seed=0).save(path)
+
+    def widen(header):
+        header["layers"][0]["config"]["out_features"] = 2 ** 40
+        header["layers"][2]["config"]["in_features"] = 2 ** 40
+
+    _edit_header(path, widen)
+    with pytest.raises(ValueError, match=r"m\.npz: the header's layers have \d+ parameters, more"):
+        nnc.load(path)
+
+
+@pytest.mark.parametrize("field, value", [("uinteger", -1), ("has_uint32", 2 ** 100)])
+def test_a_generator_state_that_overflows_names_the_file(tmp_path, field, value):
+    path = str(tmp_path / "m.npz")
+    nnc.Sequential(nnc.Dense(3, 2), seed=0).save(path)
+    _edit_header(path, lambda header: header["model_rng"].__setitem__(field, value))
+    with pytest.raises(ValueError, match=r"m\.npz: .*model_rng.* not a valid generator state"):
+        nnc.load(path)
+
+
+@pytest.mark.parametrize("value", [2 ** 70, 10 ** 400, -1, 2.0])
+def test_step_counts_beyond_2_to_53_are_refused(value):
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3))
+    state = trainer.state_dict()
+    state["optimizer"]["t"] = value
+    with pytest.raises(ValueError, match=r"state_dict\['t'\] must be an int >= 0"):
+        trainer.optimizer.load_state_dict(state["optimizer"])
+    state = trainer.state_dict()
+    state["step_count"] = value
+    with pytest.raises(ValueError, match=r"state\['step_count'\] must be an int >= 0"):
+        trainer.load_state_dict(state)
