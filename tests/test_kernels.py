@@ -644,3 +644,24 @@ def test_results_independent_of_thread_count(cyb, dtype, rng, restore_threads):
     for key in ("dw", "dx", "c", "g"):
         np.testing.assert_allclose(runs[1][key], runs[2][key], rtol=tol,
                                    atol=tol * np.abs(runs[1][key]).max(), err_msg=key)
+
+
+@pytest.mark.parametrize("limit", [-1.0, float("nan")])
+def test_clip_refuses_a_negative_or_nan_limit(cyb, npb, dtype, limit):
+    for be in (cyb, npb):
+        with pytest.raises(ValueError, match="limit must be >= 0"):
+            be.clip(np.ones(3, dtype), limit)
+
+
+@pytest.mark.parametrize("labels", [[-1, 2], [0, 3], [1]])
+def test_label_checks_agree_between_backends(cyb, npb, dtype, labels):
+    z = np.zeros((2, 3), dtype)
+    labels = np.array(labels, np.int64)
+    for be in (cyb, npb):
+        with pytest.raises(ValueError, match="labels"):
+            be.softmax_cross_entropy(z, labels)
+        if len(labels) != 2:
+            with pytest.raises(ValueError, match="labels has shape"):
+                be.count_correct(z, labels)
+        else:  # a label out of range is a wrong prediction
+            assert be.count_correct(z, labels) == int(labels[0] == 0)

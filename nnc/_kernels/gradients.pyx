@@ -112,6 +112,8 @@ def scale(floating[::1] x not None, double factor):
 
 def clip(floating[::1] x not None, double limit):
     """x = min(max(x, -limit), limit), in place."""
+    if not limit >= 0:  # NaN too
+        raise ValueError(f"limit must be >= 0, got {limit}")
     cdef Py_ssize_t i, size = x.shape[0]
     cdef floating* xp = &x[0]
     cdef floating v = <floating> limit

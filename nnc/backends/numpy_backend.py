@@ -6,6 +6,12 @@ kernels is identical for both backends. Shapes: a batch is a row-major
 ``(n, features)`` array; ``W`` is ``(f_in, f_out)``. The elementwise
 backward kernels (activations, dropout) must allow ``dx`` to be ``dy``: the
 layers back-propagate through them in place.
+
+The layers and losses check their arguments at the public API, so these
+functions check little themselves: only what NumPy would otherwise turn
+into a wrong number without an error (a label of -1 picks the last class,
+a negative clipping limit swaps the bounds). The compiled kernels check
+every shape too, because they index without bounds checks.
 """
 import numpy as np
 
@@ -116,7 +122,8 @@ class NumpyBackend:
     def softmax_cross_entropy(self, logits, labels, grad=None):
         """L = -1/n Σ_i log softmax(z_i)[y_i], via the log-sum-exp trick;
         dL/dz_i = (softmax(z_i) - onehot(y_i)) / n."""
-        n = logits.shape[0]
+        n, k = logits.shape
+        _check_labels(labels, n, k)
         rows = np.arange(n)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -155,6 +162,7 @@ class NumpyBackend:
         np.take(x, index, axis=0, out=out, mode="clip")
 
     def count_correct(self, logits, labels):
+        _check_labels(labels, logits.shape[0])  # a label out of range is just wrong
         return int(np.count_nonzero(logits.argmax(axis=1) == labels))
 
     def count_binary_correct(self, logits, targets):
@@ -217,6 +225,7 @@ class NumpyBackend:
         x *= factor
 
     def clip(self, x, limit):
+        _check_limit(limit)
         np.clip(x, -limit, limit, out=x)
 
     def l2_penalty(self, w, g, lam):
@@ -227,3 +236,15 @@ class NumpyBackend:
     # --- checks -------------------------------------------------------------
     def all_finite(self, x):
         return all_finite(x)
+
+
+def _check_labels(labels, n, k=None):
+    if np.shape(labels) != (n,):
+        raise ValueError(f"labels has shape {np.shape(labels)}, expected ({n},)")
+    if k is not None and n and not (0 <= np.min(labels) and np.max(labels) < k):
+        raise ValueError(f"labels must lie in [0, {k}) for {k} classes")
+
+
+def _check_limit(limit):
+    if not limit >= 0:  # NaN too
+        raise ValueError(f"limit must be >= 0, got {limit}")
