@@ -75,10 +75,12 @@ class Optimizer:
             raise ValueError(f"this {type(self).__name__} is already bound to other "
                              "parameters; create one optimizer per model")
         self._check_eps(params.dtype)
-        for name, array in self.state.items():  # loaded by load_state_dict before bind
-            if array.shape != params.shape:
-                raise ValueError(f"state array {name!r} has shape {array.shape}, but the "
-                                 f"parameters have shape {params.shape}")
+        # state loaded by load_state_dict before bind: the parameters' shape and dtype
+        loaded = {name: np.ascontiguousarray(check_state_array(
+            array, f"the loaded state array {name!r}", params.shape, params.dtype,
+            non_negative="averages of squared gradients" if name in self.squared_state else None),
+            dtype=params.dtype) for name, array in self.state.items()}
+        self.state.update(loaded)
         self.params = params
         self.grads = grads
         self.backend = get_backend(backend, params.dtype)

@@ -192,3 +192,23 @@ def test_step_counts_beyond_2_to_53_are_refused(value):
     state["step_count"] = value
     with pytest.raises(ValueError, match=r"state\['step_count'\] must be an int >= 0"):
         trainer.load_state_dict(state)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("state_dtype", [np.float32, np.int64])
+def test_optimizer_state_loaded_before_bind_takes_the_parameters_dtype(backend, state_dtype):
+    model = nnc.Sequential(nnc.Dense(3, 2), dtype="float64", backend=backend, seed=0)
+    source = nnc.Adam(1e-2).bind(model)
+    model.flat_grads[...] = 1.0
+    source.step()
+    state = source.state_dict()
+    state["state"] = {k: v.astype(state_dtype) for k, v in state["state"].items()}
+    fresh = nnc.Adam(1e-2)
+    fresh.load_state_dict(state)
+    fresh.bind(nnc.Sequential(nnc.Dense(3, 2), dtype="float64", backend=backend, seed=0))
+    assert all(v.dtype == np.float64 for v in fresh.state.values())
+    fresh.step()  # runs on the float64 kernels
+    with pytest.raises(ValueError, match="state array 'm' has shape"):
+        other = nnc.Adam(1e-2)
+        other.load_state_dict(state)
+        other.bind(nnc.Sequential(nnc.Dense(4, 2), seed=0))
