@@ -16,8 +16,10 @@ def check_dtype(dtype, name="dtype"):
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{name} must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt.kind == "f" and not dt.isnative:
+        dt = dt.newbyteorder("=")  # '>f4' names float32 too: the model computes natively
     if dt not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be 'float32' or 'float64', got {dt.name!r}")
+        raise TypeError(f"{name} must be 'float32' or 'float64', got {str(dt)!r}")
     return dt
 
 

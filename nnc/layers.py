@@ -169,6 +169,8 @@ class Dense(Layer):
 
     def backward(self, dy, need_input_grad=True):
         x = self._x
+        if x is None:
+            raise _no_forward(self)
         dx = self.workspace.get("dx", x.shape) if need_input_grad else None
         self.backend.dense_backward(x, self.params["W"], dy, self.grads["W"],
                                     self.grads.get("b"), dx)
@@ -203,6 +205,8 @@ class Activation(Layer):
     backward_in_place = True
 
     def backward(self, dy, need_input_grad=True):
+        if self._y is None:
+            raise _no_forward(self)
         getattr(self.backend, self._backward_name)(self._y, dy, dy)
         return dy
 
@@ -248,6 +252,8 @@ class LeakyReLU(Layer):
     backward_in_place = True
 
     def backward(self, dy, need_input_grad=True):
+        if self._x is None:
+            raise _no_forward(self)
         self.backend.leaky_relu_backward(self._x, self.alpha, dy, dy)
         return dy
 
@@ -327,7 +333,7 @@ class BatchNorm(Layer):
 
     def backward(self, dy, need_input_grad=True):
         if self._x is None:
-            raise RuntimeError("BatchNorm.backward needs a forward first")
+            raise _no_forward(self)
         if self._x_hat is None:
             return self._backward_eval(dy)
         dx = self.workspace.get("dx", dy.shape)
@@ -391,3 +397,8 @@ class Dropout(Layer):
 
     def config(self):
         return {"p": self.p}
+
+
+def _no_forward(layer):
+    return RuntimeError(f"{type(layer).__name__}.backward needs a forward first (it "
+                        "back-propagates through the last forward's values)")

@@ -212,3 +212,21 @@ def test_optimizer_state_loaded_before_bind_takes_the_parameters_dtype(backend, 
         other = nnc.Adam(1e-2)
         other.load_state_dict(state)
         other.bind(nnc.Sequential(nnc.Dense(4, 2), seed=0))
+
+
+@pytest.mark.parametrize("layer", [nnc.Dense(2, 2), nnc.ReLU(), nnc.Sigmoid(), nnc.Tanh(),
+                                   nnc.LeakyReLU(0.1), nnc.BatchNorm(2)],
+                         ids=lambda layer: type(layer).__name__)
+def test_layer_backward_before_forward_is_a_clear_error(layer):
+    nnc.Sequential(nnc.Dense(2, 2), layer, seed=0) if not isinstance(layer, nnc.Dense) \
+        else nnc.Sequential(layer, seed=0)
+    with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}.backward needs a forward"):
+        layer.backward(np.ones((2, 2), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(">f4"), np.dtype(">f8"), "<f4"])
+def test_a_non_native_float_dtype_means_that_float(dtype):
+    model = nnc.Sequential(nnc.Dense(2, 2), dtype=dtype, seed=0)
+    assert model.dtype == np.dtype(dtype).newbyteorder("=") and model.dtype.isnative
+    X, _ = nnc.datasets.load_digits(dtype)
+    assert X.dtype == model.dtype
