@@ -218,8 +218,10 @@ def test_optimizer_state_loaded_before_bind_takes_the_parameters_dtype(backend, 
                                    nnc.LeakyReLU(0.1), nnc.BatchNorm(2)],
                          ids=lambda layer: type(layer).__name__)
 def test_layer_backward_before_forward_is_a_clear_error(layer):
-    nnc.Sequential(nnc.Dense(2, 2), layer, seed=0) if not isinstance(layer, nnc.Dense) \
-        else nnc.Sequential(layer, seed=0)
+    if isinstance(layer, nnc.Dense):
+        nnc.Sequential(layer, seed=0)
+    else:
+        nnc.Sequential(nnc.Dense(2, 2, bias=False), layer, seed=0)
     with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}.backward needs a forward"):
         layer.backward(np.ones((2, 2), np.float32))
 
