@@ -301,8 +301,9 @@ class CSVLogger(Callback):
 
     def __init__(self, path, append=False, separator=","):
         path = _check_path(path)
-        if not isinstance(separator, str) or len(separator) != 1:
-            raise ValueError(f"separator must be one character, got {separator!r}")
+        if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
+            raise ValueError(f"separator must be one character other than a line break or "
+                             f"the quote character, got {separator!r}")
         self.path, self.append, self.separator = path, check_bool(append, "append"), separator
         self._fields = None
 

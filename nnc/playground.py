@@ -226,10 +226,23 @@ def losses(surface, path):
         return np.asarray(surface.value(path[:, 0], path[:, 1]), dtype=np.float64)
 
 
+def check_path(path, name="path"):
+    """An optimizer path as a float array of shape (steps + 1, 2)."""
+    try:
+        array = np.asarray(path, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of shape (steps + 1, 2), got "
+                        f"{path!r:.60}") from None
+    if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
+        raise ValueError(f"{name} must have shape (steps + 1, 2), got {array.shape}")
+    return array
+
+
 def steps_to_reach(surface, path, tol):
     """The first step t with ‖w_t - w*‖ ≤ tol (nearest minimum), or None."""
     surface = get_surface(surface)
-    for t, w in enumerate(np.asarray(path)):
+    tol = check_float(tol, "tol", low=0)
+    for t, w in enumerate(check_path(path)):
         if surface.distance_to_minimum(w) <= tol:
             return t
     return None

@@ -181,12 +181,10 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     when given (its figure is returned), else into a new figure."""
     if not isinstance(paths, dict) or not paths:
         raise TypeError("paths must be a non-empty dict {label: array of shape (steps + 1, 2)}")
-    checked = {}
-    for label, p in paths.items():
-        p = np.asarray(p, dtype=np.float64)
-        if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
-            raise ValueError(f"paths[{label!r}] must have shape (steps + 1, 2), got {p.shape}")
-        checked[label] = p
+    from nnc.playground import check_path, get_surface
+
+    surface = get_surface(surface)
+    checked = {label: check_path(p, f"paths[{label!r}]") for label, p in paths.items()}
     if ax is None:
         fig, axes = new_figure(1, 1, figsize=(6.4, 4.8))
         ax = axes[0, 0]

@@ -66,7 +66,10 @@ def blas_info():
 
 
 def show_config(file=None):
-    """Print nnc's version, build and thread configuration."""
+    """Print nnc's version, build and thread configuration (to ``file``, a
+    writable text stream; stdout by default)."""
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise TypeError(f"file must be a writable text stream (e.g. sys.stderr), got {file!r}")
     import numpy
     import scipy
 

@@ -232,3 +232,27 @@ def test_a_non_native_float_dtype_means_that_float(dtype):
     assert model.dtype == np.dtype(dtype).newbyteorder("=") and model.dtype.isnative
     X, _ = nnc.datasets.load_digits(dtype)
     assert X.dtype == model.dtype
+
+
+def test_playground_paths_and_tolerances_are_checked():
+    from nnc import playground
+
+    with pytest.raises(ValueError, match=r"path must have shape \(steps \+ 1, 2\), got \(5,\)"):
+        playground.steps_to_reach("ravine", np.zeros(5), 0.1)
+    with pytest.raises(TypeError, match="tol must be a real number"):
+        playground.steps_to_reach("ravine", np.zeros((3, 2)), "0.1")
+    with pytest.raises(ValueError, match="tol must be finite"):
+        playground.steps_to_reach("ravine", np.zeros((3, 2)), float("nan"))
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r", '"', ",,"])
+def test_csv_logger_refuses_separators_that_break_the_file(tmp_path, separator):
+    from nnc.callbacks import CSVLogger
+
+    with pytest.raises(ValueError, match="separator must be one character"):
+        CSVLogger(str(tmp_path / "log.csv"), separator=separator)
+
+
+def test_show_config_needs_a_stream():
+    with pytest.raises(TypeError, match="file must be a writable text stream"):
+        nnc.show_config(file=3)

@@ -92,6 +92,7 @@ def test_plot_paths_draws_one_line_per_optimizer(mpl, tmp_path):
     fig2, axes = plotting.new_figure(1, 2)
     assert playground.plot_paths(paths, "ravine", ax=axes[0, 1], xlim=(-5, 1)) is fig2
     assert axes[0, 1].get_xlim() == (-5, 1)
+    assert plotting.plot_paths(paths, "ravine", ax=axes[0, 0]) is fig2  # a name there too
     with pytest.raises(TypeError, match="paths"):
         playground.plot_paths([], surface)
     with pytest.raises(ValueError, match="shape"):
