@@ -46,6 +46,12 @@ def bench(args):
     PyTorch (if installed) and the GEMM floor."""
     from nnc import benchmark
 
+    try:  # the folder the results go to, before minutes of measuring
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        print(f"error: --out: cannot use {args.out!r} as the results folder ({exc})",
+              file=sys.stderr)
+        return 2
     result = benchmark.run_sweep(
         n_samples=args.samples, batch_sizes=args.batch_sizes, batchnorm=(False,),
         threads=args.threads, repeats=args.repeats, tiny_steps=args.tiny_steps,

@@ -70,9 +70,13 @@ class History:
 
     def save(self, path):
         """Write ``to_dict()`` as JSON (NaN and inf written as NaN, Infinity)."""
+        try:  # all of it first: nothing is written if a value cannot be
+            text = json.dumps({"format": "nnc.History", "version": 1, **self.to_dict()},
+                              default=_json_value)
+        except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
+            raise TypeError(f"the history must be JSON-serialisable to be saved: {exc}") from None
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"format": "nnc.History", "version": 1, **self.to_dict()}, f,
-                      default=_json_value)
+            f.write(text)
 
     @classmethod
     def load(cls, path):
@@ -80,7 +84,7 @@ class History:
         with open(path, encoding="utf-8") as f:
             try:
                 state = json.load(f)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise ValueError(f"{path!r} is not an nnc History file (expected the JSON "
                                  f"written by history.save): {exc}") from None
         if not isinstance(state, dict) or state.get("format", "nnc.History") != "nnc.History":

@@ -109,7 +109,7 @@ def _history_json(where, value):
     ``where`` in the history."""
     try:
         return json.loads(json.dumps(value, default=_json_value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"the history's {where} holds values a checkpoint cannot store: {exc} "
                          "(NaN and Inf can be stored in lists of numbers only)") from None
 
@@ -193,7 +193,7 @@ def _write(path, header, arrays):
     try:
         header_bytes = json.dumps(header, indent=1, allow_nan=False,
                                   default=_json_value).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
         raise TypeError(f"the header (metadata) must be JSON-serialisable: {exc}") from None
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -267,7 +267,7 @@ def _parse_header(path, archive):
                          "(model.save / trainer.save_checkpoint)")
     try:
         header = json.loads(archive.read(HEADER).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise _bad(path, f"{HEADER} is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise _bad(path, f"{HEADER} must hold a JSON object, got {type(header).__name__}")

@@ -246,3 +246,12 @@ def test_train_refuses_options_it_would_ignore(argv, message, capsys):
     assert run(argv + ["--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_bench_checks_its_output_folder_first(tmp_path, capsys):
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    assert run(["bench", "--samples", "64", "--batch-sizes", "32", "--repeats", "1",
+                "--tiny-steps", "5", "--quiet", "--out", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out: cannot use") and err.count("\n") == 1

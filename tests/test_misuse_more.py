@@ -256,3 +256,35 @@ def test_csv_logger_refuses_separators_that_break_the_file(tmp_path, separator):
 def test_show_config_needs_a_stream():
     with pytest.raises(TypeError, match="file must be a writable text stream"):
         nnc.show_config(file=3)
+
+
+def test_json_nested_too_deeply_is_a_clear_error(tmp_path):
+    from nnc.history import History
+
+    deep = []
+    for _ in range(100_000):
+        deep = [deep]
+    model = nnc.Sequential(nnc.Dense(2, 2), seed=0)
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        model.save(str(tmp_path / "m.npz"), metadata={"a": deep})
+    history = History()
+    history.meta["a"] = deep
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        history.save(str(tmp_path / "h.json"))
+    assert not (tmp_path / "h.json").exists()
+    text = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "deep.json").write_text(text)
+    with pytest.raises(ValueError, match="not an nnc History file"):
+        History.load(str(tmp_path / "deep.json"))
+    path = str(tmp_path / "m.npz")
+    model.save(path)
+    _edit_header(path, lambda header: None)
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    items["header.json"] = text.encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in items.items():
+            z.writestr(name, blob)
+    with pytest.raises(ValueError, match="header.json is not valid JSON"):
+        nnc.load(path)
