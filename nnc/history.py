@@ -61,10 +61,29 @@ class History:
                 if not isinstance(values, (list, tuple, np.ndarray)):
                     raise ValueError(f"{part}[{name!r}] must be a list of values, "
                                      f"got {values!r:.60}")
-                getattr(history, part)[name] = list(values)
+                if part != "epochs" and "." in str(name):
+                    # per-layer records: "<statistic>.<layer index>"
+                    stem, _, layer = str(name).partition(".")
+                    if not layer.isdigit():
+                        raise ValueError(f"{part}[{name!r}]: a per-layer name must be "
+                                         f"'<name>.<layer index>', e.g. '{stem}.0'")
+                values = list(values)
+                for i, value in enumerate(values):
+                    try:
+                        if isinstance(value, (bool, np.bool_)):
+                            raise TypeError
+                        float(value)
+                    except (TypeError, ValueError, OverflowError):
+                        raise ValueError(f"{part}[{name!r}][{i}] must be a number (a float), "
+                                         f"got {value!r:.60}") from None
+                getattr(history, part)[name] = values
         meta = state.get("meta") or {}
         if not isinstance(meta, dict):
             raise ValueError(f"meta must be a dict, got {meta!r:.60}")
+        layers = meta.get("layers")
+        if layers is not None and not (isinstance(layers, list)
+                                       and all(isinstance(n, str) for n in layers)):
+            raise ValueError(f"meta['layers'] must be a list of layer names, got {layers!r:.60}")
         history.meta = dict(meta)
         return history
 

@@ -186,7 +186,11 @@ def test_evaluate_names_the_file_with_bad_metadata(metadata, message, tmp_path, 
     (b"PK\x03\x04\xb2\xff binary", "is not an nnc History file (expected the JSON"),
     (b'{"steps": {"loss": 5}}', "steps['loss'] must be a list of values, got 5"),
     (b'{"steps": {"loss": [1.0]}, "epochs": [1]}', "epochs must map names to lists"),
-    (b'{"steps": {"loss": ["a", "b"]}}', "cannot diagnose this run"),
+    (b'{"steps": {"loss": ["a", "b"]}}', "steps['loss'][0] must be a number"),
+    (b'{"steps": {"loss": [1' + b'0' * 400 + b']}}', "steps['loss'][0] must be a number"),
+    (b'{"steps": {"loss": [1.0], "grad_norm.x": [1.0]}}', "'<name>.<layer index>'"),
+    (b'{"steps": {"loss": [1.0]}, "meta": {"layers": {"0": "ReLU"}}}',
+     "meta['layers'] must be a list of layer names"),
 ])
 def test_diagnose_names_the_file_it_cannot_read(content, message, tmp_path, capsys):
     path = tmp_path / "run.json"
