@@ -219,7 +219,7 @@ class ModelCheckpoint(Callback):
             self._best.best = value
         try:
             path = self.path.format(epoch=epoch + 1, **logs)
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled in from "
                              f"epoch and {sorted(logs)}: {exc!r}") from None
         trainer.save_checkpoint(path)
@@ -309,11 +309,30 @@ class CSVLogger(Callback):
 
     def check(self, trainer):
         _check_folder("CSVLogger", self.path)
+        if self.append:
+            self._existing_fields()
+
+    def _existing_fields(self):
+        """The header of the file to append to (None for a missing or empty
+        file), or ValueError if it is not a CSV file with a header."""
+        if not (os.path.exists(self.path) and os.path.getsize(self.path) > 0):
+            return None
+        try:
+            with open(self.path, newline="", encoding="utf-8") as file:
+                fields = next(csv.reader(file, delimiter=self.separator), None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"CSVLogger(append=True): {self.path!r} is not a CSV file to "
+                             f"append to ({exc})") from None
+        if not fields or any(not name for name in fields):
+            raise ValueError(f"CSVLogger(append=True): the first line of {self.path!r} is not "
+                             f"a header of column names (got {fields!r:.80}); remove the file "
+                             "or choose another")
+        return fields
 
     def _rewrite_with(self, fields):
-        with open(self.path, newline="") as file:
+        with open(self.path, newline="", encoding="utf-8") as file:
             rows = list(csv.DictReader(file, delimiter=self.separator))
-        with open(self.path, "w", newline="") as file:
+        with open(self.path, "w", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=fields, restval="",
                                     delimiter=self.separator)
             writer.writeheader()
@@ -321,11 +340,8 @@ class CSVLogger(Callback):
         self._fields = fields
 
     def on_train_begin(self, trainer):
-        self._fields = None
-        if self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-            with open(self.path, newline="") as file:
-                self._fields = next(csv.reader(file, delimiter=self.separator), None)
-        else:
+        self._fields = self._existing_fields() if self.append else None
+        if self._fields is None:
             open(self.path, "w").close()
 
     def on_epoch_end(self, trainer, epoch, logs):
@@ -337,7 +353,7 @@ class CSVLogger(Callback):
         new = [key for key in row if key not in self._fields]
         if new:  # e.g. validation metrics in a later fit: the file gets the columns
             self._rewrite_with(self._fields + new)
-        with open(self.path, "a", newline="") as file:
+        with open(self.path, "a", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=self._fields, restval="",
                                     delimiter=self.separator)
             if header:

@@ -244,3 +244,25 @@ def test_verbose_2_prints_one_line_per_epoch_and_no_bar(data, capsys):
     assert "val_accuracy" in lines[2] and "batch" not in err
     make_trainer().fit(X, y, epochs=1, verbose=0)
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe\x00binary", "is not a CSV file to append to"),
+    (b"\nepoch,loss\n1,0.5\n", "first line .* is not a header"),
+])
+def test_csv_logger_append_refuses_a_file_it_cannot_extend(tmp_path, data, content, message):
+    path = tmp_path / "log.csv"
+    path.write_bytes(content)
+    trainer = make_trainer()
+    before = trainer.model.flat_params.copy()
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(*data, epochs=1, verbose=False, callbacks=[CSVLogger(str(path), append=True)])
+    assert path.read_bytes() == content  # refused before anything was written
+    np.testing.assert_array_equal(trainer.model.flat_params, before)
+
+
+@pytest.mark.parametrize("template", ["c{loss[0]}.npz", "c{loss.real.x}.npz", "c{nothing}.npz"])
+def test_model_checkpoint_template_errors_name_the_template(tmp_path, data, template):
+    callback = ModelCheckpoint(str(tmp_path / template), monitor="loss")
+    with pytest.raises(ValueError, match="ModelCheckpoint path .* cannot be filled in"):
+        make_trainer().fit(*data, epochs=1, verbose=False, callbacks=[callback])
