@@ -179,9 +179,8 @@ def check_int(value, name, low=None, high=None):
     return value
 
 
-#: the most steps a step counter may hold: counted exactly as a float (schedules
-#: compute with t) and as a C long (the Adam kernel's t)
-MAX_STEPS = 2 ** 53
+#: the most steps a step counter may hold: the Adam kernel's t is a C long
+MAX_STEPS = 2 ** 63 - 1
 
 
 def check_step(value, name):
@@ -189,7 +188,7 @@ def check_step(value, name):
     (ValueError otherwise, naming ``name``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral)) \
             or not 0 <= value <= MAX_STEPS:
-        raise ValueError(f"{name} must be an int >= 0 (and at most 2**53), got {value!r:.80}")
+        raise ValueError(f"{name} must be an int >= 0 (and below 2**63), got {value!r:.80}")
     return int(value)
 
 

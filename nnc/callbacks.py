@@ -38,6 +38,11 @@ class Callback:
     def on_step_end(self, trainer, logs):
         """After the update; ``logs`` has ``step``, ``loss``, ``lr``, ``grad_norm``."""
 
+    def on_step_refused(self, trainer):
+        """The step in progress was refused (NaN guard, optimizer, a callback,
+        an error) and taken back: forget anything recorded for it (e.g. at
+        ``on_before_update``); the step count did not advance."""
+
     def on_epoch_end(self, trainer, epoch, logs):
         """``logs`` is the epoch's record (loss, accuracy, val_loss, ...)."""
 
@@ -50,7 +55,7 @@ class LambdaCallback(Callback):
     ``LambdaCallback(on_epoch_end=lambda trainer, epoch, logs: print(logs))``."""
 
     HOOKS = ("on_train_begin", "on_epoch_begin", "on_before_update", "on_step_end",
-             "on_epoch_end", "on_train_end")
+             "on_step_refused", "on_epoch_end", "on_train_end")
 
     def __init__(self, **hooks):
         for name, function in hooks.items():
@@ -104,9 +109,12 @@ class _Best:
     def value(self, logs):
         if self.monitor not in logs:
             validated = any(key.startswith("val_") for key in logs)
-            hint = (" (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
-                    if self.monitor.startswith("val_") and not validated
-                    else " (a misspelled name?)")
+            if "accuracy" in self.monitor and not any("accuracy" in key for key in logs):
+                hint = " (this loss reports no accuracy: monitor a loss)"
+            elif self.monitor.startswith("val_") and not validated:
+                hint = " (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
+            else:
+                hint = " (a misspelled name?)"
             raise ValueError(f"{self.owner} monitors {self.monitor!r}, but the epoch logs "
                              f"have {sorted(logs)}{hint}")
         return float(logs[self.monitor])

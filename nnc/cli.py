@@ -150,10 +150,11 @@ def build_parser():
     return parser
 
 
-class _StdoutUntilClosed:
-    """The commands' stdout: once its reader has gone (``... | head -1``),
-    further output is dropped instead of stopping the command, so a
-    training run still finishes and saves its model."""
+class _UntilClosed:
+    """The commands' stdout and stderr (progress bars): once the reader has
+    gone (``... | head -1``, ``2>&1 | head``), further output is dropped
+    instead of stopping the command, so a training run still finishes and
+    saves its model."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -188,17 +189,20 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    stdout = sys.stdout
-    try:
-        stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        pass  # not a file (captured in a test, say): nothing to close
-    else:
-        sys.stdout = _StdoutUntilClosed(stdout)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (_until_closed(stream) for stream in streams)
     try:
         return args.run(args)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        sys.stdout = stdout
+        sys.stdout, sys.stderr = streams
+
+
+def _until_closed(stream):
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream  # not a file (captured in a test, say): nothing to close
+    return _UntilClosed(stream)

@@ -26,8 +26,9 @@ What is recorded
 ``act_mean.i``      mean of the output h⁽ⁱ⁾ of layer i over the batch and units
 ``act_std.i``       its standard deviation (the lecture's rule of thumb, section
                     8: E h⁽ˡ⁾ ≈ 0 and Var h⁽ˡ⁾ about the same in every layer)
-``dead_fraction.i`` ReLU-family layers: the fraction of units j with h_j ≤ 0
-                    for every sample of the batch (never active)
+``dead_fraction.i`` ReLU layers: the fraction of units j with h_j ≤ 0 for
+                    every sample of the batch (never active: no gradient
+                    passes; LeakyReLU's negative side still passes α)
 ``bn_mean.i``       BatchNorm layers: (1/n) Σ_j μ_j, the batch means μ_j of the
 ``bn_var.i``        last training batch averaged over the n features, and the
                     same for the biased batch variances σ²_j
@@ -75,6 +76,7 @@ import numpy as np
 
 from nnc._validation import check_int
 from nnc.callbacks import Callback
+from nnc.layers import ReLU
 
 #: share of the steps averaged for the "first" and "last" loss windows
 WINDOW_FRACTION = 0.1
@@ -144,8 +146,7 @@ class Diagnostics(Callback):
                 (i, [p for p, owner in enumerate(model.param_layers) if owner == i])
                 for i in sorted(set(model.param_layers))]
             self._weight_norms = {}
-            self._relu = {i for i, layer in enumerate(model.layers)
-                          if layer.activation == "relu"}
+            self._relu = {i for i, layer in enumerate(model.layers) if isinstance(layer, ReLU)}
             self._batchnorm = {i for i, layer in enumerate(model.layers)
                                if hasattr(layer, "batch_mean")}
         history = trainer.history
@@ -162,6 +163,8 @@ class Diagnostics(Callback):
                 names += [f"bn_mean.{i}", f"bn_var.{i}"]
         for name in names:
             history.diagnostics.setdefault(name, [])
+        # what on_before_update records (update_ratio comes at on_step_end)
+        self._measured = [name for name in names if not name.startswith("update_ratio.")]
         history.meta.setdefault("layers", [type(layer).__name__ for layer in model.layers])
         history.meta.setdefault("optimizer", repr(trainer.optimizer))
         history.meta["diagnostics_every"] = self.every
@@ -169,7 +172,7 @@ class Diagnostics(Callback):
     def on_train_begin(self, trainer):
         self._bind(trainer)
         if self._pending:  # an earlier fit stopped between the two hooks
-            self._close_update_ratios(trainer.history.diagnostics, None)
+            self._settle_pending(trainer, trainer.history.diagnostics)
         self._epoch = len(trainer.history.epochs.get("loss", []))
 
     def on_epoch_begin(self, trainer, epoch):
@@ -178,7 +181,7 @@ class Diagnostics(Callback):
     def on_before_update(self, trainer):
         d = trainer.history.diagnostics
         if self._pending:  # the last measured step never reached on_step_end
-            self._close_update_ratios(d, None)
+            self._settle_pending(trainer, d)
         if (trainer.step_count + 1) % self.every:
             return
         model = trainer.model
@@ -200,7 +203,20 @@ class Diagnostics(Callback):
 
     def on_train_end(self, trainer):
         if self._pending:
-            self._close_update_ratios(trainer.history.diagnostics, None)
+            self._settle_pending(trainer, trainer.history.diagnostics)
+
+    on_step_refused = on_train_end
+
+    def _settle_pending(self, trainer, d):
+        """The last measured step never reached on_step_end. If the trainer
+        refused it (took it back: its step count did not advance), forget
+        the measurement; if the step was taken, its update is unknown (NaN)."""
+        if d["step"] and trainer.step_count < d["step"][-1]:
+            for name in self._measured:
+                d[name].pop()
+            self._pending = False
+        else:
+            self._close_update_ratios(d, None)
 
     # the measurements
     def _per_layer_norms(self, backend, flat, d, name):

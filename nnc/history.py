@@ -61,27 +61,14 @@ class History:
                 if not isinstance(values, (list, tuple, np.ndarray)):
                     raise ValueError(f"{part}[{name!r}] must be a list of values, "
                                      f"got {values!r:.60}")
-                if part != "epochs" and "." in str(name):
-                    # per-layer records: "<statistic>.<layer index>"
-                    stem, _, layer = str(name).partition(".")
-                    if not layer.isdigit():
-                        raise ValueError(f"{part}[{name!r}]: a per-layer name must be "
-                                         f"'<name>.<layer index>', e.g. '{stem}.0'")
-                values = list(values)
-                for i, value in enumerate(values):
-                    try:
-                        if isinstance(value, (bool, np.bool_)):
-                            raise TypeError
-                        float(value)
-                    except (TypeError, ValueError, OverflowError):
-                        raise ValueError(f"{part}[{name!r}][{i}] must be a number (a float), "
-                                         f"got {value!r:.60}") from None
-                getattr(history, part)[name] = values
+                if part != "epochs":  # what nnc's diagnostics read
+                    _check_record(part, str(name), values)
+                getattr(history, part)[name] = list(values)
         meta = state.get("meta") or {}
         if not isinstance(meta, dict):
             raise ValueError(f"meta must be a dict, got {meta!r:.60}")
         layers = meta.get("layers")
-        if layers is not None and not (isinstance(layers, list)
+        if layers is not None and not (isinstance(layers, (list, tuple))
                                        and all(isinstance(n, str) for n in layers)):
             raise ValueError(f"meta['layers'] must be a list of layer names, got {layers!r:.60}")
         history.meta = dict(meta)
@@ -138,3 +125,27 @@ def _json_value(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot save {type(value).__name__} in a History")
+
+
+#: per-layer records of nnc.diagnostics, named "<statistic>.<layer index>"
+PER_LAYER = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
+             "dead_fraction", "bn_mean", "bn_var")
+
+
+def _check_record(part, name, values):
+    """A step or diagnostics record the diagnostics can read: numbers (NaN
+    and inf allowed), and a layer index after a per-layer statistic's name."""
+    stem, dot, layer = name.partition(".")
+    if dot and stem in PER_LAYER and not layer.isdigit():
+        raise ValueError(f"{part}[{name!r}]: a per-layer record must be named "
+                         f"'{stem}.<layer index>', e.g. '{stem}.0'")
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        for i, value in enumerate(values):  # name the first bad one
+            try:
+                float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{part}[{name!r}][{i}] must be a number, got "
+                                 f"{value!r:.60}") from None
+        raise ValueError(f"{part}[{name!r}] must be a list of numbers") from None

@@ -287,7 +287,9 @@ class BatchNorm(Layer):
         super().__init__()
         self.num_features = check_int(num_features, "num_features", low=1)
         self.momentum = check_float(momentum, "momentum", low=0, high=1, high_open=True)
-        self.eps = check_float(eps, "eps", low=0, low_open=True)
+        # at least float32's smallest normal (the layer learns its dtype only
+        # when built): a smaller ε vanishes, and a constant feature gives 0/0
+        self.eps = check_float(eps, "eps", low=float(np.finfo(np.float32).tiny))
         self._x = self._x_hat = None
 
     def param_shapes(self):

@@ -615,16 +615,9 @@ def load_checkpoint(trainer, path):
     saved = state.get("config") if isinstance(state.get("config"), dict) else {}
     differences = [f"{key}={value!r} (now {current.get(key)!r})"
                    for key, value in sorted(saved.items()) if current.get(key) != value]
-    if differences:
-        warnings.warn(f"the checkpoint was trained with {', '.join(differences)}: training "
-                      "goes on, but not as the original run would have", UserWarning,
-                      stacklevel=3)
     now = trainer.optimizer.config()
     replaced = [f"{key}={value!r} (was {now.get(key)!r})"
                 for key, value in sorted(optimizer["config"].items()) if now.get(key) != value]
-    if replaced:
-        warnings.warn(f"the checkpoint's optimizer settings replace the trainer's: "
-                      f"{', '.join(replaced)}", UserWarning, stacklevel=3)
     # the file's checks passed: apply; load_state_dict checks the rest
     # (e.g. the optimizer's settings against the model's dtype) and on
     # refusal the model's arrays are put back
@@ -644,4 +637,11 @@ def load_checkpoint(trainer, path):
             value[...] = before[name]
         raise _bad(file.path, str(exc)) from exc
     trainer.history = history  # with every part (load_state_dict may know fewer)
+    if differences:  # (only once the checkpoint is in)
+        warnings.warn(f"the checkpoint was trained with {', '.join(differences)}: training "
+                      "goes on, but not as the original run would have", UserWarning,
+                      stacklevel=3)
+    if replaced:
+        warnings.warn(f"the checkpoint's optimizer settings replace the trainer's: "
+                      f"{', '.join(replaced)}", UserWarning, stacklevel=3)
     return trainer

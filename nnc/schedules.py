@@ -28,7 +28,7 @@ def _check_t(t):
                                                    if hasattr(t, "__len__") else ""))
     if not 0 <= t <= MAX_STEPS:
         raise ValueError(f"t (the optimizer step a schedule is called with) must be a number "
-                         f"from 0 to 2**53, got {t!r:.40}")
+                         f"from 0 to 2**63 - 1, got {t!r:.40}")
     return t
 
 

@@ -198,6 +198,8 @@ class Trainer:
         """Undo what a refused step left: gradient norms recorded beyond
         ``recorded`` steps, and its batch-norm statistics."""
         steps = self.history.steps
+        if self._active_callbacks:
+            self._call("on_step_refused")
         del steps["grad_norm"][recorded:]
         for layer, _ in self._layer_params:
             del steps[f"grad_norm.{layer}"][recorded:]

@@ -188,7 +188,7 @@ def test_evaluate_names_the_file_with_bad_metadata(metadata, message, tmp_path, 
     (b'{"steps": {"loss": [1.0]}, "epochs": [1]}', "epochs must map names to lists"),
     (b'{"steps": {"loss": ["a", "b"]}}', "steps['loss'][0] must be a number"),
     (b'{"steps": {"loss": [1' + b'0' * 400 + b']}}', "steps['loss'][0] must be a number"),
-    (b'{"steps": {"loss": [1.0], "grad_norm.x": [1.0]}}', "'<name>.<layer index>'"),
+    (b'{"steps": {"loss": [1.0], "grad_norm.x": [1.0]}}', "'grad_norm.<layer index>'"),
     (b'{"steps": {"loss": [1.0]}, "meta": {"layers": {"0": "ReLU"}}}',
      "meta['layers'] must be a list of layer names"),
 ])
@@ -237,6 +237,15 @@ def test_a_reader_that_goes_away_does_not_stop_training(tmp_path):
     assert first.startswith(b"digits:")
     assert proc.returncode == 0, err.decode()
     assert b"Broken pipe" not in err and b"Traceback" not in err
+    assert path.exists()
+    # `2>&1 | head -1`: the progress bars (stderr) go to the closed pipe too
+    path.unlink()
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "nnc", "train", "--epochs", "3",
+                             "--save", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0
     assert path.exists()
 
 

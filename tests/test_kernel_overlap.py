@@ -84,10 +84,9 @@ def test_matrix_kernels_refuse_any_overlap(dtype):
     labels = np.arange(6) % 3
     with pytest.raises(ValueError, match="grad and logits share memory"):
         be.softmax_cross_entropy(a, labels, a)
+    target, grad = shifted_pair((6, 6), dtype, rng)
     with pytest.raises(ValueError, match="grad and target share memory"):
-        be.mean_squared_error(a, dy, dy)
-    with pytest.raises(ValueError, match="grad and logits share memory"):
-        be.bce_with_logits(a, np.full_like(a, 0.5), a)
+        be.mean_squared_error(a, target, grad)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -104,8 +103,9 @@ def test_batchnorm_refuses_overlap(dtype):
     with pytest.raises(ValueError, match="batch_mean and running_mean share memory"):
         be.batchnorm_forward_train(x, gamma, beta, mean, var, 0.9, 1e-5, out, x_hat, mean,
                                    batch_var, inv_std)
+    first, second = shifted_pair((8, 4), dtype, rng)
     with pytest.raises(ValueError, match="out and x share memory"):
-        be.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, x)
+        be.batchnorm_forward_eval(first, gamma, beta, mean, var, 1e-5, second)
     be.batchnorm_forward_train(x, gamma, beta, mean, var, 0.9, 1e-5, out, x_hat, batch_mean,
                                batch_var, inv_std)
     with pytest.raises(ValueError, match="dgamma and dbeta share memory"):
@@ -141,3 +141,42 @@ def test_count_correct_treats_nan_as_numpy_argmax_does(dtype):
         expected = int((np.argmax(logits, axis=1) == labels).sum())
         for name in ("cython", "numpy"):
             assert get_backend(name, dtype).count_correct(logits, labels) == expected, name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_elementwise_losses_may_write_their_gradient_over_the_input(dtype):
+    be = get_backend("cython", dtype)
+    rng = np.random.default_rng(5)
+    pred, target = rng.normal(size=(5, 3)).astype(dtype), rng.random((5, 3)).astype(dtype)
+    for kernel in ("mean_squared_error", "bce_with_logits"):
+        grad = np.empty_like(pred)
+        loss = getattr(be, kernel)(pred, target, grad)
+        in_place = pred.copy()
+        assert getattr(be, kernel)(in_place, target, in_place) == loss
+        np.testing.assert_array_equal(in_place, grad)
+        first, second = shifted_pair((5, 3), dtype, rng)
+        with pytest.raises(ValueError, match="grad and (pred|logits) share memory"):
+            getattr(be, kernel)(first, target, second)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_eval_in_place_and_the_remaining_kernels(dtype):
+    be = get_backend("cython", dtype)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4, 3)).astype(dtype)
+    gamma, beta, mean, var = (rng.random(3).astype(dtype) + 0.5 for _ in range(4))
+    expected = np.empty_like(x)
+    be.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, expected)
+    be.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, x)
+    np.testing.assert_array_equal(x, expected)
+    a, b = shifted_pair((4, 3), dtype, rng)
+    with pytest.raises(ValueError, match="dx and dy share memory"):
+        be.dropout_backward(a, np.ones((4, 3), dtype), 0.5, b)
+    g = np.arange(8, dtype=np.float64)
+    with pytest.raises(ValueError, match="out and g share memory"):
+        get_backend("cython", np.float64).segment_sum_of_squares(
+            g, np.array([0, 1, 2], np.int64), g[:2])
+    # two outputs may not be one array, even exactly (Adam's m and v)
+    w, m = np.zeros(4, dtype), np.zeros(4, dtype)
+    with pytest.raises(ValueError, match="m and v share memory"):
+        be.adam_update(w, np.ones(4, dtype), m, m, 1e-3, 0.9, 0.999, 1e-8, 1)

@@ -66,6 +66,35 @@ def test_a_bad_optimizer_lr_is_refused_before_the_step(lr, nan_guard):
     assert len(steps["loss"]) == len(steps["lr"]) == len(steps["grad_norm"]) == 8
 
 
+class StopAfter(Callback):
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_step_end(self, trainer, logs):
+        if logs["step"] >= self.steps:
+            trainer.stop_training = True
+
+
+@pytest.mark.parametrize("nan_guard", [True, "warn", False])
+def test_the_refused_step_leaves_the_state_of_the_steps_before(nan_guard):
+    """Refused at its third step, a fit leaves exactly what a fit that
+    stopped after two steps leaves: weights, batch-norm statistics, history
+    and diagnostics."""
+    X, y = data()
+    refused = batchnorm_trainer(nan_guard=nan_guard, diagnostics=True)
+    with pytest.raises(RuntimeError, match="stop here"):
+        refused.fit(X, y, epochs=1, verbose=False, callbacks=[RaiseBeforeUpdate(after=2)])
+    stopped = batchnorm_trainer(nan_guard=nan_guard, diagnostics=True)
+    stopped.fit(X, y, epochs=1, verbose=False, callbacks=[StopAfter(2)])
+    np.testing.assert_array_equal(refused.model.flat_params, stopped.model.flat_params)
+    for a, b in zip(refused._buffers, stopped._buffers):
+        np.testing.assert_array_equal(a[1], b[1])
+    assert refused.step_count == stopped.step_count == 2
+    assert refused.history.steps == stopped.history.steps
+    d = refused.history.diagnostics
+    assert d["step"] == [1, 2] and {len(v) for v in d.values()} == {2}
+
+
 @pytest.mark.parametrize("nan_guard", [True, False])
 def test_a_callback_that_raises_before_the_update_takes_the_step_back(nan_guard):
     X, y = data()

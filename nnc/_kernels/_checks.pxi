@@ -24,9 +24,10 @@ cdef inline int check_same_shape(str name, Py_ssize_t* shape, str ref_name,
 
 # Overlap checks, also before the GIL is dropped: a kernel that writes into
 # memory it has yet to read (an output that is, or shares memory with, an
-# input or another output) would return garbage. Elementwise kernels read
-# each element before they write it, so there an output may be exactly the
-# same array as an input (in place); any other overlap is refused.
+# input or another output) would return garbage. Where every element is read
+# before its own output element is written (elementwise kernels), an output
+# may be exactly the same array as an input (in place); any other overlap is
+# refused.
 
 from libc.stdint cimport uintptr_t
 
@@ -57,7 +58,7 @@ cdef int check_apart(tuple names, Extent* arrays, int n_outputs, int n,
                      bint in_place_ok) except -1:
     """arrays[:n_outputs] are written, arrays[n_outputs:n] only read: no
     written array may overlap another array (with ``in_place_ok``, it may
-    coincide with one exactly)."""
+    coincide exactly with an array that is only read)."""
     cdef int i, j
     cdef Extent a, b
     for i in range(n_outputs):
@@ -66,10 +67,11 @@ cdef int check_apart(tuple names, Extent* arrays, int n_outputs, int n,
             b = arrays[j]
             if a.start == a.stop or b.start == b.stop or a.stop <= b.start or b.stop <= a.start:
                 continue
-            if in_place_ok and a.start == b.start and a.stop == b.stop:
+            if in_place_ok and j >= n_outputs and a.start == b.start and a.stop == b.stop:
                 continue
             raise ValueError(
                 f"{names[i]} and {names[j]} share memory: the kernel would overwrite values "
-                f"it has yet to read; pass {'the same array or ' if in_place_ok else ''}"
+                f"it has yet to read; pass "
+                f"{'the same array or ' if in_place_ok and j >= n_outputs else ''}"
                 "arrays that do not overlap")
     return 0

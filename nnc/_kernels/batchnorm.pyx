@@ -76,7 +76,8 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
                  "running_var", "x", "gamma", "beta"), arrays, 7, 10, False)
     if m < 2:
         raise ValueError(f"batch-norm in training needs at least 2 samples per batch, got {m}")
-    cdef floating rho = <floating> momentum
+    # 1 - ρ from the double: a ρ that rounds to 1 in float32 keeps its update
+    cdef floating rho = <floating> momentum, one_minus_rho = <floating> (1 - momentum)
     with nogil:
         status = column_reduce(&x[0, 0], <const floating*> NULL, <const floating*> NULL,
                                m, f, &batch_mean[0], <floating*> NULL)
@@ -93,8 +94,8 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
                 batch_var[j] /= m
                 inv_std[j] = <floating> (1 / sqrt(<double> batch_var[j] + eps))
                 shift[j] = -batch_mean[j] * inv_std[j]
-                running_mean[j] = rho * running_mean[j] + (1 - rho) * batch_mean[j]
-                running_var[j] = rho * running_var[j] + (1 - rho) * batch_var[j]
+                running_mean[j] = rho * running_mean[j] + one_minus_rho * batch_mean[j]
+                running_var[j] = rho * running_var[j] + one_minus_rho * batch_var[j]
             # ẑ = z * inv_std - μ inv_std and z̃ = γ ẑ + β, in one pass
             affine_rows(&x[0, 0], &inv_std[0], shift, m, f, &x_hat[0, 0],
                         &gamma[0], &beta[0], &out[0, 0])
@@ -119,7 +120,7 @@ def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1
     arrays[0] = span2(out); arrays[1] = span2(x); arrays[2] = span1(gamma)
     arrays[3] = span1(beta); arrays[4] = span1(running_mean); arrays[5] = span1(running_var)
     check_apart(("out", "x", "gamma", "beta", "running_mean", "running_var"), arrays, 1, 6,
-                False)
+                True)  # out may be x: one affine map per element
     cdef floating* scale = <floating*> malloc(2 * f * sizeof(floating) + 1)
     if scale == NULL:
         raise MemoryError("batchnorm_forward_eval: out of memory")

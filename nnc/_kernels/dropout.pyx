@@ -38,4 +38,8 @@ def dropout_forward(const floating[:, ::1] x not None, const floating[:, ::1] u 
 def dropout_backward(const floating[:, ::1] dy not None, const floating[:, ::1] u not None,
                      double p, floating[:, ::1] dx not None):
     """dx = dy · mask / (1-p), the same mask as the forward pass."""
+    check_same_shape("dx", dx.shape, "dy", dy.shape, 2)
+    cdef Extent arrays[3]
+    arrays[0] = span2(dx); arrays[1] = span2(dy); arrays[2] = span2(u)
+    check_apart(("dx", "dy", "u"), arrays, 1, 3, True)
     dropout_forward(dy, u, p, dx)

@@ -89,6 +89,9 @@ def segment_sum_of_squares(const floating[::1] g not None, const int64_t[::1] of
     cdef Py_ssize_t s, n_segments = offsets.shape[0] - 1
     cdef double total = 0
     check_shape("out", out.shape, 1, max(n_segments, 0), 0)
+    cdef Extent arrays[2]
+    arrays[0] = span1(out); arrays[1] = span1(g)
+    check_apart(("out", "g"), arrays, 1, 2, False)
     for s in range(n_segments):
         if not (0 <= offsets[s] <= offsets[s + 1] <= g.shape[0]):
             raise ValueError(f"offsets must rise within [0, {g.shape[0]}], got "

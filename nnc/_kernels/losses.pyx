@@ -49,7 +49,9 @@ cdef double cross_entropy_row(const floating* z, Py_ssize_t k, Py_ssize_t label,
         for j in range(k):
             g[j] = <floating> (g[j] * (scale / total))
         g[label] -= <floating> scale
-    return log(total) + zmax - z[label]
+    # z[label] - zmax first: it is exact-ish and small, where zmax - z[label]
+    # added to log(total) after zmax would lose log(total) when |z| is huge
+    return log(total) - (z[label] - zmax)
 
 
 cdef inline double squared_error_term(const floating* pred, const floating* target,
@@ -234,7 +236,7 @@ def mean_squared_error(const floating[:, ::1] pred not None,
         check_same_shape("grad", grad.shape, "pred", pred.shape, 2)
         grad_ptr = &grad[0, 0]
         arrays[0] = span2(grad); arrays[1] = span2(pred); arrays[2] = span2(target)
-        check_apart(("grad", "pred", "target"), arrays, 1, 3, False)
+        check_apart(("grad", "pred", "target"), arrays, 1, 3, True)  # elementwise
     with nogil:
         total = blocked_loss(SQUARED_ERROR, &pred[0, 0], <int64_t*> NULL, &target[0, 0],
                              grad_ptr, n, k, 1.0 / size,
@@ -256,7 +258,7 @@ def bce_with_logits(const floating[:, ::1] logits not None,
         check_same_shape("grad", grad.shape, "logits", logits.shape, 2)
         grad_ptr = &grad[0, 0]
         arrays[0] = span2(grad); arrays[1] = span2(logits); arrays[2] = span2(target)
-        check_apart(("grad", "logits", "target"), arrays, 1, 3, False)
+        check_apart(("grad", "logits", "target"), arrays, 1, 3, True)  # elementwise
     with nogil:
         total = blocked_loss(LOGISTIC, &logits[0, 0], <int64_t*> NULL, &target[0, 0],
                              grad_ptr, n, k, 1.0 / size,

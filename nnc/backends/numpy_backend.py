@@ -167,6 +167,9 @@ class NumpyBackend:
 
     def count_binary_correct(self, logits, targets):
         """Elements whose prediction z > 0 matches target > 0.5."""
+        if np.shape(targets) != np.shape(logits):
+            raise ValueError(f"target has shape {np.shape(targets)}, expected the shape of "
+                             f"logits, {np.shape(logits)}")
         return int(np.count_nonzero((logits > 0) == (targets > 0.5)))
 
     # --- optimizer updates, in place over the flat parameter buffer ----------
