@@ -665,3 +665,29 @@ def test_label_checks_agree_between_backends(cyb, npb, dtype, labels):
                 be.count_correct(z, labels)
         else:  # a label out of range is a wrong prediction
             assert be.count_correct(z, labels) == int(labels[0] == 0)
+
+
+@pytest.mark.parametrize("offset", [1e12, 1e17, -1e30])
+def test_softmax_cross_entropy_keeps_its_value_for_huge_logits(cyb, npb, dtype, offset):
+    """log-sum-exp shifted by the row maximum: a huge constant added to
+    every logit must not swallow the loss (the compiled loss was 0 at 1e17)."""
+    z = (np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 2.0]]) + offset).astype(dtype)
+    labels = np.array([0, 2], np.int64)
+    shifted = z.astype(np.float64) - z.astype(np.float64).max(axis=1, keepdims=True)
+    expected = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[[0, 1], labels])
+    assert expected > 0.4  # log 3 for the first row
+    for be in (cyb, npb):
+        assert be.softmax_cross_entropy(z, labels) == pytest.approx(expected, rel=1e-6)
+
+
+def test_batchnorm_momentum_that_rounds_to_one_still_updates(cyb, npb, dtype):
+    x = np.array([[4.0, 6.0], [6.0, 4.0]], dtype)
+    outs = []
+    for be in (cyb, npb):
+        mean, var = np.zeros(2, dtype), np.ones(2, dtype)
+        vectors = [np.empty(2, dtype) for _ in range(3)]
+        be.batchnorm_forward_train(x, np.ones(2, dtype), np.zeros(2, dtype), mean, var,
+                                   1 - 1e-9, 1e-5, np.empty_like(x), np.empty_like(x), *vectors)
+        outs.append(mean)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)
+    np.testing.assert_allclose(outs[0], [5e-9, 5e-9], rtol=1e-5)

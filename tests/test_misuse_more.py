@@ -310,3 +310,9 @@ def test_histories_with_user_records_round_trip(tmp_path):
     loaded = History.load(path)
     assert loaded.epochs["val_f1"] == [None] and loaded.steps["lr.scaled"] == [0.1, 0.1]
     trainer.load_state_dict(trainer.state_dict())
+
+
+def test_batchnorm_eps_that_vanishes_in_float32_is_refused():
+    with pytest.raises(ValueError, match="eps must lie in"):
+        nnc.BatchNorm(2, eps=1e-320)
+    nnc.BatchNorm(2, eps=1e-30)
