@@ -43,7 +43,7 @@ import zipfile
 
 import numpy as np
 
-from nnc._validation import as_finite, check_generator_state, check_step
+from nnc._validation import all_finite, as_finite, check_generator_state, check_step
 from nnc._version import __version__
 from nnc.history import History
 from nnc.init import INITIALIZERS
@@ -85,6 +85,9 @@ def _model_arrays(model):
 def _model_header(model, kind, metadata):
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict (JSON-serialisable) or None, got {metadata!r}")
+    if metadata and not all(isinstance(key, str) for key in metadata):
+        # JSON keys are strings: 1 and "1" would become one key
+        raise TypeError(f"metadata keys must be strings, got {sorted(map(repr, metadata))}")
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "nnc_version": __version__,
         "kind": kind, "dtype": model.dtype.name, "backend": model.backend.name,
@@ -140,6 +143,7 @@ def save_model(model, path, metadata=None):
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
     arrays = _model_arrays(model)
+    _check_savable(arrays)
     _write(path, _model_header(model, "model", metadata), arrays)
 
 
@@ -154,6 +158,7 @@ def save_checkpoint(trainer, path, metadata=None):
                            "state": sorted(state["state"])}
     for name, array in state["state"].items():
         arrays[f"optimizer/{name}"] = array
+    _check_savable(arrays)
     header["trainer"] = {
         "step_count": trainer.step_count,
         "rng": trainer.rng.bit_generator.state,
@@ -162,6 +167,16 @@ def save_checkpoint(trainer, path, metadata=None):
     history_arrays, header["trainer"]["history"] = _history_parts(trainer.history)
     arrays.update(history_arrays)
     _write(path, header, arrays)
+
+
+def _check_savable(arrays):
+    """Refuse to write what ``load`` would refuse to read: a model (or
+    optimizer state) holding NaN or Inf, i.e. one that has diverged."""
+    for name, array in arrays.items():
+        if not all_finite(array):
+            raise ValueError(f"array {name!r} contains NaN or Inf: the model has diverged and "
+                             "nnc.load would refuse the file (train with the NaN guard on, "
+                             "Trainer(nan_guard=True), to stop before this happens)")
 
 
 def _trainer_config(trainer):

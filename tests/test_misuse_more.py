@@ -316,3 +316,17 @@ def test_batchnorm_eps_that_vanishes_in_float32_is_refused():
     with pytest.raises(ValueError, match="eps must lie in"):
         nnc.BatchNorm(2, eps=1e-320)
     nnc.BatchNorm(2, eps=1e-30)
+
+
+def test_a_diverged_model_is_not_saved_into_a_file_load_would_refuse(tmp_path):
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    model.layers[0].params["W"][0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"array 'params/0.W' contains NaN or Inf"):
+        model.save(str(tmp_path / "m.npz"))
+    trainer = nnc.Trainer(model)
+    with pytest.raises(ValueError, match="contains NaN or Inf"):
+        trainer.save_checkpoint(str(tmp_path / "c.npz"))
+    assert not list(tmp_path.iterdir())
+    model.layers[0].params["W"][0, 0] = 1.0
+    with pytest.raises(TypeError, match="metadata keys must be strings"):
+        model.save(str(tmp_path / "m.npz"), metadata={1: "int key", "1": "str key"})
