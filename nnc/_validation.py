@@ -26,6 +26,9 @@ def check_dtype(dtype, name="dtype"):
 def _as_array(x, name):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
+    if isinstance(x, np.ma.MaskedArray):  # asarray would use the values under the mask
+        raise TypeError(f"{name} is a masked array: fill or drop the masked entries first "
+                        f"(e.g. {name}.filled(value) or {name}.compressed())")
     try:
         x = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -196,7 +199,10 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     """A finite real number in the given range (open or closed ends)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be finite, got {value!r:.40}") from None
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"

@@ -307,7 +307,11 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             validation_data = self._check_data(*validation_data, "X_val", "y_val")
-        active = tuple(self.callbacks + self._check_callbacks(callbacks))
+        active = []  # each callback once, even if given to both the Trainer and fit
+        for callback in self.callbacks + self._check_callbacks(callbacks):
+            if not any(callback is other for other in active):
+                active.append(callback)
+        active = tuple(active)
         for callback in active:  # before a checkpoint is loaded or a file written
             callback.check(self)
         if resume_from is not None:

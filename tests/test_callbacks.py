@@ -266,3 +266,12 @@ def test_model_checkpoint_template_errors_name_the_template(tmp_path, data, temp
     callback = ModelCheckpoint(str(tmp_path / template), monitor="loss")
     with pytest.raises(ValueError, match="ModelCheckpoint path .* cannot be filled in"):
         make_trainer().fit(*data, epochs=1, verbose=False, callbacks=[callback])
+
+
+def test_a_callback_given_twice_runs_once(data):
+    calls = []
+    a = LambdaCallback(on_epoch_end=lambda trainer, epoch, logs: calls.append("a"))
+    b = LambdaCallback(on_epoch_end=lambda trainer, epoch, logs: calls.append("b"))
+    trainer = make_trainer(callbacks=[a])
+    trainer.fit(*data, epochs=2, verbose=False, callbacks=[b, a, b])
+    assert calls == ["a", "b", "a", "b"]

@@ -330,3 +330,16 @@ def test_a_diverged_model_is_not_saved_into_a_file_load_would_refuse(tmp_path):
     model.layers[0].params["W"][0, 0] = 1.0
     with pytest.raises(TypeError, match="metadata keys must be strings"):
         model.save(str(tmp_path / "m.npz"), metadata={1: "int key", "1": "str key"})
+
+
+def test_masked_arrays_and_numbers_beyond_floats_are_refused():
+    X = np.ma.masked_array(np.ones((4, 3)), mask=[[1, 0, 0]] + [[0, 0, 0]] * 3)
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    with pytest.raises(TypeError, match="X is a masked array"):
+        model.predict(X)
+    with pytest.raises(TypeError, match="y is a masked array"):
+        nnc.Trainer(model).fit(np.ones((4, 3)), np.ma.masked_array([0, 1, 0, 1]), verbose=False)
+    for make in (lambda: nnc.SGD(lr=10 ** 400), lambda: nnc.Dropout(10 ** 400),
+                 lambda: nnc.Trainer(model, l2=10 ** 400)):
+        with pytest.raises(ValueError, match="must be finite"):
+            make()
