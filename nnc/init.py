@@ -25,21 +25,36 @@ import numpy as np
 from nnc._validation import check_float
 
 
-def _fans(shape):
+def _fans(shape, rng):
+    """(n_in, n_out) of a weight shape (n_in,) or (n_in, n_out), after
+    checking the arguments every initialiser takes."""
+    shape = _checked(shape, rng)
     fan_in = shape[0]
     fan_out = shape[1] if len(shape) > 1 else shape[0]
     return fan_in, fan_out
 
 
+def _checked(shape, rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "
+                        f"got {rng!r:.60}")
+    if not (isinstance(shape, tuple) and len(shape) in (1, 2) and all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
+            for n in shape)):
+        raise ValueError(f"shape must be a tuple of 1 or 2 positive ints (n_in, n_out), "
+                         f"got {shape!r:.60}")
+    return shape
+
+
 def zeros(shape, rng):
-    return np.zeros(shape)
+    return np.zeros(_checked(shape, rng))
 
 
 def constant(value):
     value = check_float(value, "value")
 
     def constant_init(shape, rng):
-        return np.full(shape, value)
+        return np.full(_checked(shape, rng), value)
 
     constant_init.__name__ = f"constant({value})"
     return constant_init
@@ -49,7 +64,7 @@ def normal(std=0.05):
     std = check_float(std, "std", low=0)
 
     def normal_init(shape, rng):
-        return rng.normal(0.0, std, size=shape)
+        return rng.normal(0.0, std, size=_checked(shape, rng))
 
     normal_init.__name__ = f"normal({std})"
     return normal_init
@@ -59,35 +74,35 @@ def uniform(limit=0.05):
     limit = check_float(limit, "limit", low=0)
 
     def uniform_init(shape, rng):
-        return rng.uniform(-limit, limit, size=shape)
+        return rng.uniform(-limit, limit, size=_checked(shape, rng))
 
     uniform_init.__name__ = f"uniform({limit})"
     return uniform_init
 
 
 def lecun_normal(shape, rng):
-    fan_in, _ = _fans(shape)
+    fan_in, _ = _fans(shape, rng)
     return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=shape)
 
 
 def glorot_normal(shape, rng):
-    fan_in, fan_out = _fans(shape)
+    fan_in, fan_out = _fans(shape, rng)
     return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape)
 
 
 def glorot_uniform(shape, rng):
-    fan_in, fan_out = _fans(shape)
+    fan_in, fan_out = _fans(shape, rng)
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape)
 
 
 def he_normal(shape, rng):
-    fan_in, _ = _fans(shape)
+    fan_in, _ = _fans(shape, rng)
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
 
 
 def he_uniform(shape, rng):
-    fan_in, _ = _fans(shape)
+    fan_in, _ = _fans(shape, rng)
     limit = np.sqrt(6.0 / fan_in)
     return rng.uniform(-limit, limit, size=shape)
 

@@ -343,3 +343,16 @@ def test_masked_arrays_and_numbers_beyond_floats_are_refused():
                  lambda: nnc.Trainer(model, l2=10 ** 400)):
         with pytest.raises(ValueError, match="must be finite"):
             make()
+
+
+@pytest.mark.parametrize("name", ["zeros", "normal", "uniform", "lecun_normal", "glorot_normal",
+                                  "glorot_uniform", "he_normal", "he_uniform"])
+def test_initialisers_called_directly_check_shape_and_rng(name):
+    init = nnc.init.get_initializer(name)
+    rng = np.random.default_rng(0)
+    assert init((3, 2), rng).shape == (3, 2)
+    for shape in [(0, 3), (), (2, 3, 4), [2, 3], (2.0, 3)]:
+        with pytest.raises(ValueError, match="shape must be a tuple of 1 or 2 positive ints"):
+            init(shape, rng)
+    with pytest.raises(TypeError, match="rng must be a numpy Generator"):
+        init((2, 3), None)
