@@ -64,7 +64,8 @@ def normal(std=0.05):
     std = check_float(std, "std", low=0)
 
     def normal_init(shape, rng):
-        return rng.normal(0.0, std, size=_checked(shape, rng))
+        shape = _checked(shape, rng)
+        return rng.normal(0.0, std, size=shape)
 
     normal_init.__name__ = f"normal({std})"
     return normal_init
@@ -74,7 +75,8 @@ def uniform(limit=0.05):
     limit = check_float(limit, "limit", low=0)
 
     def uniform_init(shape, rng):
-        return rng.uniform(-limit, limit, size=_checked(shape, rng))
+        shape = _checked(shape, rng)
+        return rng.uniform(-limit, limit, size=shape)
 
     uniform_init.__name__ = f"uniform({limit})"
     return uniform_init
