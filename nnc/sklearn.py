@@ -368,6 +368,16 @@ class _NNEstimator(BaseEstimator):
         return tags
 
 
+def _check_labels(y):
+    """scikit-learn's check that ``y`` holds class labels, with mixed kinds
+    (strings and numbers, which cannot be sorted) named as such."""
+    try:
+        check_classification_targets(y)
+    except TypeError as exc:
+        raise TypeError(f"y must hold labels of one kind (all numbers or all strings), "
+                        f"got a mix: {exc}") from None
+
+
 def _unique_classes(classes):
     """The sorted distinct labels of partial_fit's ``classes``."""
     try:
@@ -426,7 +436,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     def fit(self, X, y):
         """Train a new network on (X, y) for ``epochs`` epochs; returns self."""
         X, y = _validate(self, X, y)
-        check_classification_targets(y)
+        _check_labels(y)
         classes, encoded = np.unique(y, return_inverse=True)
         self._fit(X, encoded.reshape(-1), len(classes))
         self.classes_ = classes
@@ -449,7 +459,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
                 raise ValueError(f"classes={classes!r} is not the same as classes_ "
                                  f"{all_classes!r} of the first call to partial_fit")
         X, y = _validate(self, X, y, reset=first)
-        check_classification_targets(y)
+        _check_labels(y)
         unknown = ~np.isin(y, all_classes)
         if unknown.any():
             raise ValueError(f"y contains labels {np.unique(y[unknown])!r} that are not in "

@@ -356,3 +356,10 @@ def test_initialisers_called_directly_check_shape_and_rng(name):
             init(shape, rng)
     with pytest.raises(TypeError, match="rng must be a numpy Generator"):
         init((2, 3), None)
+
+
+def test_datasets_name_their_arguments():
+    with pytest.raises(TypeError, match="X could not be read as an array"):
+        nnc.datasets.train_test_split([[1.0, 2.0], [3.0]], [0, 1])
+    with pytest.raises(MemoryError, match=r"n=4611686018427387904"):
+        nnc.datasets.make_mnist_like(2 ** 62)

@@ -415,3 +415,12 @@ def test_convergence_warning_as_mlpclassifier():
         clf = NNClassifier(hidden_layer_sizes=(8,), epochs=500, tol=1e-2, random_state=0)
         assert clf.fit(X, y).n_iter_ < 500  # stopped by the rule: no warning
         NNClassifier(hidden_layer_sizes=(8,), epochs=3, tol=None, random_state=0).fit(X, y)
+
+
+def test_labels_of_mixed_kinds_are_named():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    y = np.array(["a", 1] * 3, dtype=object)
+    with pytest.raises(TypeError, match="y must hold labels of one kind"):
+        NNClassifier(epochs=1).fit(X, y)
+    with pytest.raises(TypeError, match="y must hold labels of one kind"):
+        NNClassifier(epochs=1).partial_fit(X, y, classes=["a", "b"])

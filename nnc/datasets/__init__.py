@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_dtype, check_float, check_int
+from nnc._validation import _as_array, check_dtype, check_float, check_int
 from nnc.datasets.mnist import load_fashion_mnist, load_mnist  # noqa: F401
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +31,7 @@ def load_digits(dtype=np.float32):
 def train_test_split(X, y, test_fraction=0.2, seed=0):
     """Shuffle once with ``seed`` and split off ``test_fraction`` of the
     samples: returns ``X_train, X_test, y_train, y_test``."""
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = _as_array(X, "X"), _as_array(y, "y")
     for name, array in (("X", X), ("y", y)):
         if array.ndim == 0:
             raise ValueError(f"{name} must be an array with one entry per sample, "
@@ -73,10 +73,14 @@ def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
             width = rng.uniform(1.5, 3.5)
             prototypes[c] += np.exp(-((grid - centre) ** 2).sum(1) / (2 * width ** 2))
         prototypes[c] /= prototypes[c].max()
-    y = rng.integers(0, n_classes, size=n)
-    other = (y + rng.integers(1, n_classes, size=n)) % n_classes
-    mix = rng.uniform(0.0, 0.45, size=(n, 1))
-    X = (1 - mix) * prototypes[y] + mix * prototypes[other]
+    try:
+        y = rng.integers(0, n_classes, size=n)
+        other = (y + rng.integers(1, n_classes, size=n)) % n_classes
+        mix = rng.uniform(0.0, 0.45, size=(n, 1))
+        X = (1 - mix) * prototypes[y] + mix * prototypes[other]
+    except (ValueError, MemoryError) as exc:  # NumPy's "array is too big"
+        raise MemoryError(f"n={n}: {n} samples of 784 pixels do not fit in memory "
+                          f"({exc})") from None
     X *= rng.uniform(0.7, 1.2, size=(n, 1))
     X += rng.normal(0.0, 0.25, size=X.shape)
     np.clip(X, 0.0, 1.0, out=X)
