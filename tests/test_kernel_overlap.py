@@ -17,11 +17,21 @@ def shifted_pair(shape, dtype, rng):
     return buf[:size].reshape(shape), buf[1:].reshape(shape)
 
 
+def assert_in_place_is_the_same(run, x):
+    """``run(x, out)`` gives the same with ``out`` = ``x`` (in place) as with
+    an output of its own (returned values included)."""
+    expected = np.empty_like(x)
+    returned = run(x, expected)
+    in_place = x.copy()
+    assert run(in_place, in_place) == returned
+    np.testing.assert_array_equal(in_place, expected)
+
+
 ELEMENTWISE = {
-    "relu_forward": lambda x, out: ((x, out), {}),
-    "sigmoid_forward": lambda x, out: ((x, out), {}),
-    "tanh_forward": lambda x, out: ((x, out), {}),
-    "leaky_relu_forward": lambda x, out: ((x, 0.1, out), {}),
+    "relu_forward": lambda be, x, out: be.relu_forward(x, out),
+    "sigmoid_forward": lambda be, x, out: be.sigmoid_forward(x, out),
+    "tanh_forward": lambda be, x, out: be.tanh_forward(x, out),
+    "leaky_relu_forward": lambda be, x, out: be.leaky_relu_forward(x, 0.1, out),
 }
 
 
@@ -30,15 +40,12 @@ ELEMENTWISE = {
 def test_activation_forward_in_place_or_refused(name, dtype):
     be = get_backend("cython", dtype)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(5, 7)).astype(dtype)
-    expected = np.empty_like(x)
-    getattr(be, name)(*ELEMENTWISE[name](x, expected)[0])
-    in_place = x.copy()
-    getattr(be, name)(*ELEMENTWISE[name](in_place, in_place)[0])
-    np.testing.assert_array_equal(in_place, expected)
+    run = ELEMENTWISE[name]
+    assert_in_place_is_the_same(lambda x, out: run(be, x, out),
+                                rng.normal(size=(5, 7)).astype(dtype))
     a, b = shifted_pair((5, 7), dtype, rng)
     with pytest.raises(ValueError, match="out and x share memory"):
-        getattr(be, name)(*ELEMENTWISE[name](a, b)[0])
+        run(be, a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -47,11 +54,7 @@ def test_activation_backward_over_dy_or_refused(name, dtype):
     be = get_backend("cython", dtype)
     rng = np.random.default_rng(1)
     y, dy = rng.random((4, 6)).astype(dtype), rng.normal(size=(4, 6)).astype(dtype)
-    expected = np.empty_like(dy)
-    getattr(be, name)(y, dy, expected)
-    in_place = dy.copy()
-    getattr(be, name)(y, in_place, in_place)
-    np.testing.assert_array_equal(in_place, expected)
+    assert_in_place_is_the_same(lambda dy, dx: getattr(be, name)(y, dy, dx), dy)
     a, b = shifted_pair((4, 6), dtype, rng)
     with pytest.raises(ValueError, match="dx and dy share memory"):
         getattr(be, name)(y, a, b)
@@ -149,11 +152,8 @@ def test_elementwise_losses_may_write_their_gradient_over_the_input(dtype):
     rng = np.random.default_rng(5)
     pred, target = rng.normal(size=(5, 3)).astype(dtype), rng.random((5, 3)).astype(dtype)
     for kernel in ("mean_squared_error", "bce_with_logits"):
-        grad = np.empty_like(pred)
-        loss = getattr(be, kernel)(pred, target, grad)
-        in_place = pred.copy()
-        assert getattr(be, kernel)(in_place, target, in_place) == loss
-        np.testing.assert_array_equal(in_place, grad)
+        assert_in_place_is_the_same(
+            lambda pred, grad: getattr(be, kernel)(pred, target, grad), pred)
         first, second = shifted_pair((5, 3), dtype, rng)
         with pytest.raises(ValueError, match="grad and (pred|logits) share memory"):
             getattr(be, kernel)(first, target, second)
@@ -163,12 +163,10 @@ def test_elementwise_losses_may_write_their_gradient_over_the_input(dtype):
 def test_batchnorm_eval_in_place_and_the_remaining_kernels(dtype):
     be = get_backend("cython", dtype)
     rng = np.random.default_rng(6)
-    x = rng.normal(size=(4, 3)).astype(dtype)
     gamma, beta, mean, var = (rng.random(3).astype(dtype) + 0.5 for _ in range(4))
-    expected = np.empty_like(x)
-    be.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, expected)
-    be.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, x)
-    np.testing.assert_array_equal(x, expected)
+    assert_in_place_is_the_same(
+        lambda x, out: be.batchnorm_forward_eval(x, gamma, beta, mean, var, 1e-5, out),
+        rng.normal(size=(4, 3)).astype(dtype))
     a, b = shifted_pair((4, 3), dtype, rng)
     with pytest.raises(ValueError, match="dx and dy share memory"):
         be.dropout_backward(a, np.ones((4, 3), dtype), 0.5, b)
