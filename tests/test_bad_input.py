@@ -727,7 +727,7 @@ MORE_BAD_CALLS = [
      RuntimeError, "forward"),
     # datasets
     ("split-strings", lambda: nnc.datasets.train_test_split("abc", "def"), ValueError, "X must"),
-    ("split-none", lambda: nnc.datasets.train_test_split(None, None), ValueError, "X must"),
+    ("split-none", lambda: nnc.datasets.train_test_split(None, None), TypeError, "X must"),
     ("split-one-sample", lambda: nnc.datasets.train_test_split(np.zeros((1, 2)), np.zeros(1)),
      ValueError, "at least 2"),
     ("split-seed-negative", lambda: nnc.datasets.train_test_split(np.zeros((5, 2)), np.zeros(5),

@@ -691,3 +691,50 @@ def test_batchnorm_momentum_that_rounds_to_one_still_updates(cyb, npb, dtype):
         outs.append(mean)
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)
     np.testing.assert_allclose(outs[0], [5e-9, 5e-9], rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [10, 40, 100])
+def test_batchnorm_of_a_constant_feature_is_zero(cyb, npb, dtype, rows):
+    """μ is summed in double and rounded once: a feature constant over the
+    batch has μ equal to its value, σ² = 0 and ẑ = 0 (float32 means were off)."""
+    values = np.random.default_rng(rows).uniform(1e3, 1e4, size=50).astype(dtype)
+    x = np.ascontiguousarray(np.broadcast_to(values, (rows, 50)))
+    for be in (cyb, npb):
+        outs = [np.empty_like(x) for _ in range(2)]
+        vectors = [np.empty(50, dtype) for _ in range(3)]
+        be.batchnorm_forward_train(x, np.ones(50, dtype), np.zeros(50, dtype),
+                                   np.zeros(50, dtype), np.ones(50, dtype), 0.9, 1e-5, *outs,
+                                   *vectors)
+        if dtype == np.float32:  # summed exactly in double
+            np.testing.assert_array_equal(vectors[0], values)  # the mean
+            np.testing.assert_array_equal(vectors[1], 0)  # the variance
+            np.testing.assert_array_equal(outs[1], 0)  # x̂
+        else:  # within rounding of the float64 sum
+            np.testing.assert_allclose(vectors[0], values, rtol=1e-15)
+            np.testing.assert_allclose(outs[1], 0, atol=1e-8)
+
+
+def test_batchnorm_of_a_feature_with_a_large_mean(cyb, npb, dtype):
+    """ẑ = (z - μ)/σ without cancelling μ against itself: a feature of mean
+    1e4 and spread 0.1 normalises to a few ulps of the exact value, in
+    training (batch statistics) and evaluation (running statistics)."""
+    rng = np.random.default_rng(0)
+    x = (1e4 + 0.1 * rng.standard_normal((64, 8))).astype(dtype)
+    exact = x.astype(np.float64)
+    mean, var = exact.mean(axis=0), exact.var(axis=0)
+    expected = (exact - mean) / np.sqrt(var + 1e-5)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    ones, zeros = np.ones(8, dtype), np.zeros(8, dtype)
+    for be in (cyb, npb):
+        out, x_hat = np.empty_like(x), np.empty_like(x)
+        vectors = [np.empty(8, dtype) for _ in range(3)]
+        be.batchnorm_forward_train(x, ones, zeros, zeros.copy(), ones.copy(), 0.9, 1e-5, out,
+                                   x_hat, *vectors)
+        np.testing.assert_allclose(x_hat, expected, atol=tolerance)
+        # evaluation: exact for the statistics as stored (a float32 mean is
+        # itself only within half an ulp of 1e4 of the batch's)
+        evaluated = np.empty_like(x)
+        be.batchnorm_forward_eval(x, ones, zeros, vectors[0], vectors[1], 1e-5, evaluated)
+        stored = (exact - vectors[0].astype(np.float64)) / np.sqrt(
+            vectors[1].astype(np.float64) + 1e-5)
+        np.testing.assert_allclose(evaluated, stored, atol=tolerance)

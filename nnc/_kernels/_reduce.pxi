@@ -72,10 +72,12 @@ cdef void reduce_rows(const floating* a, const floating* b, const floating* cent
 
 cdef int column_reduce(const floating* a, const floating* b, const floating* center,
                        Py_ssize_t rows, Py_ssize_t cols,
-                       floating* sum_a, floating* sum_ab) noexcept nogil:
+                       floating* sum_a, floating* sum_ab,
+                       double* exact_a, double* exact_ab) noexcept nogil:
     """sum_a[j] = Σ_i a_ij and sum_ab[j] = Σ_i (a_ij - c_j)(b_ij - c_j) in one
-    pass (either output may be NULL; center NULL means c = 0). Sums are
-    accumulated in double, so float32 results round once. Returns -1 if the
+    pass (any output may be NULL; center NULL means c = 0). Sums are
+    accumulated in double, so float32 results round once; ``exact_a`` and
+    ``exact_ab`` receive the double sums themselves. Returns -1 if the
     per-thread partials cannot be allocated."""
     cdef int n_threads = elementwise_threads(rows * cols)
     cdef Py_ssize_t block, t, j
@@ -90,30 +92,36 @@ cdef int column_reduce(const floating* a, const floating* b, const floating* cen
     partial = <double*> malloc(2 * n_threads * cols * sizeof(double) + 1)
     if partial == NULL:
         return -1
+    cdef bint want_a = sum_a != NULL or exact_a != NULL
+    cdef bint want_ab = sum_ab != NULL or exact_ab != NULL
     block = (rows + n_threads - 1) // n_threads
     if n_threads == 1:
         reduce_rows(a, b, center, 0, rows, cols,
-                    partial if sum_a != NULL else NULL,
-                    partial + cols if sum_ab != NULL else NULL)
+                    partial if want_a else NULL,
+                    partial + cols if want_ab else NULL)
     else:
         for t in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
             reduce_rows(a, b, center, min(rows, t * block), min(rows, (t + 1) * block), cols,
-                        partial + 2 * t * cols if sum_a != NULL else NULL,
-                        partial + (2 * t + 1) * cols if sum_ab != NULL else NULL)
+                        partial + 2 * t * cols if want_a else NULL,
+                        partial + (2 * t + 1) * cols if want_ab else NULL)
     for j in range(cols):
         total_a = 0
         total_ab = 0
         for t in range(n_threads):
             part_a = partial + 2 * t * cols
             part_ab = partial + (2 * t + 1) * cols
-            if sum_a != NULL:
+            if want_a:
                 total_a += part_a[j]
-            if sum_ab != NULL:
+            if want_ab:
                 total_ab += part_ab[j]
         if sum_a != NULL:
             sum_a[j] = <floating> total_a
         if sum_ab != NULL:
             sum_ab[j] = <floating> total_ab
+        if exact_a != NULL:
+            exact_a[j] = total_a
+        if exact_ab != NULL:
+            exact_ab[j] = total_ab
     free(partial)
     return 0
 
@@ -122,4 +130,4 @@ cdef int column_sums(const floating* x, Py_ssize_t rows, Py_ssize_t cols,
                      floating* out) noexcept nogil:
     """out[j] = Σ_i x[i, j]."""
     return column_reduce(x, <const floating*> NULL, <const floating*> NULL, rows, cols,
-                         out, <floating*> NULL)
+                         out, <floating*> NULL, <double*> NULL, <double*> NULL)

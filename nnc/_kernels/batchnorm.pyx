@@ -24,20 +24,36 @@ include "_reduce.pxi"
 include "_checks.pxi"
 
 
-cdef void affine_rows(const floating* x, const floating* scale, const floating* shift,
-                      Py_ssize_t rows, Py_ssize_t cols, floating* out,
-                      const floating* scale2, const floating* shift2,
-                      floating* out2) noexcept nogil:
-    """out = x * scale + shift per column and, when out2 is given,
-    out2 = out * scale2 + shift2, row by row (the second loop reads the row
-    the first just wrote, still in L1). One loop writing both outputs did
-    not vectorise: gcc gives up on checking seven pointers for overlap."""
+cdef void normalize_rows(const floating* x, const floating* center, const floating* residual,
+                         const floating* scale, const floating* shift,
+                         Py_ssize_t rows, Py_ssize_t cols, floating* out,
+                         const floating* scale2, const floating* shift2,
+                         floating* out2) noexcept nogil:
+    """out = ((x - center) - residual) * scale + shift per column and, when
+    out2 is given, out2 = out * scale2 + shift2, row by row (the second loop
+    reads the row the first just wrote, still in L1).
+
+    x - center first: for a feature with a large mean, x and its mean are
+    close, so the difference is exact (x * scale + shift, the same map
+    expanded, cancels two large numbers); ``residual`` is the part of the
+    double-precision mean that ``center`` (rounded to the data's type) lost.
+    One loop writing both outputs did not vectorise: gcc gives up on
+    checking the pointers for overlap."""
     cdef Py_ssize_t i
     cdef int nt = elementwise_threads(rows * cols)
     for i in prange(rows, nogil=True, num_threads=nt, use_threads_if=nt > 1, schedule="static"):
-        affine_row(x + i * cols, scale, shift, cols, out + i * cols)
+        normalize_row(x + i * cols, center, residual, scale, shift, cols, out + i * cols)
         if out2 != NULL:
             affine_row(out + i * cols, scale2, shift2, cols, out2 + i * cols)
+
+
+cdef inline void normalize_row(const floating* x, const floating* center,
+                               const floating* residual, const floating* scale,
+                               const floating* shift, Py_ssize_t cols,
+                               floating* out) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(cols):
+        out[j] = ((x[j] - center[j]) - residual[j]) * scale[j] + shift[j]
 
 
 cdef inline void affine_row(const floating* x, const floating* scale, const floating* shift,
@@ -57,7 +73,6 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
     backward), μ, σ², 1/sqrt(σ² + ε), and updates the running averages."""
     cdef Py_ssize_t m = x.shape[0], f = x.shape[1], j
     cdef int status = 0
-    cdef floating* shift
     check_shape("gamma", gamma.shape, 1, f, 0)
     check_shape("beta", beta.shape, 1, f, 0)
     check_shape("running_mean", running_mean.shape, 1, f, 0)
@@ -78,30 +93,46 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
         raise ValueError(f"batch-norm in training needs at least 2 samples per batch, got {m}")
     # 1 - ρ from the double: a ρ that rounds to 1 in float32 keeps its update
     cdef floating rho = <floating> momentum, one_minus_rho = <floating> (1 - momentum)
+    cdef double mean, offset, var
+    # per feature: two sums in double; the residual μ - c and a zero shift
+    cdef double* sums = <double*> malloc(2 * f * sizeof(double) + 1)
+    cdef floating* work = <floating*> malloc(2 * f * sizeof(floating) + 1)
+    cdef floating* residual = work
+    cdef floating* zeros = work + f
     with nogil:
-        status = column_reduce(&x[0, 0], <const floating*> NULL, <const floating*> NULL,
-                               m, f, &batch_mean[0], <floating*> NULL)
-        for j in range(f):
-            batch_mean[j] /= m
-        if status == 0:
-            status = column_reduce(&x[0, 0], &x[0, 0], &batch_mean[0], m, f,
-                                   <floating*> NULL, &batch_var[0])
-        shift = <floating*> malloc(f * sizeof(floating))
-        if shift == NULL:
+        if sums == NULL or work == NULL:
             status = -1
         if status == 0:
+            # μ in double, rounded once: a constant feature gets exactly its value
+            status = column_reduce(&x[0, 0], <const floating*> NULL, <const floating*> NULL,
+                                   m, f, <floating*> NULL, <floating*> NULL, sums,
+                                   <double*> NULL)
+        if status == 0:
             for j in range(f):
-                batch_var[j] /= m
-                inv_std[j] = <floating> (1 / sqrt(<double> batch_var[j] + eps))
-                shift[j] = -batch_mean[j] * inv_std[j]
+                batch_mean[j] = <floating> (sums[j] / m)
+            # Σ (z - c)² about the rounded mean c, then σ² = that/m - (μ - c)²
+            status = column_reduce(&x[0, 0], &x[0, 0], &batch_mean[0], m, f,
+                                   <floating*> NULL, <floating*> NULL, <double*> NULL, sums + f)
+        if status == 0:
+            for j in range(f):
+                mean = sums[j] / m
+                offset = mean - batch_mean[j]
+                var = sums[f + j] / m - offset * offset
+                if var < 0:
+                    var = 0
+                batch_var[j] = <floating> var
+                inv_std[j] = <floating> (1 / sqrt(var + eps))
+                residual[j] = <floating> offset
+                zeros[j] = 0
                 running_mean[j] = rho * running_mean[j] + one_minus_rho * batch_mean[j]
                 running_var[j] = rho * running_var[j] + one_minus_rho * batch_var[j]
-            # ẑ = z * inv_std - μ inv_std and z̃ = γ ẑ + β, in one pass
-            affine_rows(&x[0, 0], &inv_std[0], shift, m, f, &x_hat[0, 0],
-                        &gamma[0], &beta[0], &out[0, 0])
-        free(shift)
+            # ẑ = ((z - c) - (μ - c)) / σ and z̃ = γ ẑ + β, in one pass
+            normalize_rows(&x[0, 0], &batch_mean[0], residual, &inv_std[0], zeros, m, f,
+                           &x_hat[0, 0], &gamma[0], &beta[0], &out[0, 0])
+    free(sums)
+    free(work)
     if status != 0:
-        raise MemoryError("batchnorm_forward_train: out of memory for per-thread sums")
+        raise MemoryError("batchnorm_forward_train: out of memory for per-feature sums")
 
 
 def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1] gamma not None,
@@ -124,13 +155,13 @@ def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1
     cdef floating* scale = <floating*> malloc(2 * f * sizeof(floating) + 1)
     if scale == NULL:
         raise MemoryError("batchnorm_forward_eval: out of memory")
-    cdef floating* shift = scale + f
+    cdef floating* zeros = scale + f
     with nogil:
         for j in range(f):
             scale[j] = <floating> (gamma[j] / sqrt(<double> running_var[j] + eps))
-            shift[j] = beta[j] - running_mean[j] * scale[j]
-        affine_rows(&x[0, 0], scale, shift, m, f, &out[0, 0], <const floating*> NULL,
-                    <const floating*> NULL, <floating*> NULL)
+            zeros[j] = 0
+        normalize_rows(&x[0, 0], &running_mean[0], zeros, scale, &beta[0], m, f, &out[0, 0],
+                       <const floating*> NULL, <const floating*> NULL, <floating*> NULL)
     free(scale)
 
 
@@ -174,7 +205,8 @@ def batchnorm_backward(const floating[:, ::1] dy not None, const floating[:, ::1
     if k == NULL:
         raise MemoryError("batchnorm_backward: out of memory")
     with nogil:
-        status = column_reduce(g, h, <const floating*> NULL, m, f, &dbeta[0], &dgamma[0])
+        status = column_reduce(g, h, <const floating*> NULL, m, f, &dbeta[0], &dgamma[0],
+                               <double*> NULL, <double*> NULL)
         for j in range(f):
             k[j] = gamma[j] * inv_std[j] * inv_m
         for i in prange(m, num_threads=nt, use_threads_if=nt > 1, schedule="static"):

@@ -87,10 +87,15 @@ class NumpyBackend:
         if x.shape[0] < 2:
             raise ValueError("batch-norm in training needs at least 2 samples per batch, "
                              f"got {x.shape[0]}")
-        np.mean(x, axis=0, out=batch_mean)
-        np.mean((x - batch_mean) ** 2, axis=0, out=batch_var)
-        inv_std[...] = 1 / np.sqrt(batch_var.astype(np.float64) + eps)
-        x_hat[...] = (x - batch_mean) * inv_std
+        # in float64, then rounded once (a float32 mean would put a constant
+        # feature off its own value, and x̂ of a large-mean feature off by much more)
+        mean = x.mean(axis=0, dtype=np.float64)
+        centered = x - mean
+        var = np.mean(centered ** 2, axis=0)
+        batch_mean[...] = mean
+        batch_var[...] = var
+        inv_std[...] = 1 / np.sqrt(var + eps)
+        x_hat[...] = centered / np.sqrt(var + eps)
         out[...] = gamma * x_hat + beta
         running_mean[...] = momentum * running_mean + (1 - momentum) * batch_mean
         running_var[...] = momentum * running_var + (1 - momentum) * batch_var
