@@ -180,18 +180,36 @@ class Optimizer:
         """ValueError if this optimizer cannot take a step of rate ``lr`` (the
         Trainer asks before a scheduled step changes anything)."""
 
+    #: True when ε is added under the root, sqrt(r + ε) (RMSprop)
+    eps_under_root = False
+
+    def _square_weight(self):
+        """The weight c of g² in the squared-gradient state (1-β₂ for Adam),
+        or None for an optimizer without one."""
+        return None
+
     def _smallest_eps(self, dtype):
-        """The smallest ε the update survives in ``dtype``: the kernels flush
-        numbers below the smallest normal float to zero (and a zero gradient
-        would then give 0/0)."""
-        return float(np.finfo(dtype).tiny)
+        """The smallest ε the update survives in ``dtype``. The kernels flush
+        numbers below the smallest normal float ("tiny") to zero: an ε below
+        it vanishes (and a zero gradient gives 0/0), and a gradient g so small
+        that c g² < tiny (c = ``square_weight``) leaves no trace in the state,
+        so its step is g/ε (g/sqrt(ε) under the root). ε is held large enough
+        that such a step stays below 1 % of the learning rate."""
+        tiny = float(np.finfo(dtype).tiny)
+        weight = self._square_weight()
+        if weight is None:
+            return tiny
+        unregistered = math.sqrt(tiny / weight)  # the largest such |g|
+        return max(tiny, (100 * unregistered) ** 2 if self.eps_under_root
+                   else 100 * unregistered)
 
     def _check_eps(self, dtype):
         eps = getattr(self, "eps", None)
         if eps is not None and eps < self._smallest_eps(dtype):
             raise ValueError(f"eps must be >= {self._smallest_eps(dtype):.3g} for "
-                             f"{np.dtype(dtype).name} parameters (smaller values vanish in the "
-                             f"update and a zero gradient gives 0/0 = NaN), got {eps!r}")
+                             f"{np.dtype(dtype).name} parameters (below it, a gradient too "
+                             f"small to register in the optimizer's state, or a zero one, "
+                             f"would take a step of up to lr·|g|/eps, or NaN), got {eps!r}")
 
     def config(self):
         return {"lr": self.lr}
@@ -262,11 +280,15 @@ class RMSprop(Optimizer):
     """
 
     state_names = squared_state = ("square_avg",)
+    eps_under_root = True
 
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8):
         super().__init__(lr)
         self.rho = _check_beta(rho, "rho")
         self.eps = check_float(eps, "eps", low=0, low_open=True)
+
+    def _square_weight(self):
+        return 1 - self.rho
 
     def _update(self, lr):
         self.backend.rmsprop_update(self.params, self.grads, self.state["square_avg"],
@@ -300,9 +322,13 @@ class Adam(Optimizer):
 
     weight_decay = 0.0
 
+    def _square_weight(self):
+        return 1 - self.beta2
+
     def _smallest_eps(self, dtype):
         # the kernel adds ε·sqrt(1-β₂ᵗ), smallest at t = 1 (see adam_update)
-        return super()._smallest_eps(dtype) / math.sqrt(1 - self.beta2)
+        tiny = float(np.finfo(dtype).tiny)
+        return max(super()._smallest_eps(dtype), tiny / math.sqrt(1 - self.beta2))
 
     def check_lr(self, lr):
         _check_decay(lr, self.weight_decay)
@@ -340,6 +366,9 @@ class Adagrad(Optimizer):
     def __init__(self, lr=1e-2, eps=1e-10):
         super().__init__(lr)
         self.eps = check_float(eps, "eps", low=0, low_open=True)
+
+    def _square_weight(self):
+        return 1.0
 
     def _update(self, lr):
         self.backend.adagrad_update(self.params, self.grads, self.state["sum_squares"],

@@ -332,8 +332,8 @@ OPTIMIZERS = {
                  lambda p: torch.optim.SGD(p, lr=A * (1 - B), momentum=B, nesterov=True),
                  A * (1 - B)),
     # ε inside (nnc) or outside (torch) the root: with ε below every r the two agree
-    "rmsprop-tiny-eps": (lambda: nnc.RMSprop(lr=0.01, rho=0.8, eps=1e-37),
-                         lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.8, eps=1e-37), 0.01),
+    "rmsprop-tiny-eps": (lambda: nnc.RMSprop(lr=0.01, rho=0.8, eps=1e-30),
+                         lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.8, eps=1e-30), 0.01),
     "adam": (lambda: nnc.Adam(lr=0.02, beta1=0.8, beta2=0.99, eps=1e-6),
              lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.99), eps=1e-6), 0.02),
     "adam-b1=0-b2=0": (lambda: nnc.Adam(lr=0.01, beta1=0.0, beta2=0.0, eps=1e-3),

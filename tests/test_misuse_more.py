@@ -363,3 +363,22 @@ def test_datasets_name_their_arguments():
         nnc.datasets.train_test_split([[1.0, 2.0], [3.0]], [0, 1])
     with pytest.raises(MemoryError, match=r"n=4611686018427387904"):
         nnc.datasets.make_mnist_like(2 ** 62)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("make", [lambda eps: nnc.Adam(1e-3, eps=eps),
+                                  lambda eps: nnc.RMSprop(1e-3, eps=eps),
+                                  lambda eps: nnc.Adagrad(1e-3, eps=eps)],
+                         ids=["Adam", "RMSprop", "Adagrad"])
+def test_eps_keeps_unregistered_gradients_from_huge_steps(backend, make):
+    """A gradient whose square the state cannot hold in float32 (flushed to
+    zero) must not take a step of g/ε: ε has a floor that keeps it < 1 % of lr."""
+    smallest = make(1.0)._smallest_eps(np.float32)
+    with pytest.raises(ValueError, match="eps must be >= "):
+        make(smallest / 10).bind(np.zeros(3, np.float32), np.zeros(3, np.float32), backend)
+    # the largest gradient whose square times the state's weight is below tiny
+    unregistered = np.sqrt(np.finfo(np.float32).tiny / make(1.0)._square_weight())
+    for g in (0.9 * unregistered, unregistered / 100, 0.0):
+        w, grads = np.zeros(3, np.float32), np.full(3, g, np.float32)
+        make(smallest * 1.01).bind(w, grads, backend).step()
+        assert np.all(np.abs(w) <= 0.011 * 1e-3), (g, w)
