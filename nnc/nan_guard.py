@@ -11,10 +11,14 @@ checks, at every step *before* ``optimizer.step()``:
   gradient makes it non-finite), and
 * ``lr * ‖g‖`` (with ``‖g‖`` after ``clip_norm``) is below the largest number
   of the model's dtype: for SGD that bounds every element of the update, so
-  an update that would overflow the weights to ``inf`` is refused too.
+  an update that would overflow the weights to ``inf`` is refused too, and
+* for optimizers that keep squared gradients (RMSprop, Adam, Adagrad), ``‖g‖``
+  (after clipping) is below the square root of that number: a larger element
+  would square to ``inf`` in the state and freeze its weight for good
+  (m / inf = 0 at every later step).
 
-These are three comparisons of Python floats: no array is touched or
-allocated. When one fails, the trainer raises :class:`TrainingDiverged`
+These are comparisons of Python floats (and a finite check of the small
+batch-norm statistics): no array is allocated. When one fails, the trainer raises :class:`TrainingDiverged`
 naming the step, the layer whose gradient went non-finite first (in
 back-propagation order, from the output towards the input) and what to try;
 the weights are those of the last step that passed the check. Only on that
@@ -69,6 +73,13 @@ def update_limit(dtype):
     return float(np.finfo(dtype).max)
 
 
+def gradient_limit(optimizer, dtype):
+    """The gradient norm at and above which a gradient element could square
+    to ``inf`` in ``optimizer``'s state (every element is at most the norm);
+    ``inf`` for optimizers without squared-gradient state."""
+    return math.sqrt(update_limit(dtype)) if optimizer.squared_state else math.inf
+
+
 def diverged(trainer, loss, norm, lr):
     """Build the :class:`TrainingDiverged` for a refused step (the failure
     path: it may look at every layer). Removes the refused step's gradient
@@ -108,6 +119,13 @@ def diverged(trainer, loss, norm, lr):
         layer = bad_statistics[0]
         what = (f"the running statistics of {name(layer)} became non-finite in this step's "
                 f"forward pass (activations beyond the {dtype} range)")
+    elif min(norm, trainer.clip_norm or norm, trainer.clip_value or norm) \
+            >= trainer._gradient_limit:
+        layer = max(layer_norms, key=layer_norms.get) if layer_norms else None
+        what = (f"the gradient norm {norm:.3g} reaches {trainer._gradient_limit:.3g}: its "
+                f"square would overflow {dtype} in {type(trainer.optimizer).__name__}'s "
+                "averages of squared gradients and freeze the weights (largest gradient: "
+                f"{name(layer) if layer is not None else 'unknown layer'})")
     else:
         layer = max(layer_norms, key=layer_norms.get) if layer_norms else None
         what = (f"the update lr * |g| = {lr:.3g} * {norm:.3g} would overflow {dtype} "

@@ -135,3 +135,23 @@ def test_running_statistics_that_overflow_stop_training_and_the_model_stays_load
     assert all(np.isfinite(b).all() for b in model.layers[1].buffers.values())
     model.save(tmp_path / "m.npz")
     np.testing.assert_array_equal(nnc.load(tmp_path / "m.npz").predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("make", [lambda: nnc.Adam(1e-3), lambda: nnc.RMSprop(1e-3),
+                                  lambda: nnc.Adagrad(1e-3)], ids=["Adam", "RMSprop", "Adagrad"])
+def test_a_gradient_whose_square_overflows_the_state_is_refused(backend, make):
+    """A finite spike of 6e20 would square to inf in the optimizer's state
+    and freeze the weight for good (m / inf = 0 afterwards)."""
+    model = nnc.Sequential(nnc.Dense(1, 1), backend=backend, seed=0)
+    trainer = nnc.Trainer(model, loss="mse", optimizer=make(), batch_size=1)
+    X = np.ones((1, 1), np.float32)
+    before = model.flat_params.copy()
+    with pytest.raises(nnc.TrainingDiverged, match="its square would overflow float32"):
+        trainer.fit(X, np.array([[3e20]], np.float32), verbose=False)
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert all(np.isfinite(v).all() for v in trainer.optimizer.state.values())
+    # clipped first, the same spike is harmless
+    clipped = nnc.Trainer(model, loss="mse", optimizer=make(), batch_size=1, clip_norm=1.0)
+    clipped.fit(X, np.array([[3e20]], np.float32), verbose=False)
+    assert np.isfinite(model.flat_params).all()
