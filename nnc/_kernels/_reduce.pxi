@@ -40,8 +40,12 @@ cdef void reduce_rows(const floating* a, const floating* b, const floating* cent
         a0, b0 = a + i * cols, b + i * cols
         if i + 4 > last:  # one row
             if acc_a != NULL:
-                for j in range(cols):
-                    acc_a[j] += a0[j]
+                if center != NULL:
+                    for j in range(cols):
+                        acc_a[j] += <double> (a0[j] - center[j])
+                else:
+                    for j in range(cols):
+                        acc_a[j] += a0[j]
             if acc_ab != NULL:
                 if center != NULL:
                     for j in range(cols):
@@ -54,8 +58,13 @@ cdef void reduce_rows(const floating* a, const floating* b, const floating* cent
         a1, a2, a3 = a0 + cols, a0 + 2 * cols, a0 + 3 * cols
         b1, b2, b3 = b0 + cols, b0 + 2 * cols, b0 + 3 * cols
         if acc_a != NULL:
-            for j in range(cols):
-                acc_a[j] += (<double> a0[j] + a1[j]) + (<double> a2[j] + a3[j])
+            if center != NULL:
+                for j in range(cols):
+                    acc_a[j] += ((<double> (a0[j] - center[j]) + <double> (a1[j] - center[j]))
+                                 + (<double> (a2[j] - center[j]) + <double> (a3[j] - center[j])))
+            else:
+                for j in range(cols):
+                    acc_a[j] += (<double> a0[j] + a1[j]) + (<double> a2[j] + a3[j])
         if acc_ab != NULL:
             if center != NULL:
                 for j in range(cols):
@@ -74,8 +83,8 @@ cdef int column_reduce(const floating* a, const floating* b, const floating* cen
                        Py_ssize_t rows, Py_ssize_t cols,
                        floating* sum_a, floating* sum_ab,
                        double* exact_a, double* exact_ab) noexcept nogil:
-    """sum_a[j] = Σ_i a_ij and sum_ab[j] = Σ_i (a_ij - c_j)(b_ij - c_j) in one
-    pass (any output may be NULL; center NULL means c = 0). Sums are
+    """sum_a[j] = Σ_i (a_ij - c_j) and sum_ab[j] = Σ_i (a_ij - c_j)(b_ij - c_j)
+    in one pass (any output may be NULL; center NULL means c = 0). Sums are
     accumulated in double, so float32 results round once; ``exact_a`` and
     ``exact_ab`` receive the double sums themselves. Returns -1 if the
     per-thread partials cannot be allocated."""

@@ -93,7 +93,7 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
         raise ValueError(f"batch-norm in training needs at least 2 samples per batch, got {m}")
     # 1 - ρ from the double: a ρ that rounds to 1 in float32 keeps its update
     cdef floating rho = <floating> momentum, one_minus_rho = <floating> (1 - momentum)
-    cdef double mean, offset, var
+    cdef double offset, var
     # per feature: two sums in double; the residual μ - c and a zero shift
     cdef double* sums = <double*> malloc(2 * f * sizeof(double) + 1)
     cdef floating* work = <floating*> malloc(2 * f * sizeof(floating) + 1)
@@ -110,13 +110,13 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
         if status == 0:
             for j in range(f):
                 batch_mean[j] = <floating> (sums[j] / m)
-            # Σ (z - c)² about the rounded mean c, then σ² = that/m - (μ - c)²
+            # Σ (z - c) and Σ (z - c)² about the rounded mean c (corrected two-pass):
+            # μ - c = Σ (z - c)/m, σ² = Σ (z - c)²/m - (μ - c)²
             status = column_reduce(&x[0, 0], &x[0, 0], &batch_mean[0], m, f,
-                                   <floating*> NULL, <floating*> NULL, <double*> NULL, sums + f)
+                                   <floating*> NULL, <floating*> NULL, sums, sums + f)
         if status == 0:
             for j in range(f):
-                mean = sums[j] / m
-                offset = mean - batch_mean[j]
+                offset = sums[j] / m
                 var = sums[f + j] / m - offset * offset
                 if var < 0:
                     var = 0

@@ -87,15 +87,16 @@ class NumpyBackend:
         if x.shape[0] < 2:
             raise ValueError("batch-norm in training needs at least 2 samples per batch, "
                              f"got {x.shape[0]}")
-        # in float64, then rounded once (a float32 mean would put a constant
-        # feature off its own value, and x̂ of a large-mean feature off by much more)
+        # in float64 and two passes, the second correcting the first's rounding
+        # (a plain float32 mean puts a constant feature off its own value)
         mean = x.mean(axis=0, dtype=np.float64)
         centered = x - mean
-        var = np.mean(centered ** 2, axis=0)
+        residual = centered.mean(axis=0)  # 0 up to rounding
+        var = np.maximum(np.mean(centered ** 2, axis=0) - residual ** 2, 0)
         batch_mean[...] = mean
         batch_var[...] = var
         inv_std[...] = 1 / np.sqrt(var + eps)
-        x_hat[...] = centered / np.sqrt(var + eps)
+        x_hat[...] = (centered - residual) / np.sqrt(var + eps)
         out[...] = gamma * x_hat + beta
         running_mean[...] = momentum * running_mean + (1 - momentum) * batch_mean
         running_var[...] = momentum * running_var + (1 - momentum) * batch_var
