@@ -12,10 +12,10 @@ checks, at every step *before* ``optimizer.step()``:
 * ``lr * ‖g‖`` (with ``‖g‖`` after ``clip_norm``) is below the largest number
   of the model's dtype: for SGD that bounds every element of the update, so
   an update that would overflow the weights to ``inf`` is refused too, and
-* for optimizers that keep squared gradients (RMSprop, Adam, Adagrad), ``‖g‖``
-  (after clipping) is below the square root of that number: a larger element
-  would square to ``inf`` in the state and freeze its weight for good
-  (m / inf = 0 at every later step).
+* for optimizers that keep squared gradients (RMSprop, Adam, Adagrad), the
+  state can take ``‖g‖²`` (after clipping) without overflowing: a larger
+  element would square to ``inf`` there and freeze its weight for good
+  (m / inf = 0 at every later step); ``optimizer.can_take``.
 
 These are comparisons of Python floats (and a finite check of the small
 batch-norm statistics): no array is allocated. When one fails, the trainer raises :class:`TrainingDiverged`
@@ -73,13 +73,6 @@ def update_limit(dtype):
     return float(np.finfo(dtype).max)
 
 
-def gradient_limit(optimizer, dtype):
-    """The gradient norm at and above which a gradient element could square
-    to ``inf`` in ``optimizer``'s state (every element is at most the norm);
-    ``inf`` for optimizers without squared-gradient state."""
-    return math.sqrt(update_limit(dtype)) if optimizer.squared_state else math.inf
-
-
 def diverged(trainer, loss, norm, lr):
     """Build the :class:`TrainingDiverged` for a refused step (the failure
     path: it may look at every layer). Removes the refused step's gradient
@@ -119,12 +112,12 @@ def diverged(trainer, loss, norm, lr):
         layer = bad_statistics[0]
         what = (f"the running statistics of {name(layer)} became non-finite in this step's "
                 f"forward pass (activations beyond the {dtype} range)")
-    elif min(norm, trainer.clip_norm or norm, trainer.clip_value or norm) \
-            >= trainer._gradient_limit:
+    elif not trainer.optimizer.can_take(min(norm, trainer.clip_norm or norm,
+                                            trainer.clip_value or norm)):
         layer = max(layer_norms, key=layer_norms.get) if layer_norms else None
-        what = (f"the gradient norm {norm:.3g} reaches {trainer._gradient_limit:.3g}: its "
-                f"square would overflow {dtype} in {type(trainer.optimizer).__name__}'s "
-                "averages of squared gradients and freeze the weights (largest gradient: "
+        what = (f"the gradient (norm {norm:.3g}) squared would overflow {dtype} in "
+                f"{type(trainer.optimizer).__name__}'s state of squared gradients and freeze "
+                f"the weights (largest gradient: "
                 f"{name(layer) if layer is not None else 'unknown layer'})")
     else:
         layer = max(layer_norms, key=layer_norms.get) if layer_norms else None

@@ -102,6 +102,15 @@ class Optimizer:
         self.t += 1
         self._update(lr)
 
+    def can_take(self, largest):
+        """Whether a step whose gradient elements are at most ``largest`` in
+        magnitude keeps the state finite (the NaN guard asks before every
+        step): averages of squared gradients (RMSprop, Adam) stay below
+        largest², which must not overflow the parameters' dtype."""
+        if not self.squared_state:
+            return True
+        return largest * largest < float(np.finfo(self.params.dtype).max)
+
     def zero_grad(self):
         """Set every gradient to zero."""
         if self.grads is not None:
@@ -366,6 +375,26 @@ class Adagrad(Optimizer):
     def __init__(self, lr=1e-2, eps=1e-10):
         super().__init__(lr)
         self.eps = check_float(eps, "eps", low=0, low_open=True)
+        # an upper bound of max(r), kept as a float for can_take (None: unknown)
+        self._largest_sum = self._next_largest_sum = None
+
+    def bind(self, *args, **kwargs):
+        self._largest_sum = None
+        return super().bind(*args, **kwargs)
+
+    def _apply_state(self, *args):
+        super()._apply_state(*args)
+        self._largest_sum = None
+
+    def can_take(self, largest):
+        """r only grows: r + g² must stay finite. Checked against the bound
+        of max(r) (read exactly from the state only when the bound gets close)."""
+        limit = float(np.finfo(self.params.dtype).max)
+        square = largest * largest
+        if self._largest_sum is None or self._largest_sum + square >= limit:
+            self._largest_sum = float(self.state["sum_squares"].max(initial=0.0))
+        self._next_largest_sum = self._largest_sum + square
+        return self._next_largest_sum < limit
 
     def _square_weight(self):
         return 1.0
@@ -373,6 +402,8 @@ class Adagrad(Optimizer):
     def _update(self, lr):
         self.backend.adagrad_update(self.params, self.grads, self.state["sum_squares"],
                                     lr, self.eps)
+        # the bound can_take computed for this step (unknown if it was not asked)
+        self._largest_sum, self._next_largest_sum = self._next_largest_sum, None
 
     def config(self):
         return {"lr": self.lr, "eps": self.eps}

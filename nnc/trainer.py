@@ -20,8 +20,7 @@ from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
 from nnc.losses import get_loss
 from nnc.model import Sequential
-from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, gradient_limit,
-                           update_limit)
+from nnc.nan_guard import TrainingDiverged, check_guard_mode, diverged, update_limit
 from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
@@ -67,7 +66,7 @@ class Trainer:
         ``nnc.TrainingDiverged`` that names the step and the layer; the model
         keeps the weights of the last finite step. ``"warn"`` stops ``fit``
         with a RuntimeWarning instead; False turns the check off. It costs
-        three float comparisons per step (see ``nnc/nan_guard.py``).
+        a few float comparisons per step (see ``nnc/nan_guard.py``).
 
     A step: forward, loss and its gradient, backward, + λw (l2), record the
     gradient norms, clip, ``optimizer.step(lr_t)``. A second ``fit``
@@ -124,7 +123,6 @@ class Trainer:
         # last: a Trainer refused above leaves the optimizer free for a corrected
         # one, and the model's generator undrawn
         self.optimizer = optimizer.bind(model)
-        self._gradient_limit = gradient_limit(self.optimizer, model.dtype)
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(seed)
@@ -179,8 +177,9 @@ class Trainer:
             # NaN/Inf guard (nnc/nan_guard.py): float comparisons only, no array work
             if self.nan_guard and not (math.isfinite(loss) and math.isfinite(norm) and lr * min(
                     norm, self.clip_norm or norm) < self._update_limit
-                    and min(norm, self.clip_norm or norm, self.clip_value or norm)
-                    < self._gradient_limit and self._buffers_finite()):
+                    and self.optimizer.can_take(min(norm, self.clip_norm or norm,
+                                                    self.clip_value or norm))
+                    and self._buffers_finite()):
                 raise diverged(self, loss, norm, lr)
             if self._active_callbacks:
                 self._call("on_before_update")

@@ -147,7 +147,7 @@ def test_a_gradient_whose_square_overflows_the_state_is_refused(backend, make):
     trainer = nnc.Trainer(model, loss="mse", optimizer=make(), batch_size=1)
     X = np.ones((1, 1), np.float32)
     before = model.flat_params.copy()
-    with pytest.raises(nnc.TrainingDiverged, match="its square would overflow float32"):
+    with pytest.raises(nnc.TrainingDiverged, match="squared would overflow float32"):
         trainer.fit(X, np.array([[3e20]], np.float32), verbose=False)
     np.testing.assert_array_equal(model.flat_params, before)
     assert all(np.isfinite(v).all() for v in trainer.optimizer.state.values())
@@ -155,3 +155,20 @@ def test_a_gradient_whose_square_overflows_the_state_is_refused(backend, make):
     clipped = nnc.Trainer(model, loss="mse", optimizer=make(), batch_size=1, clip_norm=1.0)
     clipped.fit(X, np.array([[3e20]], np.float32), verbose=False)
     assert np.isfinite(model.flat_params).all()
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_adagrad_sum_that_would_overflow_over_several_steps_is_refused(backend):
+    """Adagrad's r only grows: four steps of |g| ≈ 1.2e19 each fit in float32
+    alone but not summed. The guard keeps a bound of max(r) as a float."""
+    model = nnc.Sequential(nnc.Dense(1, 1), backend=backend, seed=0)
+    optimizer = nnc.Adagrad(1e-3)
+    trainer = nnc.Trainer(model, loss="mse", optimizer=optimizer, batch_size=1)
+    with pytest.raises(nnc.TrainingDiverged, match="squared would overflow float32"):
+        trainer.fit(np.ones((8, 1), np.float32), np.full((8, 1), -6e18, np.float32),
+                    verbose=False, shuffle=False)
+    assert 1 <= trainer.step_count < 8
+    assert np.isfinite(optimizer.state["sum_squares"]).all()
+    # a state loaded later is read exactly again
+    optimizer.load_state_dict(optimizer.state_dict())
+    assert optimizer.can_take(1.0)
