@@ -23,12 +23,21 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
+def unmasked(x, name):
+    """A masked array without masked entries as its data; one with masked
+    entries is refused (NumPy would use the values under the mask)."""
+    if isinstance(x, np.ma.MaskedArray):
+        if np.ma.is_masked(x):
+            raise TypeError(f"{name} has masked entries: fill or drop them first "
+                            f"(e.g. {name}.filled(value))")
+        return x.data
+    return x
+
+
 def _as_array(x, name):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
-    if isinstance(x, np.ma.MaskedArray):  # asarray would use the values under the mask
-        raise TypeError(f"{name} is a masked array: fill or drop the masked entries first "
-                        f"(e.g. {name}.filled(value) or {name}.compressed())")
+    x = unmasked(x, name)
     try:
         x = np.asarray(x)
     except Exception as exc:  # ragged lists and the like

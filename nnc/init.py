@@ -35,15 +35,19 @@ def _fans(shape, rng):
 
 
 def _checked(shape, rng):
-    if not isinstance(rng, np.random.Generator):
+    """``shape`` as a tuple of positive ints (an int is a 1-d shape), after
+    checking that ``rng`` is a NumPy generator."""
+    if not isinstance(rng, (np.random.Generator, np.random.RandomState)):
         raise TypeError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "
                         f"got {rng!r:.60}")
-    if not (isinstance(shape, tuple) and len(shape) in (1, 2) and all(
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not (isinstance(shape, (tuple, list)) and shape and all(
             isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
             for n in shape)):
-        raise ValueError(f"shape must be a tuple of 1 or 2 positive ints (n_in, n_out), "
+        raise ValueError(f"shape must be a tuple of positive ints such as (n_in, n_out), "
                          f"got {shape!r:.60}")
-    return shape
+    return tuple(int(n) for n in shape)
 
 
 def zeros(shape, rng):

@@ -87,7 +87,7 @@ def _model_header(model, kind, metadata):
         raise TypeError(f"metadata must be a dict (JSON-serialisable) or None, got {metadata!r}")
     if metadata and not all(isinstance(key, str) for key in metadata):
         # JSON keys are strings: 1 and "1" would become one key
-        raise TypeError(f"metadata keys must be strings, got {sorted(map(repr, metadata))}")
+        raise TypeError(f"metadata keys must be strings, got the keys {list(metadata)!r}")
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "nnc_version": __version__,
         "kind": kind, "dtype": model.dtype.name, "backend": model.backend.name,

@@ -72,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: "
                       "pip install scikit-learn (or pip install -e '.[sklearn]' from nnc's clone)") from exc
 
-from nnc._validation import check_bool, check_dtype, check_float, check_int
+from nnc._validation import check_bool, check_dtype, check_float, check_int, unmasked
 from nnc.callbacks import Callback, EarlyStopping
 from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -104,6 +104,9 @@ def _validate(estimator, X, y=_NO_Y, **kwargs):
     """scikit-learn's ``validate_data`` (X converted to float64/float32); an
     error converting the input to numbers, whose message names neither X
     nor y, is re-raised with the name of the argument in front."""
+    X = unmasked(X, "X")
+    if y is not _NO_Y:
+        y = unmasked(y, "y")
     try:
         if y is _NO_Y:
             return validate_data(estimator, X, dtype=_X_DTYPES, **kwargs)
@@ -371,6 +374,9 @@ class _NNEstimator(BaseEstimator):
 def _check_labels(y):
     """scikit-learn's check that ``y`` holds class labels, with mixed kinds
     (strings and numbers, which cannot be sorted) named as such."""
+    if y.dtype == object and len({isinstance(v, str) for v in y.ravel()}) > 1:
+        raise TypeError("y must hold labels of one kind (all numbers or all strings), "
+                        f"got a mix, e.g. {y.ravel()[:4].tolist()!r}")
     try:
         check_classification_targets(y)
     except TypeError as exc:

@@ -424,3 +424,9 @@ def test_labels_of_mixed_kinds_are_named():
         NNClassifier(epochs=1).fit(X, y)
     with pytest.raises(TypeError, match="y must hold labels of one kind"):
         NNClassifier(epochs=1).partial_fit(X, y, classes=["a", "b"])
+    with pytest.raises(TypeError, match="y must hold labels of one kind"):
+        NNClassifier(epochs=1).fit(X, np.array([1, "a"] * 3, dtype=object))
+    masked = np.ma.masked_array(X, mask=np.zeros_like(X, dtype=bool))
+    masked[0, 0] = np.ma.masked
+    with pytest.raises(TypeError, match="X has masked entries"):
+        NNClassifier(epochs=1).fit(masked, [0, 1] * 3)
