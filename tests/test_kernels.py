@@ -738,3 +738,13 @@ def test_batchnorm_of_a_feature_with_a_large_mean(cyb, npb, dtype):
         stored = (exact - vectors[0].astype(np.float64)) / np.sqrt(
             vectors[1].astype(np.float64) + 1e-5)
         np.testing.assert_allclose(evaluated, stored, atol=tolerance)
+
+
+def test_relu_backward_selects_so_an_infinite_gradient_at_an_inactive_unit_is_zero(cyb, npb,
+                                                                                     dtype):
+    y = np.array([[0.0, 1.0], [2.0, 0.0]], dtype)
+    dy = np.array([[np.inf, 3.0], [-np.inf, np.nan]], dtype)
+    for be in (cyb, npb):
+        dx = np.empty_like(dy)
+        be.relu_backward(y, dy, dx)
+        np.testing.assert_array_equal(dx, [[0.0, 3.0], [-np.inf, 0.0]])

@@ -54,8 +54,9 @@ class NumpyBackend:
         np.maximum(x, 0, out=out)
 
     def relu_backward(self, y, dy, dx):
-        """g'(z) = 1 where z > 0 (equivalently y > 0), else 0."""
-        np.multiply(dy, y > 0, out=dx)
+        """g'(z) = 1 where z > 0 (equivalently y > 0), else 0: dy passes where
+        the unit is active (a select, not dy · [y > 0], which is NaN for inf)."""
+        np.copyto(dx, np.where(y > 0, dy, 0))
 
     def leaky_relu_forward(self, x, alpha, out):
         np.copyto(out, np.where(x > 0, x, alpha * x))
