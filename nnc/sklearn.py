@@ -74,6 +74,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from nnc._validation import check_bool, check_dtype, check_float, check_int, unmasked
 from nnc.callbacks import Callback, EarlyStopping
+from nnc.init import get_initializer
 from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnc.model import Sequential
@@ -166,7 +167,7 @@ class _NNEstimator(BaseEstimator):
                  lr=1e-3, momentum=0.9, batch_size=32, epochs=200, tol=1e-4,
                  n_iter_no_change=10, batchnorm=False, dropout=0.0, l2=0.0, clip_norm=None,
                  shuffle=True, dtype="float32", backend="cython", random_state=None,
-                 verbose=False):
+                 verbose=False, init="glorot_uniform"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -185,6 +186,7 @@ class _NNEstimator(BaseEstimator):
         self.backend = backend
         self.random_state = random_state
         self.verbose = verbose
+        self.init = init
 
     # --- hyper-parameters -----------------------------------------------------
     def _checked_params(self):
@@ -213,6 +215,7 @@ class _NNEstimator(BaseEstimator):
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if not isinstance(self.verbose, (np.bool_, numbers.Integral)) or self.verbose < 0:
             raise TypeError(f"verbose must be True, False or an int >= 0, got {self.verbose!r}")
+        get_initializer(self.init)  # a ValueError naming init for an unknown name
         opt = self.optimizer
         return {
             "sizes": sizes,
@@ -233,6 +236,7 @@ class _NNEstimator(BaseEstimator):
                 self.clip_norm, "clip_norm", low=0, low_open=True),
             "dtype": check_dtype(self.dtype),
             "shuffle": check_bool(self.shuffle, "shuffle"),
+            "init": self.init,
             "verbose": int(self.verbose),
             "seed": self._seed(),
         }
@@ -263,7 +267,7 @@ class _NNEstimator(BaseEstimator):
         activation = ACTIVATIONS[p["activation"]]
         layers, width = [], n_features
         for units in p["sizes"]:
-            layers.append(Dense(width, units, bias=not p["batchnorm"]))
+            layers.append(Dense(width, units, init=p["init"], bias=not p["batchnorm"]))
             if p["batchnorm"]:
                 layers.append(BatchNorm(units))
             if activation is not None:
@@ -271,7 +275,7 @@ class _NNEstimator(BaseEstimator):
             if p["dropout"] > 0:
                 layers.append(Dropout(p["dropout"]))
             width = units
-        layers.append(Dense(width, n_outputs))
+        layers.append(Dense(width, n_outputs, init=p["init"]))
         model = Sequential(*layers, dtype=p["dtype"], backend=p["backend"], seed=p["seed"])
         return Trainer(model, loss=self._loss, optimizer=self._make_optimizer(p),
                        batch_size=p["batch_size"], l2=p["l2"], clip_norm=p["clip_norm"])
@@ -426,6 +430,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     backend : "cython" (compiled kernels) or "numpy" (the reference).
     random_state : None, int or RandomState; seeds weights, dropout and shuffling.
     verbose : show nnc's per-epoch progress bar.
+    init : the weights' initialiser, a name from ``nnc.init`` or a callable;
+        the default ``"glorot_uniform"`` is ``MLPClassifier``'s (nnc's own
+        default before ReLU is ``"he_normal"``).
 
     Attributes
     ----------

@@ -286,7 +286,7 @@ def test_params_are_stored_unchanged():
     assert set(params) == {"hidden_layer_sizes", "activation", "optimizer", "lr", "momentum",
                            "batch_size", "epochs", "tol", "n_iter_no_change", "batchnorm",
                            "dropout", "l2", "clip_norm",
-                           "shuffle", "dtype", "backend", "random_state", "verbose"}
+                           "shuffle", "dtype", "backend", "random_state", "verbose", "init"}
     clf.set_params(lr=0.1, hidden_layer_sizes=(8,))
     assert clf.lr == 0.1 and clf.hidden_layer_sizes == (8,)
     clf.fit(*blobs())
@@ -430,3 +430,13 @@ def test_labels_of_mixed_kinds_are_named():
     masked[0, 0] = np.ma.masked
     with pytest.raises(TypeError, match="X has masked entries"):
         NNClassifier(epochs=1).fit(masked, [0, 1] * 3)
+
+
+def test_init_is_a_parameter_with_scikit_learns_default():
+    X, y = blobs()
+    clf = NNClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0).fit(X, y)
+    assert clf.model_.layers[0].config()["init"] == "glorot_uniform"  # as MLPClassifier
+    he = NNClassifier(hidden_layer_sizes=(8,), epochs=1, init="he_normal", random_state=0)
+    assert he.fit(X, y).model_.layers[0].config()["init"] == "he_normal"
+    with pytest.raises(ValueError, match="init must be one of"):
+        NNClassifier(init="glorot").fit(X, y)
