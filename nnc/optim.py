@@ -5,7 +5,7 @@ Each optimizer is bound to a model's flat parameter and gradient buffers
 every parameter with one in-place kernel call. The state arrays (velocity,
 squared-gradient averages) are flat buffers of the same size.
 
-Conventions (nnc follows the lecture; DESIGN.md's table maps the others):
+Conventions (nnc follows the lecture; the README's conventions table maps the others):
 
 =========  ===========================================  ====================================
 nnc        rule                                          PyTorch / Keras equivalent
@@ -13,8 +13,9 @@ nnc        rule                                          PyTorch / Keras equival
 SGD        w ← w - α g                                   torch SGD(lr=α); Keras SGD(α)
 momentum   z ← βz - (1-β)g;  w ← w + αz   (z₀ = 0)       torch SGD(lr=α(1-β), momentum=β,
                                                          dampening=0) exactly; torch
-                                                         dampening=β matches after step 1
-                                                         (torch starts its buffer at g);
+                                                         dampening=β has the same rule but
+                                                         starts its buffer at g (the weights
+                                                         stay αβ/(1-β) g₁ apart);
                                                          Keras SGD(α(1-β), momentum=β)
                                                          (Keras keeps lr inside the velocity)
 Nesterov   look-ahead gradient, re-parametrised          torch SGD(lr=α(1-β), momentum=β,
@@ -23,7 +24,7 @@ RMSprop    r ← ρr + (1-ρ)g²;  w ← w - αg/sqrt(r + ε)     Keras RMSprop;
                                                          the root: g/(sqrt(r) + ε)
 Adam       paper's Algorithm 1, ε outside the root       torch Adam; Keras uses ε̂ form
 AdamW      decoupled decay w ← w - αλw, then Adam        torch AdamW (decays every parameter)
-Adagrad    r ← r + g²;  w ← w - αg/(sqrt(r) + ε)         torch Adagrad(initial_accumulator=0)
+Adagrad    r ← r + g²;  w ← w - αg/(sqrt(r) + ε)         torch Adagrad(initial_accumulator_value=0)
 =========  ===========================================  ====================================
 """
 import math

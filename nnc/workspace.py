@@ -3,7 +3,7 @@
 A training step asks for its temporaries by name and shape; the first call
 allocates, every later call with the same shape returns the same array. With
 the full batch and the last short batch both cached, a steady-state training
-step allocates no NumPy array at all (DESIGN.md, kernel rules).
+step allocates no NumPy array at all (tests/test_benchmark_and_memory.py checks it).
 """
 from collections import OrderedDict
 

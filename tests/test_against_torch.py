@@ -1,4 +1,4 @@
-"""nnc against PyTorch through the conventions table of DESIGN.md (skipped
+"""nnc against PyTorch through the README's conventions table (skipped
 when torch is not installed; it is never a dependency)."""
 import numpy as np
 import pytest

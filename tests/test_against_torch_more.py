@@ -1,5 +1,5 @@
 """More cross-checks of nnc against PyTorch, through the conventions of
-DESIGN.md / README.md / nnc/optim.py (skipped when torch is not installed).
+README.md / nnc/optim.py (skipped when torch is not installed).
 
 tests/test_against_torch.py checks the optimizers on the cython backend in
 float64 with mostly default hyper-parameters and one Adam training run per
@@ -151,7 +151,7 @@ def batchnorm_pair(backend, dtype, rho, eps):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batchnorm_training_steps_running_stats_and_eval_match_torch(backend, dtype):
     """ρ = 0.7 ↔ torch momentum 0.3; torch keeps the unbiased variance in
-    its running average (DESIGN.md), everything else is identical."""
+    its running average (README's conventions table), everything else is identical."""
     rho, eps, m, steps = 0.7, 1e-3, 6, 5
     model, net = batchnorm_pair(backend, dtype, rho, eps)
     bn, tbn = model.layers[1], net[1]

@@ -1,4 +1,4 @@
-# One OpenMP pool owns every thread nnc uses (DESIGN.md, "One thread pool").
+# One OpenMP pool owns every thread nnc uses (README, "Backends and threads").
 # Kernels ask how many threads a call of a given size deserves: one below
 # the measured threshold (see _threads.pyx), the pool size above it.
 from nnc._kernels._threads cimport elementwise_min_size, gemm_min_work
