@@ -172,7 +172,7 @@ class Diagnostics(Callback):
     def on_train_begin(self, trainer):
         self._bind(trainer)
         if self._pending:  # an earlier fit stopped between the two hooks
-            self._settle_pending(trainer, trainer.history.diagnostics)
+            self._close_update_ratios(trainer.history.diagnostics, None)
         self._epoch = len(trainer.history.epochs.get("loss", []))
 
     def on_epoch_begin(self, trainer, epoch):
@@ -181,7 +181,7 @@ class Diagnostics(Callback):
     def on_before_update(self, trainer):
         d = trainer.history.diagnostics
         if self._pending:  # the last measured step never reached on_step_end
-            self._settle_pending(trainer, d)
+            self._close_update_ratios(d, None)
         if (trainer.step_count + 1) % self.every:
             return
         model = trainer.model
@@ -203,20 +203,15 @@ class Diagnostics(Callback):
 
     def on_train_end(self, trainer):
         if self._pending:
-            self._settle_pending(trainer, trainer.history.diagnostics)
+            self._close_update_ratios(trainer.history.diagnostics, None)
 
-    on_step_refused = on_train_end
-
-    def _settle_pending(self, trainer, d):
-        """The last measured step never reached on_step_end. If the trainer
-        refused it (took it back: its step count did not advance), forget
-        the measurement; if the step was taken, its update is unknown (NaN)."""
-        if d["step"] and trainer.step_count < d["step"][-1]:
+    def on_step_refused(self, trainer):
+        """The trainer took the step back: forget its measurement."""
+        if self._pending:
+            d = trainer.history.diagnostics
             for name in self._measured:
                 d[name].pop()
             self._pending = False
-        else:
-            self._close_update_ratios(d, None)
 
     # the measurements
     def _per_layer_norms(self, backend, flat, d, name):

@@ -73,23 +73,35 @@ def update_limit(dtype):
     return float(np.finfo(dtype).max)
 
 
+def largest_gradient(trainer, norm):
+    """A bound of every gradient element after clipping: the (clipped) norm,
+    or ``clip_value`` when smaller."""
+    clipped = min(norm, trainer.clip_norm or norm)
+    return min(clipped, trainer.clip_value or clipped)
+
+
+def step_is_safe(trainer, loss, norm, lr):
+    """The checks of the module docstring, before the update: float
+    comparisons and a finite check of the (small) batch-norm statistics."""
+    return (math.isfinite(loss) and math.isfinite(norm)
+            and lr * min(norm, trainer.clip_norm or norm) < trainer._update_limit
+            and trainer.optimizer.can_take(largest_gradient(trainer, norm))
+            and trainer._buffers_finite())
+
+
 def diverged(trainer, loss, norm, lr):
-    """Build the :class:`TrainingDiverged` for a refused step (the failure
-    path: it may look at every layer). Removes the refused step's gradient
-    norms from the history, so the history holds exactly the steps taken."""
+    """Build the :class:`TrainingDiverged` for a step ``step_is_safe``
+    refused (the failure path: it may look at every layer). Reads only: the
+    trainer takes the step back (its gradient norms and statistics)."""
     model, steps = trainer.model, trainer.history.steps
-    layer_norms = {}
-    for layer, _ in trainer._layer_params:
-        values = steps.get(f"grad_norm.{layer}")
-        if values:
-            layer_norms[layer] = values.pop()
-    if steps.get("grad_norm"):
-        steps["grad_norm"].pop()
-    bad_statistics = trainer._restore_buffers()
+    layer_norms = {layer: steps[f"grad_norm.{layer}"][-1] for layer, _ in trainer._layer_params
+                   if steps.get(f"grad_norm.{layer}")}
+    bad_statistics = trainer._nonfinite_buffer_layers()
     bad_grads = [i for i in sorted(layer_norms, reverse=True) if not math.isfinite(layer_norms[i])]
-    bad_weights = [i for i, layer in enumerate(model.layers)
-                   if any(not np.isfinite(p).all() for p in layer.params.values())
-                   or any(not np.isfinite(b).all() for b in layer.buffers.values())]
+    # non-finite before this step: weights, or statistics the step found so
+    bad_weights = sorted({i for i, layer in enumerate(model.layers)
+                          if any(not np.isfinite(p).all() for p in layer.params.values())}
+                         | set(trainer._nonfinite_buffer_layers(before_the_step=True)))
     epoch = len(trainer.history.epochs.get("loss", []))
     step = trainer.step_count
     dtype = model.dtype.name
@@ -112,8 +124,7 @@ def diverged(trainer, loss, norm, lr):
         layer = bad_statistics[0]
         what = (f"the running statistics of {name(layer)} became non-finite in this step's "
                 f"forward pass (activations beyond the {dtype} range)")
-    elif not trainer.optimizer.can_take(min(norm, trainer.clip_norm or norm,
-                                            trainer.clip_value or norm)):
+    elif not trainer.optimizer.can_take(largest_gradient(trainer, norm)):
         layer = max(layer_norms, key=layer_norms.get) if layer_norms else None
         what = (f"the gradient (norm {norm:.3g}) squared would overflow {dtype} in "
                 f"{type(trainer.optimizer).__name__}'s state of squared gradients and freeze "

@@ -20,7 +20,8 @@ from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
 from nnc.losses import get_loss
 from nnc.model import Sequential
-from nnc.nan_guard import TrainingDiverged, check_guard_mode, diverged, update_limit
+from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, step_is_safe,
+                           update_limit)
 from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
@@ -100,7 +101,7 @@ class Trainer:
         self._decayed_grads = model.flat_grads[:model.n_decayed]
         self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
         # batch-norm running statistics, and their copies from before the step:
-        # a step the NaN guard refuses must not leave its forward's update in them
+        # a refused step must not leave its forward's update in them
         self._buffers = [(i, b) for i, layer in enumerate(model.layers)
                          for b in layer.buffers.values()]
         self._buffers_before = [np.empty_like(b) for _, b in self._buffers]
@@ -174,12 +175,7 @@ class Trainer:
                 backend.scale(model.flat_grads, self.clip_norm / norm)
             if self.clip_value is not None:
                 backend.clip(model.flat_grads, self.clip_value)
-            # NaN/Inf guard (nnc/nan_guard.py): float comparisons only, no array work
-            if self.nan_guard and not (math.isfinite(loss) and math.isfinite(norm) and lr * min(
-                    norm, self.clip_norm or norm) < self._update_limit
-                    and self.optimizer.can_take(min(norm, self.clip_norm or norm,
-                                                    self.clip_value or norm))
-                    and self._buffers_finite()):
+            if self.nan_guard and not step_is_safe(self, loss, norm, lr):  # nnc/nan_guard.py
                 raise diverged(self, loss, norm, lr)
             if self._active_callbacks:
                 self._call("on_before_update")
@@ -212,13 +208,12 @@ class Trainer:
         backend = self.model.backend
         return all(backend.all_finite(buffer) for _, buffer in self._buffers)
 
-    def _restore_buffers(self):
-        """Put back the buffers from before the refused step; returns the
-        layers whose buffers that step had made non-finite."""
-        bad = sorted({i for i, buffer in self._buffers if not np.isfinite(buffer).all()})
-        for (_, buffer), before in zip(self._buffers, self._buffers_before):
-            np.copyto(buffer, before)
-        return bad
+    def _nonfinite_buffer_layers(self, before_the_step=False):
+        """The layers whose batch-norm statistics are non-finite now (or were
+        before this step)."""
+        buffers = self._buffers_before if before_the_step else [b for _, b in self._buffers]
+        return sorted({i for (i, _), buffer in zip(self._buffers, buffers)
+                       if not np.isfinite(buffer).all()})
 
     def _step_lr(self):
         """This step's learning rate, the schedule's or ``optimizer.lr``,
