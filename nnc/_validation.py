@@ -198,9 +198,18 @@ MAX_STEPS = 2 ** 63 - 1
 def check_step(value, name):
     """A step counter restored from a state or a file: an int in [0, MAX_STEPS]
     (ValueError otherwise, naming ``name``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral)) \
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or not 0 <= value <= MAX_STEPS:
-        raise ValueError(f"{name} must be an int >= 0 (and below 2**63), got {value!r:.80}")
+        raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {value!r:.80}")
+    return int(value)
+
+
+def check_verbose(value, name="verbose"):
+    """Keras' verbosity: True/False or an int >= 0 (0 silent, 1 a progress
+    bar, 2 one line per epoch); returns the int."""
+    if not isinstance(value, (bool, np.bool_, numbers.Integral)) or value < 0:
+        raise TypeError(f"{name} must be True, False or an int >= 0 (Keras' 0, 1, 2), "
+                        f"got {value!r}")
     return int(value)
 
 

@@ -77,11 +77,8 @@ class Optimizer:
                              "parameters; create one optimizer per model")
         self._check_eps(params.dtype)
         # state loaded by load_state_dict before bind: the parameters' shape and dtype
-        loaded = {name: np.ascontiguousarray(check_state_array(
-            array, f"the loaded state array {name!r}", params.shape, params.dtype,
-            non_negative="averages of squared gradients" if name in self.squared_state else None),
-            dtype=params.dtype) for name, array in self.state.items()}
-        self.state.update(loaded)
+        for name in list(self.state):
+            self.state[name] = self._checked_state_array(name, self.state[name], params)
         self.params = params
         self.grads = grads
         self.backend = get_backend(backend, params.dtype)
@@ -163,11 +160,16 @@ class Optimizer:
         checked = {}
         for name in rebuilt.state_names:
             value = np.asarray(arrays[name])
-            bound = self.params if self.params is not None else value  # unbound: as given
-            checked[name] = check_state_array(
-                value, f"state array {name!r}", bound.shape, bound.dtype,
-                "averages of squared gradients" if name in rebuilt.squared_state else None)
+            like = self.params if self.params is not None else value  # unbound: as given
+            checked[name] = rebuilt._checked_state_array(name, value, like)
         return rebuilt, int(t), checked
+
+    def _checked_state_array(self, name, value, like):
+        """State array ``name`` as a finite array of ``like``'s shape and dtype
+        (non-negative for averages of squared gradients), or ValueError."""
+        return check_state_array(value, f"state array {name!r}", like.shape, like.dtype,
+                                 "averages of squared gradients" if name in self.squared_state
+                                 else None)
 
     def _apply_state(self, rebuilt, t, arrays):
         for key in rebuilt.config():

@@ -72,7 +72,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: "
                       "pip install scikit-learn (or pip install -e '.[sklearn]' from nnc's clone)") from exc
 
-from nnc._validation import check_bool, check_dtype, check_float, check_int, unmasked
+from nnc._validation import (check_bool, check_dtype, check_float, check_int, check_verbose,
+                             unmasked)
 from nnc.callbacks import Callback, EarlyStopping
 from nnc.init import get_initializer
 from nnc.backends import NAMES as BACKENDS
@@ -213,8 +214,6 @@ class _NNEstimator(BaseEstimator):
             raise TypeError(f"batchnorm must be True or False, got {self.batchnorm!r}")
         if not isinstance(self.backend, str) or self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if not isinstance(self.verbose, (np.bool_, numbers.Integral)) or self.verbose < 0:
-            raise TypeError(f"verbose must be True, False or an int >= 0, got {self.verbose!r}")
         get_initializer(self.init)  # a ValueError naming init for an unknown name
         opt = self.optimizer
         return {
@@ -237,7 +236,7 @@ class _NNEstimator(BaseEstimator):
             "dtype": check_dtype(self.dtype),
             "shuffle": check_bool(self.shuffle, "shuffle"),
             "init": self.init,
-            "verbose": int(self.verbose),
+            "verbose": check_verbose(self.verbose),
             "seed": self._seed(),
         }
 
@@ -375,17 +374,13 @@ class _NNEstimator(BaseEstimator):
         return tags
 
 
-def _check_labels(y):
-    """scikit-learn's check that ``y`` holds class labels, with mixed kinds
-    (strings and numbers, which cannot be sorted) named as such."""
+def _check_class_labels(y):
+    """scikit-learn's check that ``y`` holds class labels, after naming
+    labels of mixed kinds (strings and numbers cannot be sorted)."""
     if y.dtype == object and len({isinstance(v, str) for v in y.ravel()}) > 1:
         raise TypeError("y must hold labels of one kind (all numbers or all strings), "
                         f"got a mix, e.g. {y.ravel()[:4].tolist()!r}")
-    try:
-        check_classification_targets(y)
-    except TypeError as exc:
-        raise TypeError(f"y must hold labels of one kind (all numbers or all strings), "
-                        f"got a mix: {exc}") from None
+    check_classification_targets(y)
 
 
 def _unique_classes(classes):
@@ -449,7 +444,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     def fit(self, X, y):
         """Train a new network on (X, y) for ``epochs`` epochs; returns self."""
         X, y = _validate(self, X, y)
-        _check_labels(y)
+        _check_class_labels(y)
         classes, encoded = np.unique(y, return_inverse=True)
         self._fit(X, encoded.reshape(-1), len(classes))
         self.classes_ = classes
@@ -472,7 +467,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
                 raise ValueError(f"classes={classes!r} is not the same as classes_ "
                                  f"{all_classes!r} of the first call to partial_fit")
         X, y = _validate(self, X, y, reset=first)
-        _check_labels(y)
+        _check_class_labels(y)
         unknown = ~np.isin(y, all_classes)
         if unknown.any():
             raise ValueError(f"y contains labels {np.unique(y[unknown])!r} that are not in "

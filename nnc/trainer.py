@@ -14,7 +14,7 @@ import math
 import warnings
 
 from nnc._validation import (check_bool, check_features, check_float, check_generator_state,
-                              check_int, check_state_array, check_step)
+                              check_int, check_state_array, check_step, check_verbose)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
@@ -288,10 +288,7 @@ class Trainer:
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
         shuffle = check_bool(shuffle, "shuffle")
-        if not isinstance(verbose, (bool, np.bool_, int, np.integer)) or verbose < 0:
-            raise TypeError(f"verbose must be True, False or an int >= 0 (Keras' 0, 1, 2), "
-                            f"got {verbose!r}")
-        verbose = int(verbose)
+        verbose = check_verbose(verbose)
         if self.batch_size > X.shape[0]:
             raise ValueError(f"batch_size {self.batch_size} is larger than the "
                              f"{X.shape[0]} training samples")

@@ -202,7 +202,7 @@ def _corrupt(state, where, value):
     ("optimizer.m", np.full(5, 1.0), r"state array 'm' has shape \(5,\)"),
     ("optimizer.m", "nan", r"state array 'm' has shape \(\) and dtype str"),
     ("optimizer", "x", r"state must be a dict"),
-    ("step_count", "abc", r"state\['step_count'\] must be an int >= 0"),
+    ("step_count", "abc", r"state\['step_count'\] must be an int in \[0, 2\*\*63 - 1\]"),
     ("buffers", [{"foo": 1}], r"state\['buffers'\] must be a list of one dict per layer"),
     ("rng", {"bit_generator": "PCG64", "state": "x"}, r"state\['rng'\] is not a valid"),
     ("params", np.full(30, np.nan), r"contains NaN or Inf"),

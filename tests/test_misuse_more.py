@@ -187,11 +187,11 @@ def test_step_counts_beyond_a_c_long_are_refused(value):
     trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3))
     state = trainer.state_dict()
     state["optimizer"]["t"] = value
-    with pytest.raises(ValueError, match=r"state_dict\['t'\] must be an int >= 0"):
+    with pytest.raises(ValueError, match=r"state_dict\['t'\] must be an int in"):
         trainer.optimizer.load_state_dict(state["optimizer"])
     state = trainer.state_dict()
     state["step_count"] = value
-    with pytest.raises(ValueError, match=r"state\['step_count'\] must be an int >= 0"):
+    with pytest.raises(ValueError, match=r"state\['step_count'\] must be an int in"):
         trainer.load_state_dict(state)
 
 

@@ -88,16 +88,19 @@ class NumpyBackend:
         if x.shape[0] < 2:
             raise ValueError("batch-norm in training needs at least 2 samples per batch, "
                              f"got {x.shape[0]}")
-        # in float64 and two passes, the second correcting the first's rounding
-        # (a plain float32 mean puts a constant feature off its own value)
+        # In float64, in two passes: c = μ as computed (rounded), then z - c,
+        # whose mean μ - c is 0 in exact arithmetic. σ² = mean((z-c)²) - (μ-c)²
+        # is the σ² above, and subtracting μ - c makes a constant feature
+        # give ẑ = 0 exactly (a float32 mean puts it off its own value).
         mean = x.mean(axis=0, dtype=np.float64)
         centered = x - mean
-        residual = centered.mean(axis=0)  # 0 up to rounding
+        residual = centered.mean(axis=0)
         var = np.maximum(np.mean(centered ** 2, axis=0) - residual ** 2, 0)
+        std = np.sqrt(var + eps)
         batch_mean[...] = mean
         batch_var[...] = var
-        inv_std[...] = 1 / np.sqrt(var + eps)
-        x_hat[...] = (centered - residual) / np.sqrt(var + eps)
+        inv_std[...] = 1 / std
+        x_hat[...] = (centered - residual) / std
         out[...] = gamma * x_hat + beta
         running_mean[...] = momentum * running_mean + (1 - momentum) * batch_mean
         running_var[...] = momentum * running_var + (1 - momentum) * batch_var
@@ -169,15 +172,15 @@ class NumpyBackend:
         np.take(x, index, axis=0, out=out, mode="clip")
 
     def count_correct(self, logits, labels):
-        _check_labels(labels, logits.shape[0])  # a label out of range is just wrong
+        _check_labels(labels, logits.shape[0])  # a label out of range only counts as a miss
         return int(np.count_nonzero(logits.argmax(axis=1) == labels))
 
-    def count_binary_correct(self, logits, targets):
+    def count_binary_correct(self, logits, target):
         """Elements whose prediction z > 0 matches target > 0.5."""
-        if np.shape(targets) != np.shape(logits):
-            raise ValueError(f"target has shape {np.shape(targets)}, expected the shape of "
+        if np.shape(target) != np.shape(logits):
+            raise ValueError(f"target has shape {np.shape(target)}, expected the shape of "
                              f"logits, {np.shape(logits)}")
-        return int(np.count_nonzero((logits > 0) == (targets > 0.5)))
+        return int(np.count_nonzero((logits > 0) == (target > 0.5)))
 
     # --- optimizer updates, in place over the flat parameter buffer ----------
     def sgd_update(self, w, g, lr):
@@ -235,7 +238,8 @@ class NumpyBackend:
         x *= factor
 
     def clip(self, x, limit):
-        _check_limit(limit)
+        if not limit >= 0:  # NaN too
+            raise ValueError(f"limit must be >= 0, got {limit}")
         np.clip(x, -limit, limit, out=x)
 
     def l2_penalty(self, w, g, lam):
@@ -253,8 +257,3 @@ def _check_labels(labels, n, k=None):
         raise ValueError(f"labels has shape {np.shape(labels)}, expected ({n},)")
     if k is not None and n and not (0 <= np.min(labels) and np.max(labels) < k):
         raise ValueError(f"labels must lie in [0, {k}) for {k} classes")
-
-
-def _check_limit(limit):
-    if not limit >= 0:  # NaN too
-        raise ValueError(f"limit must be >= 0, got {limit}")
