@@ -149,12 +149,17 @@ def build_model(n_in, n_out, hidden, activation="relu", batchnorm=False, dropout
     return nnc.Sequential(*layers, backend=backend, seed=seed)
 
 
-def build_optimizer(name, lr=None, momentum=0.9):
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")  # the ones --momentum applies to
+
+
+def build_optimizer(name, lr=None, momentum=None):
+    """The optimizer ``name`` (``lr``/``momentum`` None: the defaults)."""
     import nnc
 
     kwargs = {} if lr is None else {"lr": lr}
-    if name in ("momentum", "nesterov"):
-        return nnc.SGD(**kwargs, momentum=momentum, nesterov=name == "nesterov")
+    if name in MOMENTUM_OPTIMIZERS:
+        return nnc.SGD(**kwargs, momentum=0.9 if momentum is None else momentum,
+                       nesterov=name == "nesterov")
     classes = {"sgd": nnc.SGD, "rmsprop": nnc.RMSprop, "adam": nnc.Adam, "adamw": nnc.AdamW,
                "adagrad": nnc.Adagrad}
     return classes[name](**kwargs)
@@ -185,7 +190,7 @@ def train(args):
     for path, what in ((args.save, "--save"), (args.csv, "--csv")):
         if path:
             _check_output_path(path, what)
-    if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
+    if args.momentum is not None and args.optimizer not in MOMENTUM_OPTIMIZERS:
         raise CommandError(f"--momentum applies to --optimizer momentum or nesterov, not "
                            f"{args.optimizer}")
     if not args.hidden and (args.bn or args.dropout):
@@ -216,8 +221,7 @@ def train(args):
         callbacks.append(nnc.callbacks.LambdaCallback(on_epoch_end=_print_epoch))
     model = build_model(X_train.shape[1], n_classes, args.hidden, args.activation, args.bn,
                         args.dropout, args.backend, args.seed)
-    optimizer = build_optimizer(args.optimizer, args.lr,
-                                0.9 if args.momentum is None else args.momentum)
+    optimizer = build_optimizer(args.optimizer, args.lr, args.momentum)
     trainer = nnc.Trainer(model, optimizer=optimizer, batch_size=args.batch_size, l2=args.l2,
                           clip_norm=args.clip_norm)
     sizes = "-".join(str(n) for n in (X_train.shape[1], *args.hidden, n_classes))

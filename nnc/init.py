@@ -25,16 +25,14 @@ import numpy as np
 from nnc._validation import check_float
 
 
-def _fans(shape, rng):
-    """(n_in, n_out) of a weight shape (n_in,) or (n_in, n_out), after
-    checking the arguments every initialiser takes."""
-    shape = _checked(shape, rng)
+def _fans(shape):
+    """(n_in, n_out) of a weight shape (n_in,) or (n_in, n_out)."""
     fan_in = shape[0]
     fan_out = shape[1] if len(shape) > 1 else shape[0]
     return fan_in, fan_out
 
 
-def _checked(shape, rng):
+def _check_shape_and_rng(shape, rng):
     """``shape`` as a tuple of positive ints (an int is a 1-d shape), after
     checking that ``rng`` is a NumPy generator."""
     if not isinstance(rng, (np.random.Generator, np.random.RandomState)):
@@ -51,14 +49,14 @@ def _checked(shape, rng):
 
 
 def zeros(shape, rng):
-    return np.zeros(_checked(shape, rng))
+    return np.zeros(_check_shape_and_rng(shape, rng))
 
 
 def constant(value):
     value = check_float(value, "value")
 
     def constant_init(shape, rng):
-        return np.full(_checked(shape, rng), value)
+        return np.full(_check_shape_and_rng(shape, rng), value)
 
     constant_init.__name__ = f"constant({value})"
     return constant_init
@@ -68,7 +66,7 @@ def normal(std=0.05):
     std = check_float(std, "std", low=0)
 
     def normal_init(shape, rng):
-        shape = _checked(shape, rng)
+        shape = _check_shape_and_rng(shape, rng)
         return rng.normal(0.0, std, size=shape)
 
     normal_init.__name__ = f"normal({std})"
@@ -79,7 +77,7 @@ def uniform(limit=0.05):
     limit = check_float(limit, "limit", low=0)
 
     def uniform_init(shape, rng):
-        shape = _checked(shape, rng)
+        shape = _check_shape_and_rng(shape, rng)
         return rng.uniform(-limit, limit, size=shape)
 
     uniform_init.__name__ = f"uniform({limit})"
@@ -87,28 +85,33 @@ def uniform(limit=0.05):
 
 
 def lecun_normal(shape, rng):
-    fan_in, _ = _fans(shape, rng)
+    shape = _check_shape_and_rng(shape, rng)
+    fan_in, _ = _fans(shape)
     return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=shape)
 
 
 def glorot_normal(shape, rng):
-    fan_in, fan_out = _fans(shape, rng)
+    shape = _check_shape_and_rng(shape, rng)
+    fan_in, fan_out = _fans(shape)
     return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape)
 
 
 def glorot_uniform(shape, rng):
-    fan_in, fan_out = _fans(shape, rng)
+    shape = _check_shape_and_rng(shape, rng)
+    fan_in, fan_out = _fans(shape)
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape)
 
 
 def he_normal(shape, rng):
-    fan_in, _ = _fans(shape, rng)
+    shape = _check_shape_and_rng(shape, rng)
+    fan_in, _ = _fans(shape)
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
 
 
 def he_uniform(shape, rng):
-    fan_in, _ = _fans(shape, rng)
+    shape = _check_shape_and_rng(shape, rng)
+    fan_in, _ = _fans(shape)
     limit = np.sqrt(6.0 / fan_in)
     return rng.uniform(-limit, limit, size=shape)
 

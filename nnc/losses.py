@@ -42,9 +42,9 @@ class Loss:
         raise NotImplementedError
 
     def _count_correct(self, output, targets, backend):
-        """(correct predictions, predictions) in a batch, for the accuracy of
-        a classification loss: by default a sample is right when its arg-max
-        is its integer label."""
+        """(correct predictions, predictions counted) in a batch, for the
+        accuracy of a classification loss: by default a sample is right when
+        its arg-max is its integer label."""
         if not self.classification:
             return 0, 0
         return backend.count_correct(output, targets), output.shape[0]

@@ -204,7 +204,7 @@ class Optimizer:
         """The smallest ε the update survives in ``dtype``. The kernels flush
         numbers below the smallest normal float ("tiny") to zero: an ε below
         it vanishes (and a zero gradient gives 0/0), and a gradient g so small
-        that c g² < tiny (c = ``square_weight``) leaves no trace in the state,
+        that c g² < tiny (c = ``_square_weight()``) leaves no trace in the state,
         so its step is g/ε (g/sqrt(ε) under the root). ε is held large enough
         that such a step stays below 1 % of the learning rate."""
         tiny = float(np.finfo(dtype).tiny)
@@ -390,8 +390,9 @@ class Adagrad(Optimizer):
         self._largest_sum = None
 
     def can_take(self, largest):
-        """r only grows: r + g² must stay finite. Checked against the bound
-        of max(r) (read exactly from the state only when the bound gets close)."""
+        """r only grows: r + g² must stay finite. Checked against a bound of
+        max(r), read exactly from the state only when the bound gets close;
+        the bound after this step is kept for ``_update`` to adopt."""
         limit = float(np.finfo(self.params.dtype).max)
         square = largest * largest
         if self._largest_sum is None or self._largest_sum + square >= limit:

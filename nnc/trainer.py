@@ -189,8 +189,8 @@ class Trainer:
         if self._active_callbacks:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
-        correct, counted = self.loss._count_correct(output, yb, backend)
-        return loss, correct, counted
+        correct, n_counted = self.loss._count_correct(output, yb, backend)
+        return loss, correct, n_counted
 
     def _take_back_step(self, recorded):
         """Undo what a refused step left: gradient norms recorded beyond
@@ -341,16 +341,16 @@ class Trainer:
             self.model.train()
             # int64 whatever the platform's default integer (the gather kernel's type)
             order = self.rng.permutation(n).astype(np.int64, copy=False) if shuffle else None
-            total_loss, total_correct, counted, seen = 0.0, 0, 0, 0
+            total_loss, total_correct, total_counted, seen = 0.0, 0, 0, 0
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
                        unit="batch", disable=verbose != 1, leave=True, mininterval=0.2)
             refresh_every = max(1, steps_per_epoch // 20)
             self._mid_epoch = True  # a checkpoint now could not resume this epoch's rest
             for step, (xb, yb) in enumerate(self._batches(X, y, order)):
-                loss, correct, predictions = self._train_step(xb, yb)
+                loss, correct, n_counted = self._train_step(xb, yb)
                 total_loss += loss * xb.shape[0]
                 total_correct += correct
-                counted += predictions
+                total_counted += n_counted
                 seen += xb.shape[0]
                 if verbose == 1 and (step % refresh_every == 0):
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
@@ -359,7 +359,7 @@ class Trainer:
                     break
             record = {"loss": total_loss / seen}
             if self.loss.classification:
-                record["accuracy"] = total_correct / counted
+                record["accuracy"] = total_correct / total_counted
             if validation_data is not None:
                 val = self.evaluate(*validation_data)
                 record.update({"val_" + k: v for k, v in val.items()})
@@ -382,21 +382,21 @@ class Trainer:
             batch_size, "batch_size", low=1)
         was_training = self.model.training
         self.model.eval()
-        total_loss, total_correct, counted = 0.0, 0, 0
+        total_loss, total_correct, total_counted = 0.0, 0, 0
         try:
             for start in range(0, X.shape[0], batch_size):
                 stop = min(start + batch_size, X.shape[0])
                 output = self.model._forward(X[start:stop], training=False)
                 total_loss += self.loss._forward(output, y[start:stop], with_grad=False) * (stop - start)
-                correct, predictions = self.loss._count_correct(output, y[start:stop],
-                                                                 self.model.backend)
+                correct, n_counted = self.loss._count_correct(output, y[start:stop],
+                                                               self.model.backend)
                 total_correct += correct
-                counted += predictions
+                total_counted += n_counted
         finally:
             self.model.training = was_training
         result = {"loss": total_loss / X.shape[0]}
         if self.loss.classification:
-            result["accuracy"] = total_correct / counted
+            result["accuracy"] = total_correct / total_counted
         return result
 
     def state_dict(self):

@@ -394,3 +394,15 @@ def test_dead_relus_from_a_large_step_are_not_called_saturation():
     assert "dead ReLU units of layer 1" in vanishing.message
     assert vanishing.advice.startswith("lower the learning rate")
     assert "sigmoid" not in vanishing.advice
+
+
+def test_every_per_layer_record_is_one_history_checks():
+    """History.from_dict checks per-layer names against history.PER_LAYER:
+    every per-layer statistic the diagnostics write must be in it."""
+    from nnc.history import PER_LAYER
+
+    layers = [nnc.Dense(64, 8, bias=False), nnc.BatchNorm(8), nnc.ReLU(), nnc.Dense(8, 10)]
+    history = fit(layers, nnc.SGD(0.1), *digits(), epochs=1)
+    stems = {name.partition(".")[0] for part in (history.steps, history.diagnostics)
+             for name in part if "." in name}
+    assert stems and stems <= set(PER_LAYER)
