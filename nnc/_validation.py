@@ -34,7 +34,7 @@ def unmasked(x, name):
     return x
 
 
-def _as_array(x, name):
+def as_array(x, name):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     x = unmasked(x, name)
@@ -115,7 +115,7 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
 
     float32/float64 input is cast to ``dtype``; other dtypes (int, bool,
     float16, complex, object) are refused rather than guessed at."""
-    x = _as_array(x, name)
+    x = as_array(x, name)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} must hold float32 or float64 values, got dtype {x.dtype.name}"
@@ -134,7 +134,7 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
 
 def check_labels(y, name, n_samples, n_classes):
     """Integer class labels in ``[0, n_classes)`` as a C-contiguous int64 vector."""
-    y = _as_array(y, name)
+    y = as_array(y, name)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype.name}"
                         + ("; convert it with y.astype(np.int64)" if y.dtype.kind == "f" else ""))
@@ -156,7 +156,7 @@ def check_labels(y, name, n_samples, n_classes):
 def check_targets(y, name, shape, dtype, low=None, high=None):
     """Real-valued targets of ``shape`` (a 1-D vector is accepted for a
     single output column)."""
-    y = _as_array(y, name)
+    y = as_array(y, name)
     if y.dtype.kind not in "fiu" or y.dtype == np.float16:
         raise TypeError(f"{name} must hold real numbers (float32, float64 or integers), "
                         f"got dtype {y.dtype.name}")

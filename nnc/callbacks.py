@@ -6,7 +6,9 @@ A callback overrides any of the hooks below; each receives the trainer
 ``fit`` after the current step. With no callbacks the hooks cost nothing.
 
 Order within one step: forward, loss, backward, L2, gradient norms,
-clipping, ``on_before_update``, ``optimizer.step()``, ``on_step_end``.
+clipping, the NaN guard, ``on_before_update``, ``optimizer.step()``,
+``on_step_end``; a step refused on the way (guard, callback, optimizer) is
+taken back and ``on_step_refused`` called instead of ``on_step_end``.
 
 Ready-made: ``LambdaCallback`` (plain functions), ``EarlyStopping``,
 ``ModelCheckpoint``, ``ReduceLROnPlateau``, ``CSVLogger``.

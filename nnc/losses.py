@@ -9,7 +9,7 @@ import copy
 
 import numpy as np
 
-from nnc._validation import _as_array, check_features, check_labels, check_targets
+from nnc._validation import as_array, check_features, check_labels, check_targets
 from nnc.backends import get_backend
 from nnc.workspace import Workspace
 
@@ -65,7 +65,7 @@ class Loss:
     # --- public API ---------------------------------------------------------
     def forward(self, output, y):
         """The mean loss of ``output`` (n, k) against ``y``; keeps dL/d(output)."""
-        output = _as_array(output, "output")
+        output = as_array(output, "output")
         dtype = output.dtype if output.dtype in (np.float32, np.float64) else np.float64
         output = check_features(output, "output", dtype=dtype)
         if output.shape[1] == 0:

@@ -132,7 +132,7 @@ def batchnorm_forward_train(const floating[:, ::1] x not None, const floating[::
     free(sums)
     free(work)
     if status != 0:
-        raise MemoryError("batchnorm_forward_train: out of memory for per-feature sums")
+        raise MemoryError("batchnorm_forward_train: out of memory")
 
 
 def batchnorm_forward_eval(const floating[:, ::1] x not None, const floating[::1] gamma not None,

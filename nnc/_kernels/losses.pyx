@@ -49,8 +49,8 @@ cdef double cross_entropy_row(const floating* z, Py_ssize_t k, Py_ssize_t label,
         for j in range(k):
             g[j] = <floating> (g[j] * (scale / total))
         g[label] -= <floating> scale
-    # z[label] - zmax first: it is exact-ish and small, where zmax - z[label]
-    # added to log(total) after zmax would lose log(total) when |z| is huge
+    # subtract (z[label] - zmax) <= 0: adding log(total) to a huge zmax
+    # first would round log(total) away
     return log(total) - (z[label] - zmax)
 
 

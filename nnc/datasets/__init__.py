@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import _as_array, check_dtype, check_float, check_int
+from nnc._validation import as_array, check_dtype, check_float, check_int
 from nnc.datasets.mnist import load_fashion_mnist, load_mnist  # noqa: F401
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +31,7 @@ def load_digits(dtype=np.float32):
 def train_test_split(X, y, test_fraction=0.2, seed=0):
     """Shuffle once with ``seed`` and split off ``test_fraction`` of the
     samples: returns ``X_train, X_test, y_train, y_test``."""
-    X, y = _as_array(X, "X"), _as_array(y, "y")
+    X, y = as_array(X, "X"), as_array(y, "y")
     for name, array in (("X", X), ("y", y)):
         if array.ndim == 0:
             raise ValueError(f"{name} must be an array with one entry per sample, "
