@@ -13,6 +13,7 @@ largest entry of the reference array, so that entries that cancel to ~0 do
 not count as relative errors of order 1).
 """
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -731,17 +732,13 @@ def test_reduce_lr_on_plateau_matches_torch_with_one_more_patience():
     patience=p + 1, min_delta=d."""
     from nnc.callbacks import ReduceLROnPlateau
 
-    class Trainer:  # what the callback reads and writes
-        optimizer = nnc.SGD(1.0)
-
     rng = np.random.default_rng(0)
     for _ in range(100):
         values = np.round(rng.random(15), 1).tolist()
         patience, min_delta = int(rng.integers(0, 4)), float(rng.choice([0.0, 0.05]))
         ours = ReduceLROnPlateau("val_loss", factor=0.5, patience=patience + 1,
                                  min_delta=min_delta)
-        trainer = Trainer()
-        trainer.optimizer = nnc.SGD(1.0)
+        trainer = SimpleNamespace(optimizer=nnc.SGD(1.0))  # what the callback uses
         w = torch.zeros(1, requires_grad=True)
         opt = torch.optim.SGD([w], lr=1.0)
         theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(

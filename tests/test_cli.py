@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nnc
+from archive_edits import rewrite
 from nnc import cli
 from nnc.persistence import read_header
 
@@ -154,18 +155,8 @@ def test_bad_flags_of_every_command_are_named(argv, message, capsys):
 
 def _with_metadata(path, metadata):
     """A saved 64-10 model whose header metadata is replaced by ``metadata``."""
-    import json
-    import zipfile
-
     nnc.Sequential(nnc.Dense(64, 10), seed=0).save(path)
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    header = json.loads(members["header.json"])
-    header["metadata"] = metadata
-    members["header.json"] = json.dumps(header).encode()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
+    rewrite(path, header=lambda header: header.__setitem__("metadata", metadata))
     return path
 
 

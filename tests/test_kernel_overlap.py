@@ -73,15 +73,15 @@ def test_matrix_kernels_refuse_any_overlap(dtype):
         be.gemm(a, w, a[:, :])
     with pytest.raises(ValueError, match="out and x share memory"):
         be.dense_forward(a, w, np.ones(6, dtype), a)
+    flat = np.zeros(42, dtype)
     with pytest.raises(ValueError, match="out and b share memory"):
-        flat = np.zeros(42, dtype)
         be.dense_forward(a, w, flat[30:36], flat[:36].reshape(6, 6))
     dy = rng.normal(size=(6, 6)).astype(dtype)
     with pytest.raises(ValueError, match="dx and dy share memory"):
         be.dense_backward(a, w, dy, np.empty((6, 6), dtype), None, dy)
+    flat = np.empty(42, dtype)
     with pytest.raises(ValueError, match="dw and db share memory"):
-        buf = np.empty(42, dtype)
-        be.dense_backward(a, w, dy, buf[:36].reshape(6, 6), buf[30:36], None)
+        be.dense_backward(a, w, dy, flat[:36].reshape(6, 6), flat[30:36], None)
     with pytest.raises(ValueError, match="out and x share memory"):
         be.gather_rows(a, np.array([1, 0, 3, 2, 5, 4]), a)
     labels = np.arange(6) % 3

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import nnc
+from archive_edits import rewrite
 from nnc import persistence
 
 
@@ -36,23 +37,6 @@ def trained(data, backend="cython", dtype="float32", epochs=1):
     trainer = make_trainer(make_model(backend, dtype))
     trainer.fit(*data, epochs=epochs, verbose=False)
     return trainer
-
-
-def rewrite(path, header=None, drop=(), add=None):
-    """Rewrite an archive: ``header(dict)`` edits the header in place,
-    ``drop`` removes members, ``add`` {member: bytes} adds or replaces."""
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    if header is not None:
-        parsed = json.loads(members["header.json"])
-        header(parsed)
-        members["header.json"] = json.dumps(parsed).encode()
-    for name in drop:
-        del members[name]
-    members.update(add or {})
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
 
 
 # --- round trip ---------------------------------------------------------------

@@ -1,14 +1,13 @@
 """A training step that is refused (bad learning rate, the optimizer, a
 callback) leaves no trace: weights, batch-norm statistics and history are
 as before it; a refused checkpoint load leaves the model as it was."""
-import json
 import warnings
-import zipfile
 
 import numpy as np
 import pytest
 
 import nnc
+from archive_edits import rewrite
 from nnc.callbacks import Callback, ReduceLROnPlateau
 
 
@@ -23,20 +22,23 @@ def batchnorm_trainer(**kwargs):
     return nnc.Trainer(model, batch_size=4, **kwargs)
 
 
+def buffers(trainer):
+    return [b for layer in trainer.model.layers for b in layer.buffers.values()]
+
+
 def snapshot(trainer):
-    return (trainer.model.flat_params.copy(),
-            [b.copy() for layer in trainer.model.layers for b in layer.buffers.values()],
-            {k: list(v) for k, v in trainer.history.steps.items()}, trainer.step_count)
+    return {"params": trainer.model.flat_params.copy(),
+            "buffers": [b.copy() for b in buffers(trainer)],
+            "steps": {k: list(v) for k, v in trainer.history.steps.items()},
+            "step_count": trainer.step_count}
 
 
 def assert_unchanged(trainer, before):
-    params, buffers, steps, step_count = before
-    np.testing.assert_array_equal(trainer.model.flat_params, params)
-    for a, b in zip([b for layer in trainer.model.layers for b in layer.buffers.values()],
-                    buffers):
+    now = snapshot(trainer)
+    np.testing.assert_array_equal(now["params"], before["params"])
+    for a, b in zip(now["buffers"], before["buffers"]):
         np.testing.assert_array_equal(a, b)
-    assert {k: list(v) for k, v in trainer.history.steps.items()} == steps
-    assert trainer.step_count == step_count
+    assert now["steps"] == before["steps"] and now["step_count"] == before["step_count"]
 
 
 class RaiseBeforeUpdate(Callback):
@@ -87,30 +89,15 @@ def test_the_refused_step_leaves_the_state_of_the_steps_before(nan_guard):
     stopped = batchnorm_trainer(nan_guard=nan_guard, diagnostics=True)
     stopped.fit(X, y, epochs=1, verbose=False, callbacks=[StopAfter(2)])
     np.testing.assert_array_equal(refused.model.flat_params, stopped.model.flat_params)
-    for a, b in zip(refused._buffers, stopped._buffers):
-        np.testing.assert_array_equal(a[1], b[1])
+    for a, b in zip(buffers(refused), buffers(stopped)):
+        np.testing.assert_array_equal(a, b)
     assert refused.step_count == stopped.step_count == 2
     assert refused.history.steps == stopped.history.steps
     d = refused.history.diagnostics
     assert d["step"] == [1, 2] and {len(v) for v in d.values()} == {2}
 
 
-@pytest.mark.parametrize("nan_guard", [True, False])
-def test_a_callback_that_raises_before_the_update_takes_the_step_back(nan_guard):
-    X, y = data()
-    trainer = batchnorm_trainer(nan_guard=nan_guard)
-    callback = RaiseBeforeUpdate(after=2)
-    trainer.fit(X, y, epochs=1, verbose=False, callbacks=[RaiseBeforeUpdate(after=100)])
-    before_fit = snapshot(trainer)
-    with pytest.raises(RuntimeError, match="stop here"):
-        trainer.fit(X, y, epochs=1, verbose=False, callbacks=[callback])
-    # two steps were taken, the third was refused and left nothing behind
-    assert trainer.step_count == before_fit[3] + 2
-    steps = trainer.history.steps
-    assert len(steps["loss"]) == len(steps["grad_norm"]) == len(steps["grad_norm.0"]) == 6
-
-
-def test_an_adamw_step_refused_mid_fit_leaves_no_trace():
+def test_an_adamw_rate_refused_at_the_next_fit_leaves_no_trace():
     X, y = data()
     trainer = batchnorm_trainer(optimizer=nnc.AdamW(lr=0.1, weight_decay=1.0))
     trainer.fit(X, y, epochs=1, verbose=False)
@@ -121,7 +108,7 @@ def test_an_adamw_step_refused_mid_fit_leaves_no_trace():
     assert_unchanged(trainer, before)
 
 
-def test_learning_rate_zero_is_a_valid_setting_and_resumes():
+def test_learning_rate_zero_is_a_valid_setting():
     X, y = data()
     trainer = batchnorm_trainer(optimizer=nnc.SGD(0.0))
     before = trainer.model.flat_params.copy()
@@ -151,14 +138,8 @@ def test_a_checkpoint_refused_by_the_optimizer_leaves_the_model_as_it_was(tmp_pa
     trainer.fit(X, y, epochs=2, verbose=False)
     path = tmp_path / "c.npz"
     trainer.save_checkpoint(str(path))
-    with zipfile.ZipFile(path) as z:
-        items = {n: z.read(n) for n in z.namelist()}
-    header = json.loads(items["header.json"])
-    header["optimizer"]["config"]["eps"] = 1e-300  # below float32's smallest normal
-    items["header.json"] = json.dumps(header).encode()
-    with zipfile.ZipFile(path, "w") as z:
-        for name, blob in items.items():
-            z.writestr(name, blob)
+    # an eps below float32's smallest normal: the optimizer refuses it
+    rewrite(path, header=lambda header: header["optimizer"]["config"].__setitem__("eps", 1e-300))
     other = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=1), optimizer=nnc.Adam(1e-2),
                         batch_size=4)
     before = snapshot(other)
