@@ -18,8 +18,8 @@ checks, at every step *before* ``optimizer.step()``:
   (m / inf = 0 at every later step); ``optimizer.can_take``.
 
 These are comparisons of Python floats (and a finite check of the small
-batch-norm statistics): no array is allocated. When one fails, the trainer raises :class:`TrainingDiverged`
-naming the step, the layer whose gradient went non-finite first (in
+batch-norm statistics): no array is allocated. When one fails, the trainer
+raises :class:`TrainingDiverged` naming the step, the layer whose gradient went non-finite first (in
 back-propagation order, from the output towards the input) and what to try;
 the weights are those of the last step that passed the check. Only on that
 failure path are the layers inspected.

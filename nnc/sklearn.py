@@ -69,8 +69,8 @@ try:
     from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
                                           validate_data)
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: "
-                      "pip install scikit-learn (or pip install -e '.[sklearn]' from nnc's clone)") from exc
+    raise ImportError("nnc.sklearn needs scikit-learn >= 1.6: pip install scikit-learn "
+                      "(or pip install -e '.[sklearn]' from nnc's clone)") from exc
 
 from nnc._validation import (check_bool, check_dtype, check_float, check_int, check_verbose,
                              unmasked)

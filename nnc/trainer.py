@@ -222,7 +222,8 @@ class Trainer:
         if self.schedule is None:
             lr, name = self.optimizer.lr, "optimizer.lr"
         else:
-            lr, name = self.schedule(self.step_count), f"the learning rate schedule({self.step_count})"
+            lr = self.schedule(self.step_count)
+            name = f"the learning rate schedule({self.step_count})"
         if not (isinstance(lr, float) and 0.0 <= lr < math.inf):
             lr = check_float(lr, name, low=0)
         self.optimizer.check_lr(lr)
