@@ -748,3 +748,17 @@ def test_relu_backward_selects_so_an_infinite_gradient_at_an_inactive_unit_is_ze
         dx = np.empty_like(dy)
         be.relu_backward(y, dy, dx)
         np.testing.assert_array_equal(dx, [[0.0, 3.0], [-np.inf, 0.0]])
+
+
+@pytest.mark.parametrize("margin", [6.0, 17.0, 30.0])
+def test_softmax_cross_entropy_of_a_confident_right_prediction(cyb, npb, dtype, margin):
+    """Loss log(1 + e^-margin) and the label's gradient p - 1 = -(1 - p) keep
+    their relative accuracy in float32 (a float32 sum near 1 lost them)."""
+    z = np.array([[0.0, -margin]], dtype)
+    exact_loss = np.log1p(np.exp(-margin))
+    exact_grad = -np.exp(-margin) / (1 + np.exp(-margin))
+    for be in (cyb, npb):
+        grad = np.empty_like(z)
+        assert be.softmax_cross_entropy(z, np.array([0]), grad) == pytest.approx(exact_loss,
+                                                                                  rel=1e-6)
+        assert grad[0, 0] == pytest.approx(exact_grad, rel=1e-6)

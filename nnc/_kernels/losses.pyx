@@ -48,7 +48,9 @@ cdef double cross_entropy_row(const floating* z, Py_ssize_t k, Py_ssize_t label,
             total += e
         for j in range(k):
             g[j] = <floating> (g[j] * (scale / total))
-        g[label] -= <floating> scale
+        # the label's p - 1 in double: in float32, 1 - p below 6e-8 (a
+        # confident right prediction) would round to a multiple of 6e-8
+        g[label] = <floating> (scale * ((exp(z[label] - zmax) - total) / total))
     # subtract (z[label] - zmax) <= 0: adding log(total) to a huge zmax
     # first would round log(total) away
     return log(total) - (z[label] - zmax)

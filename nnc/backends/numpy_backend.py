@@ -135,13 +135,14 @@ class NumpyBackend:
         n, k = logits.shape
         _check_labels(labels, n, k)
         rows = np.arange(n)
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        z = logits.astype(np.float64)  # a float32 log of a sum near 1 loses the loss
+        shifted = z - z.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = -log_probs[rows, labels].mean(dtype=np.float64)
+        loss = -log_probs[rows, labels].mean()
         if grad is not None:
-            np.exp(log_probs, out=grad)
-            grad[rows, labels] -= 1
-            grad /= n
+            probs = np.exp(log_probs)
+            probs[rows, labels] -= 1
+            grad[...] = probs / n
         return float(loss)
 
     def mean_squared_error(self, pred, target, grad=None):
