@@ -5,7 +5,7 @@ forced off (every size may use every thread), and prints the ratios.
     python benchmarks/thresholds.py --threads 1,2,4
 
 Used to choose the defaults in nnc/_kernels/_threads.pyx
-(``nnc._kernels._threads.set_parallel_thresholds`` changes them at run time).
+(``nnc.set_parallel_thresholds`` changes them at run time).
 """
 import argparse
 import numpy as np

@@ -25,7 +25,8 @@ from nnc.optim import SGD, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
 from nnc.nan_guard import TrainingDiverged  # noqa: E402
 from nnc.persistence import load  # noqa: E402
 from nnc.seed import get_seed, set_seed  # noqa: E402
-from nnc.threads import get_num_threads, set_num_threads, show_config  # noqa: E402
+from nnc.threads import (get_num_threads, get_parallel_thresholds,  # noqa: E402
+                         set_num_threads, set_parallel_thresholds, show_config)
 from nnc.trainer import History, Trainer  # noqa: E402
 from nnc import diagnostics, playground, plotting  # noqa: E402  (matplotlib stays unimported)
 from nnc.diagnostics import Diagnostics  # noqa: E402
@@ -36,7 +37,8 @@ __all__ = [
     "SoftmaxCrossEntropy", "MeanSquaredError", "BCEWithLogits",
     "Sequential", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Trainer", "History",
     "schedules",
-    "set_num_threads", "get_num_threads", "show_config",
+    "set_num_threads", "get_num_threads", "set_parallel_thresholds",
+    "get_parallel_thresholds", "show_config",
     "diagnostics", "Diagnostics", "playground", "plotting",
     "load", "set_seed", "get_seed", "TrainingDiverged",
 ]

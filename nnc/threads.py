@@ -6,7 +6,7 @@ when the compiled backend loads, so BLAS threads never fight OpenMP threads.
 """
 import os
 
-from nnc._validation import check_int
+from nnc._validation import check_float, check_int
 
 MAX_THREADS = 1 << 12
 
@@ -27,6 +27,25 @@ def set_num_threads(n):
 def get_num_threads():
     """Threads nnc's parallel kernels use (1 when built without OpenMP)."""
     return _kernels_threads().get_num_threads()
+
+
+def set_parallel_thresholds(elementwise=None, gemm=None):
+    """The sizes from which a kernel uses more than one thread: ``elementwise``
+    elements, ``gemm`` multiply-adds (m·n·k) of a matrix product; None keeps
+    a value. Below them one thread is faster (measured by
+    ``benchmarks/thresholds.py``); 0 runs every kernel threaded, to watch
+    what the threshold saves. Returns the previous values."""
+    previous = get_parallel_thresholds()
+    values = {name: check_float(value, name, low=0)
+              for name, value in (("elementwise", elementwise), ("gemm", gemm))
+              if value is not None}
+    _kernels_threads().set_parallel_thresholds(**values)
+    return previous
+
+
+def get_parallel_thresholds():
+    """{"elementwise": elements, "gemm": multiply-adds}: see set_parallel_thresholds."""
+    return dict(_kernels_threads().get_parallel_thresholds())
 
 
 def cpu_has_avx2():

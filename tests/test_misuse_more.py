@@ -366,3 +366,24 @@ def test_eps_keeps_unregistered_gradients_from_huge_steps(backend, make):
         w, grads = np.zeros(3, np.float32), np.full(3, g, np.float32)
         make(smallest * 1.01).bind(w, grads, backend).step()
         assert np.all(np.abs(w) <= 0.011 * 1e-3), (g, w)
+
+
+def test_parallel_thresholds_are_public_and_checked():
+    before = nnc.get_parallel_thresholds()
+    try:
+        assert nnc.set_parallel_thresholds(elementwise=0) == before
+        assert nnc.get_parallel_thresholds() == {"elementwise": 0.0, "gemm": before["gemm"]}
+        # every kernel threaded gives the same step as the defaults, within rounding
+        X, y = nnc.datasets.load_digits()
+        results = []
+        for thresholds in ({"elementwise": 0, "gemm": 0}, before):
+            nnc.set_parallel_thresholds(**thresholds)
+            model = nnc.Sequential(nnc.Dense(64, 32), nnc.ReLU(), nnc.Dense(32, 10), seed=0)
+            nnc.Trainer(model, batch_size=128).fit(X, y, epochs=1, verbose=False)
+            results.append(model.flat_params.copy())
+        np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+        for bad in (-1, float("nan"), "many"):
+            with pytest.raises((TypeError, ValueError), match="elementwise"):
+                nnc.set_parallel_thresholds(elementwise=bad)
+    finally:
+        nnc.set_parallel_thresholds(**before)
