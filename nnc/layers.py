@@ -148,10 +148,10 @@ class Dense(Layer):
         if weights.shape != shape:
             raise ValueError(f"init returned shape {weights.shape}, expected {shape}")
         if weights.dtype.kind not in "fiu":
-            raise TypeError(f"init {self._init_name!r} returned {weights.dtype.name} values, "
+            raise TypeError(f"init {name!r} returned {weights.dtype.name} values, "
                             "expected real numbers")
-        self.params["W"][...] = as_finite(weights, f"the weights init {self._init_name!r} "
-                                          "returned", self.params["W"].dtype)
+        self.params["W"][...] = as_finite(weights, f"the weights init {name!r} returned",
+                                          self.params["W"].dtype)
         if self.bias:
             self.params["b"][...] = 0
 

@@ -42,6 +42,8 @@ class Optimizer:
     state_names = ()
     #: state arrays that hold sums or averages of g² (never negative)
     squared_state = ()
+    #: True when ε is added under the root, sqrt(r + ε) (RMSprop)
+    eps_under_root = False
 
     def __init__(self, lr):
         # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
@@ -82,6 +84,7 @@ class Optimizer:
         self.params = params
         self.grads = grads
         self.backend = get_backend(backend, params.dtype)
+        self._largest_float = float(np.finfo(params.dtype).max)  # for can_take, every step
         for name in self.state_names:
             self.state.setdefault(name, np.zeros_like(self.params))
         return self
@@ -107,7 +110,7 @@ class Optimizer:
         largest², which must not overflow the parameters' dtype."""
         if not self.squared_state:
             return True
-        return largest * largest < float(np.finfo(self.params.dtype).max)
+        return largest * largest < self._largest_float
 
     def zero_grad(self):
         """Set every gradient to zero."""
@@ -191,9 +194,6 @@ class Optimizer:
     def check_lr(self, lr):
         """ValueError if this optimizer cannot take a step of rate ``lr`` (the
         Trainer asks before a scheduled step changes anything)."""
-
-    #: True when ε is added under the root, sqrt(r + ε) (RMSprop)
-    eps_under_root = False
 
     def _square_weight(self):
         """The weight c of g² in the squared-gradient state (1-β₂ for Adam),
@@ -393,12 +393,11 @@ class Adagrad(Optimizer):
         """r only grows: r + g² must stay finite. Checked against a bound of
         max(r), read exactly from the state only when the bound gets close;
         the bound after this step is kept for ``_update`` to adopt."""
-        limit = float(np.finfo(self.params.dtype).max)
         square = largest * largest
-        if self._largest_sum is None or self._largest_sum + square >= limit:
+        if self._largest_sum is None or self._largest_sum + square >= self._largest_float:
             self._largest_sum = float(self.state["sum_squares"].max(initial=0.0))
         self._next_largest_sum = self._largest_sum + square
-        return self._next_largest_sum < limit
+        return self._next_largest_sum < self._largest_float
 
     def _square_weight(self):
         return 1.0
