@@ -135,13 +135,19 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
 def check_labels(y, name, n_samples, n_classes):
     """Integer class labels in ``[0, n_classes)`` as a C-contiguous int64 vector."""
     y = as_array(y, name)
+    one_hot = y.ndim == 2 and y.shape[1] > 1
     if y.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype.name}"
-                        + ("; convert it with y.astype(np.int64)" if y.dtype.kind == "f" else ""))
+        hint = ""
+        if one_hot and y.dtype.kind in "fb":
+            hint = f"; for one-hot rows or class probabilities pass {name}.argmax(axis=1)"
+        elif y.dtype.kind == "f":
+            hint = f"; convert it with {name}.astype(np.int64)"
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype.name}{hint}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per sample), got shape {y.shape}")
+        raise ValueError(f"{name} must be 1-D (one label per sample), got shape {y.shape}"
+                         + (f"; for one-hot rows pass {name}.argmax(axis=1)" if one_hot else ""))
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} labels, expected {n_samples} (one per sample)")
     if y.size:

@@ -87,6 +87,12 @@ def _check_folder(owner, path):
         raise ValueError(f"{owner}: the folder {folder!r} of {path!r} does not exist")
 
 
+def _may_add_metrics(callback):
+    """Whether ``callback`` is user code, which may add metrics to the epoch
+    logs (nnc's own callbacks only read them)."""
+    return isinstance(callback, LambdaCallback) or not type(callback).__module__.startswith("nnc.")
+
+
 class _Best:
     """The best value so far of one epoch metric (``monitor``), lower is
     better for ``mode="min"``, higher for ``"max"``; ``"auto"`` picks max
@@ -108,18 +114,33 @@ class _Best:
     def reset(self):
         self.best = math.inf if self.mode == "min" else -math.inf
 
+    def check(self, trainer):
+        """ValueError before training if ``monitor`` is one of nnc's metrics
+        that this ``fit`` will not log (a validation metric without
+        validation data, an accuracy of a regression loss). Other names are
+        looked up at the end of each epoch: a callback may add them."""
+        names = trainer._epoch_metric_names()
+        base = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
+        if base in ("loss", "accuracy") and not any(
+                _may_add_metrics(callback) for callback in trainer._fit_callbacks):
+            self._check_logged(names)
+
     def value(self, logs):
-        if self.monitor not in logs:
-            validated = any(key.startswith("val_") for key in logs)
-            if "accuracy" in self.monitor and not any("accuracy" in key for key in logs):
-                hint = " (this loss reports no accuracy: monitor a loss)"
-            elif self.monitor.startswith("val_") and not validated:
-                hint = " (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
-            else:
-                hint = " (a misspelled name?)"
-            raise ValueError(f"{self.owner} monitors {self.monitor!r}, but the epoch logs "
-                             f"have {sorted(logs)}{hint}")
+        self._check_logged(logs)
         return float(logs[self.monitor])
+
+    def _check_logged(self, names):
+        if self.monitor in names:
+            return
+        validated = any(key.startswith("val_") for key in names)
+        if "accuracy" in self.monitor and not any("accuracy" in key for key in names):
+            hint = " (this loss reports no accuracy: monitor a loss)"
+        elif self.monitor.startswith("val_") and not validated:
+            hint = " (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
+        else:
+            hint = " (a misspelled name?)"
+        raise ValueError(f"{self.owner} monitors {self.monitor!r}, but the epoch logs "
+                         f"have {sorted(names)}{hint}")
 
     def improved(self, value):
         if not math.isfinite(value):
@@ -134,7 +155,10 @@ class EarlyStopping(Callback):
     epochs (lecture: early stopping as regularisation).
 
     ``restore_best=True``: when ``fit`` ends (stopped or not), the model gets
-    back the weights and batch-norm statistics of the best epoch. After
+    back the weights and batch-norm statistics it had at the end of the best
+    epoch (as Keras). Validation metrics are measured with exactly those
+    weights; training ones (``"loss"``, ``"accuracy"``) are means over the
+    epoch's steps, each taken before its update. After
     ``fit``: ``best`` (the best value), ``best_epoch`` and ``stopped_epoch``
     (0-based epoch indices; ``stopped_epoch`` is None if it never stopped).
     State starts afresh at each ``fit``.
@@ -152,6 +176,9 @@ class EarlyStopping(Callback):
     @property
     def best(self):
         return self._best.best
+
+    def check(self, trainer):
+        self._best.check(trainer)
 
     def on_train_begin(self, trainer):
         self._best.reset()
@@ -181,7 +208,9 @@ class EarlyStopping(Callback):
                     layer.buffers[name][...] = value
 
     def _snapshot(self, model):
-        if self._params is None or self._params.shape != model.flat_params.shape:
+        layout = [{k: v.shape for k, v in layer.buffers.items()} for layer in model.layers]
+        if self._params is None or self._params.shape != model.flat_params.shape \
+                or self._params.dtype != model.flat_params.dtype or layout != [{k: v.shape for k, v in b.items()} for b in self._buffers]:
             self._params = model.flat_params.copy()
             self._buffers = [{k: v.copy() for k, v in layer.buffers.items()}
                              for layer in model.layers]
@@ -214,6 +243,8 @@ class ModelCheckpoint(Callback):
 
     def check(self, trainer):
         _check_folder("ModelCheckpoint", self.path)
+        if self.save_best_only:
+            self._best.check(trainer)
 
     def on_train_begin(self, trainer):
         self._best.reset()
@@ -269,6 +300,7 @@ class ReduceLROnPlateau(Callback):
         self.on_train_begin(None)
 
     def check(self, trainer):
+        self._best.check(trainer)
         if trainer.schedule is not None:
             raise ValueError("ReduceLROnPlateau changes optimizer.lr, but this Trainer has "
                              f"schedule={trainer.schedule!r}, which sets the learning rate at "

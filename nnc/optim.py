@@ -193,7 +193,19 @@ class Optimizer:
 
     def check_lr(self, lr):
         """ValueError if this optimizer cannot take a step of rate ``lr`` (the
-        Trainer asks before a scheduled step changes anything)."""
+        Trainer asks before a scheduled step changes anything): the kernels
+        take the rate in the parameters' dtype, where it must be finite."""
+        largest = getattr(self, "_largest_float", None)
+        if largest is not None and not self._kernel_rate(lr) < largest:
+            limit = lr * largest / self._kernel_rate(lr)
+            raise ValueError(f"lr must be below {limit:.4g} for {self.params.dtype.name} "
+                             f"parameters (the update's rate would overflow to inf), "
+                             f"got {lr!r}")
+
+    def _kernel_rate(self, lr):
+        """The largest factor of the next update that the kernel forms from
+        ``lr`` (Adam's bias-corrected step size)."""
+        return lr
 
     def _square_weight(self):
         """The weight c of g² in the squared-gradient state (1-β₂ for Adam),
@@ -320,7 +332,11 @@ class Adam(Optimizer):
 
     The slide writes the bias correction as /(1-β); the power t is what
     makes early steps unbiased (m and v start at zero). ε sits outside the
-    root, as in the paper and PyTorch; Keras uses ε̂ = ε sqrt(1-β₂ᵗ).
+    root, as in the paper and PyTorch. Keras folds the bias correction
+    into the step, w ← w - α sqrt(1-β₂ᵗ)/(1-β₁ᵗ) · m / (sqrt(v) + ε), with
+    its ``epsilon`` constant: nnc's Adam(eps=ε) is Keras' with
+    epsilon = ε sqrt(1-β₂ᵗ) at step t, so the two agree only while ε is
+    negligible against sqrt(v).
     """
 
     state_names = ("m", "v")
@@ -343,7 +359,12 @@ class Adam(Optimizer):
         return max(super()._smallest_eps(dtype), tiny / math.sqrt(1 - self.beta2))
 
     def check_lr(self, lr):
+        super().check_lr(lr)
         _check_decay(lr, self.weight_decay)
+
+    def _kernel_rate(self, lr):
+        t = self.t + 1  # the step about to be taken (see adam_update)
+        return lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
 
     def _update(self, lr):
         self.backend.adam_update(self.params, self.grads, self.state["m"], self.state["v"],

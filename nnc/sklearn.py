@@ -74,7 +74,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from nnc._validation import (check_bool, check_dtype, check_float, check_int, check_verbose,
                              unmasked)
-from nnc.callbacks import Callback, EarlyStopping
+from nnc.callbacks import Callback
 from nnc.init import get_initializer
 from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -293,11 +293,11 @@ class _NNEstimator(BaseEstimator):
     def _fit(self, X, y, n_outputs):
         p = self._checked_params()
         trainer = self._build(p, X.shape[1], n_outputs)
-        # MLPClassifier's convergence rule; a watcher that never stops training
-        # restores the lowest-loss epoch's weights at the end
+        # MLPClassifier's convergence rule, and like it the last weights: the
+        # epoch's loss is a mean over its steps, measured before each update,
+        # so no epoch's weights are the ones that scored it
         converged = None if p["tol"] is None else [
-            _Convergence(p["tol"], p["n_iter_no_change"]),
-            EarlyStopping("loss", patience=p["epochs"], restore_best=True)]
+            _Convergence(p["tol"], p["n_iter_no_change"])]
         self._train(trainer, X, y, p, p["epochs"], converged)
         self._set_fitted(trainer, p, n_outputs)
         if converged is not None and not converged[0].converged:
@@ -411,11 +411,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     epochs : the most passes over the data in ``fit`` (``partial_fit`` does one).
     tol, n_iter_no_change : ``fit`` stops early once the mean training loss of
         an epoch has not fallen below the best so far minus ``tol`` for more
-        than ``n_iter_no_change`` epochs in a row (``MLPClassifier``'s rule),
-        and keeps the weights of the epoch with the lowest training loss (a
-        late loss spike, common on unscaled features, does not decide the
-        model). ``tol=None``: always ``epochs`` epochs, the last weights.
-        ``n_iter_`` says how many ran.
+        than ``n_iter_no_change`` epochs in a row (``MLPClassifier``'s rule;
+        as there, the model keeps the last weights). ``tol=None``: always
+        ``epochs`` epochs. ``n_iter_`` says how many ran.
     batchnorm : ``BatchNorm`` after every hidden ``Dense`` layer.
     dropout : dropout probability after every hidden activation (0: none).
     l2 : λ of the L2 penalty on the weights (``nnc.Trainer(l2=...)``).
@@ -426,8 +424,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     random_state : None, int or RandomState; seeds weights, dropout and shuffling.
     verbose : show nnc's per-epoch progress bar.
     init : the weights' initialiser, a name from ``nnc.init`` or a callable;
-        the default ``"glorot_uniform"`` is ``MLPClassifier``'s (nnc's own
-        default before ReLU is ``"he_normal"``).
+        the default ``"glorot_uniform"`` is ``MLPClassifier``'s for every
+        activation but ``"logistic"`` (for which scikit-learn narrows the
+        bound by sqrt(3)); nnc's own default before ReLU is ``"he_normal"``.
 
     Attributes
     ----------

@@ -46,8 +46,8 @@ class Trainer:
         the same as adding λ/2 Σ w² to the loss before ``backward``.
     clip_norm : if set, gradients are rescaled so that their global L2 norm
         (over all parameters together) is at most ``clip_norm``: g ← g c/‖g‖
-        when ‖g‖ > c (PyTorch's ``clip_grad_norm_`` divides by ‖g‖ + 1e-6,
-        which shows only when ‖g‖ is near 1e-6).
+        when ‖g‖ > c (PyTorch's ``clip_grad_norm_`` divides by ‖g‖ + 1e-6:
+        its clipped steps are smaller by a relative 1e-6/‖g‖).
     clip_value : if set, each gradient element is clipped to [-v, v]
         (``clip_grad_value_``).
     schedule : a learning-rate schedule (``nnc.schedules``), a callable
@@ -97,8 +97,7 @@ class Trainer:
         self.nan_guard = check_guard_mode(nan_guard)
         self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
-        self._decayed_params = model.flat_params[:model.n_decayed]
-        self._decayed_grads = model.flat_grads[:model.n_decayed]
+        self._bind_decayed_views()
         self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
         # batch-norm running statistics, and their copies from before the step:
         # a refused step must not leave its forward's update in them
@@ -116,6 +115,7 @@ class Trainer:
             self.callbacks.append(self.diagnostics)
         self.stop_training = False
         self._active_callbacks = ()
+        self._validating, self._fit_callbacks = False, ()
         self.history = History()
         for layer, _ in self._layer_params:
             self.history.steps[f"grad_norm.{layer}"] = []
@@ -127,6 +127,22 @@ class Trainer:
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(seed)
+
+    def _bind_decayed_views(self):
+        model = self.model
+        self._decayed_params = model.flat_params[:model.n_decayed]
+        self._decayed_grads = model.flat_grads[:model.n_decayed]
+
+    def __getstate__(self):
+        # pickle/deepcopy would turn the views of the model's flat buffers
+        # into separate arrays (L2 would then decay a copy): rebuilt instead
+        state = self.__dict__.copy()
+        state["_decayed_params"] = state["_decayed_grads"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_decayed_views()
 
     @staticmethod
     def _check_callbacks(callbacks):
@@ -167,6 +183,8 @@ class Trainer:
         try:
             output = model._forward(xb, training=True)
             loss = self.loss._forward(output, yb)
+            # counted now: a callback may evaluate or predict, reusing the output buffer
+            correct, n_counted = self.loss._count_correct(output, yb, backend)
             model._backward(self.loss._grad)
             if self.l2:
                 loss += backend.l2_penalty(self._decayed_params, self._decayed_grads, self.l2)
@@ -189,7 +207,6 @@ class Trainer:
         if self._active_callbacks:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
-        correct, n_counted = self.loss._count_correct(output, yb, backend)
         return loss, correct, n_counted
 
     def _take_back_step(self, recorded):
@@ -307,6 +324,8 @@ class Trainer:
             if not any(callback is other for other in active):
                 active.append(callback)
         active = tuple(active)
+        # what the callbacks' checks may ask (_epoch_metric_names)
+        self._validating, self._fit_callbacks = validation_data is not None, active
         for callback in active:  # before a checkpoint is loaded or a file written
             callback.check(self)
         if resume_from is not None:
@@ -332,6 +351,13 @@ class Trainer:
         finally:
             self._active_callbacks = ()
         return self.history
+
+    def _epoch_metric_names(self):
+        """The keys of the epoch logs of the ``fit`` being set up."""
+        names = ["loss", "accuracy"] if self.loss.classification else ["loss"]
+        if self._validating:
+            names += ["val_" + name for name in names]
+        return names
 
     def _fit_epochs(self, X, y, epochs, validation_data, shuffle, verbose):
         n = X.shape[0]
@@ -404,6 +430,8 @@ class Trainer:
         """Everything needed to continue training bit-identically: weights,
         buffers, optimizer state, step count, shuffling generator, history."""
         return {
+            # which parameter of which layer each part of "params" is
+            "layout": self._layout(),
             "params": self.model.flat_params.copy(),
             "buffers": [{k: v.copy() for k, v in layer.buffers.items()}
                         for layer in self.model.layers],
@@ -415,6 +443,9 @@ class Trainer:
             "model_rng": copy.deepcopy(self.model.rng.bit_generator.state),
         }
 
+    def _layout(self):
+        return {key: list(view.shape) for key, view in self.model.params.items()}
+
     def load_state_dict(self, state):
         """Restore a ``state_dict`` into this trainer and its model."""
         if not isinstance(state, dict):
@@ -424,6 +455,11 @@ class Trainer:
         if missing:
             raise ValueError(f"state lacks {sorted(missing)}: not a Trainer.state_dict()")
         # every check first: a refused state changes nothing
+        layout = state.get("layout")  # optional: older state dicts lack it
+        if layout is not None and layout != self._layout():
+            raise ValueError(f"state['layout'] is {layout!r:.200}, but this model's "
+                             f"parameters are {self._layout()!r:.200}: the state is from a "
+                             "model of another architecture")
         params = check_state_array(state["params"], "state['params'] (the flat parameters)",
                                 self.model.flat_params.shape, self.model.dtype)
         buffers = state["buffers"]
@@ -443,6 +479,12 @@ class Trainer:
         if state.get("model_rng") is not None:  # optional: older state dicts lack it
             check_generator_state(state["model_rng"], "state['model_rng']", self.model.rng)
         history = History.from_dict(state["history"])
+        norms = len(history.steps.get("grad_norm", []))
+        for layer, _ in self._layer_params:
+            if len(history.steps.get(f"grad_norm.{layer}", ())) != norms:
+                raise ValueError(f"state['history'] has {norms} gradient norms but not as many "
+                                 f"'grad_norm.{layer}' (those of layer {layer}): it is not the "
+                                 "history of a trainer of this model")
         # apply
         self.model.flat_params[...] = params
         for layer, saved in zip(self.model.layers, buffers):

@@ -275,3 +275,38 @@ def test_a_callback_given_twice_runs_once(data):
     trainer = make_trainer(callbacks=[a])
     trainer.fit(*data, epochs=2, verbose=False, callbacks=[b, a, b])
     assert calls == ["a", "b", "a", "b"]
+
+
+@pytest.mark.parametrize("callback", [EarlyStopping("val_loss"), ModelCheckpoint(
+    "never-written.npz", save_best_only=True), ReduceLROnPlateau("val_accuracy")])
+def test_a_validation_monitor_without_validation_data_fails_before_training(data, callback):
+    trainer = make_trainer()
+    before = trainer.model.flat_params.copy()
+    with pytest.raises(ValueError, match="validation_data"):
+        trainer.fit(*data, epochs=2, verbose=False, callbacks=[callback])
+    assert trainer.step_count == 0 and np.array_equal(trainer.model.flat_params, before)
+
+
+def test_an_accuracy_monitor_of_a_regression_loss_fails_before_training():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    trainer = nnc.Trainer(model, loss="mse", batch_size=10)
+    with pytest.raises(ValueError, match="no accuracy"):
+        trainer.fit(X, X[:, :2], verbose=False, validation_data=(X, X[:, :2]),
+                    callbacks=[EarlyStopping("val_accuracy")])
+    assert trainer.step_count == 0
+
+
+def test_one_early_stopping_serves_models_of_another_layout():
+    """The same parameter count, other batch-norm buffers: the snapshot is
+    taken afresh instead of failing on the old model's buffer names."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), np.arange(40) % 3
+    first = nnc.Sequential(nnc.Dense(4, 5, bias=False), nnc.BatchNorm(5), nnc.Dense(5, 3), seed=0)
+    second = nnc.Sequential(nnc.Dense(4, 6), nnc.ReLU(), nnc.Dense(6, 3, bias=False), seed=0)
+    assert first.flat_params.size == second.flat_params.size  # the premise
+    stopper = EarlyStopping("loss", patience=3)
+    for model in (first, second):
+        trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.05), batch_size=10)
+        trainer.fit(X, y, epochs=3, verbose=False, callbacks=[stopper])
+        assert stopper.best == min(trainer.history.epochs["loss"])

@@ -387,3 +387,56 @@ def test_parallel_thresholds_are_public_and_checked():
                 nnc.set_parallel_thresholds(elementwise=bad)
     finally:
         nnc.set_parallel_thresholds(**before)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("lr", [3.5e38, 1e39])
+def test_a_learning_rate_beyond_float32_is_refused_before_the_step(backend, lr):
+    """The kernels take the rate in the parameters' dtype: 3.5e38 would be
+    inf there (inf weights, or NaN from inf * 0 gradients)."""
+    X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    model = nnc.Sequential(nnc.Dense(4, 5), nnc.ReLU(), nnc.Dense(5, 3), seed=0, backend=backend)
+    before = model.flat_params.copy()
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=lr), batch_size=10)
+    with pytest.raises(ValueError, match=r"lr must be below 3.40\de\+38 for float32"):
+        trainer.fit(X, np.arange(10) % 3, verbose=False)
+    with pytest.raises(ValueError, match="lr must be below"):
+        trainer.optimizer.step(lr)
+    assert np.array_equal(model.flat_params, before) and trainer.optimizer.t == 0
+    nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0, dtype="float64"),
+                optimizer=nnc.SGD(lr=lr)).optimizer.step()  # float64 takes it
+
+
+def test_adams_bias_corrected_rate_must_fit_the_dtype():
+    """Adam's step size α sqrt(1-β₂ᵗ)/(1-β₁ᵗ) exceeds α when β₁ is near 1."""
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    optimizer = nnc.Adam(lr=1e37, beta1=0.9999).bind(model)
+    with pytest.raises(ValueError, match="lr must be below"):
+        optimizer.step()
+    nnc.Adam(lr=1e37).bind(nnc.Sequential(nnc.Dense(4, 3), seed=0)).step()
+
+
+def test_a_state_dict_of_another_architecture_is_refused():
+    """The same number of parameters in other layers: the layout is compared."""
+    X, y = np.random.default_rng(0).normal(size=(10, 4)), np.arange(10) % 2
+    source = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), nnc.ReLU(), nnc.Dense(3, 2), seed=0),
+                         batch_size=5)
+    source.fit(X, y, verbose=False)
+    target = nnc.Trainer(nnc.Sequential(nnc.ReLU(), nnc.Dense(4, 3), nnc.Dense(3, 2), seed=0),
+                         batch_size=5)
+    with pytest.raises(ValueError, match=r"state\['layout'\].*another architecture"):
+        target.load_state_dict(source.state_dict())
+    state = source.state_dict()
+    del state["history"]["steps"]["grad_norm.0"]
+    with pytest.raises(ValueError, match="grad_norm.0"):
+        source.load_state_dict(state)
+
+
+@pytest.mark.parametrize("y,hint", [
+    (np.eye(3)[[0, 1, 2, 1]], r"y.argmax\(axis=1\)"),
+    (np.eye(3, dtype=np.int64)[[0, 1, 2, 1]], r"1-D.*y.argmax\(axis=1\)"),
+    (np.array([0.0, 1.0, 2.0, 1.0]), r"y.astype\(np.int64\)"),
+])
+def test_label_errors_hint_at_the_right_conversion(y, hint):
+    with pytest.raises((TypeError, ValueError), match=hint):
+        nnc.SoftmaxCrossEntropy().forward(np.zeros((4, 3)), y)

@@ -370,15 +370,29 @@ def test_defaults_fit_a_real_regression_problem():
 
 
 
-def test_fit_keeps_the_lowest_loss_epoch_not_an_older_one():
+def test_fit_keeps_the_last_weights_like_mlpclassifier():
     """With a large tol the stopping rule counts small improvements as none;
-    the kept weights must still be those of the lowest-loss epoch (here the
-    last: the loss falls every epoch), not of the last "big" improvement."""
+    the model keeps the weights of the last epoch that ran (as scikit-learn),
+    not those of the last "big" improvement."""
     X, y = blobs()
     stopped = small(epochs=40, tol=0.05, n_iter_no_change=5, lr=0.003).fit(X, y)
     curve = stopped.loss_curve_
     assert all(b < a for a, b in zip(curve, curve[1:]))  # the premise
     plain = small(epochs=stopped.n_iter_, tol=None, lr=0.003).fit(X, y)
+    np.testing.assert_array_equal(stopped.model_.flat_params, plain.model_.flat_params)
+
+
+def test_an_early_stop_after_a_loss_spike_keeps_the_last_weights():
+    """Unscaled features and a large rate make the full-batch loss jump; the
+    epoch's loss was measured before its update, so restoring "the best
+    epoch's" weights would keep weights one update later than the ones that
+    scored it. The model is the one training ended with, as scikit-learn's."""
+    X, y = blobs()
+    X = X * 50
+    stopped = small(batch_size=len(X), epochs=200, lr=0.2, n_iter_no_change=3).fit(X, y)
+    curve = stopped.loss_curve_
+    assert stopped.n_iter_ < 200 and min(curve) < curve[-1]  # the premise: it stopped after a rise
+    plain = small(batch_size=len(X), epochs=stopped.n_iter_, lr=0.2, tol=None).fit(X, y)
     np.testing.assert_array_equal(stopped.model_.flat_params, plain.model_.flat_params)
 
 

@@ -1,6 +1,8 @@
 """End to end: the demo network learns the bundled digits; the Trainer's
 History, continuation, determinism, predict and forward contracts."""
+import copy
 import functools
+import pickle
 
 import numpy as np
 import pytest
@@ -350,3 +352,35 @@ def test_last_batch_of_one_row(backend_name):
     assert len(history.steps["loss"]) == 4  # 32 + 1 rows per epoch
     assert np.isfinite(history.steps["loss"]).all()
     assert np.isfinite(model.flat_params).all()
+
+
+@pytest.mark.parametrize("copy_trainer", [copy.deepcopy, lambda t: pickle.loads(pickle.dumps(t))])
+def test_a_copied_trainer_keeps_decaying_the_weights(copy_trainer):
+    """L2 works on views of the flat buffers, which a copy must rebuild."""
+    X, y = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32), np.arange(10) % 3
+
+    def trainer():
+        return nnc.Trainer(nnc.Sequential(nnc.Dense(4, 5), nnc.ReLU(), nnc.Dense(5, 3), seed=0),
+                           optimizer=nnc.SGD(0.1), batch_size=5, l2=5.0)
+    original, copied = trainer(), copy_trainer(trainer())
+    for t in (original, copied):
+        t.fit(X, y, epochs=5, verbose=False, shuffle=False)
+    np.testing.assert_array_equal(copied.model.flat_params, original.model.flat_params)
+    assert copied.history.steps["loss"] == original.history.steps["loss"]
+
+
+def test_evaluating_inside_a_step_callback_leaves_the_training_accuracy_alone():
+    from nnc.callbacks import LambdaCallback
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+
+    def accuracies(callbacks):
+        trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 5), nnc.ReLU(), nnc.Dense(5, 3), seed=0),
+                              optimizer=nnc.SGD(0.1), batch_size=20, seed=0)
+        trainer.fit(X, y, epochs=3, verbose=False, callbacks=callbacks)
+        return trainer.history.epochs["accuracy"]
+    evaluating = [LambdaCallback(on_step_end=lambda t, logs: t.evaluate(X[:20], y[:20]),
+                                 on_before_update=lambda t: t.model.predict(X[:7]))]
+    assert accuracies(evaluating) == accuracies([])
