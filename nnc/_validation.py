@@ -3,6 +3,7 @@ input here once, with an error that names the argument, what it received and
 what was expected. Kernels run with bounds checks off and trust these."""
 import copy
 import numbers
+import os
 
 import numpy as np
 
@@ -237,3 +238,17 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must lie in {interval}, got {value}")
     return value
+
+
+def check_file_path(path, name="path"):
+    """A file name (str or os.PathLike) as a str; TypeError for anything
+    else, ValueError for a folder (existing, or written with a trailing
+    separator)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"{name} must be a file name (str or os.PathLike), got {path!r}")
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)) or os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} names a folder; give the name of a file "
+                         "(in that folder or another)")
+    return path

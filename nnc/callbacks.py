@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_bool, check_float, check_int
+from nnc._validation import check_bool, check_file_path, check_float, check_int
 
 
 class Callback:
@@ -69,14 +69,6 @@ class LambdaCallback(Callback):
 
 
 # --- callbacks that watch an epoch metric -----------------------------------
-
-
-def _check_path(path):
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if not isinstance(path, str) or not path:
-        raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
-    return path
 
 
 def _check_folder(owner, path):
@@ -234,7 +226,7 @@ class ModelCheckpoint(Callback):
     model."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
-        path = _check_path(path)
+        path = check_file_path(path)
         self.path = path
         self.monitor = monitor
         self.save_best_only = check_bool(save_best_only, "save_best_only")
@@ -342,7 +334,7 @@ class CSVLogger(Callback):
     at once, so the file is complete even if training is interrupted."""
 
     def __init__(self, path, append=False, separator=","):
-        path = _check_path(path)
+        path = check_file_path(path)
         if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
             raise ValueError(f"separator must be one character other than a line break or "
                              f"the quote character, got {separator!r}")
@@ -361,14 +353,21 @@ class CSVLogger(Callback):
             return None
         try:
             with open(self.path, newline="", encoding="utf-8") as file:
-                fields = next(csv.reader(file, delimiter=self.separator), None)
+                rows = csv.reader(file, delimiter=self.separator)
+                fields = next(rows, None)
+                longer = next((number for number, row in enumerate(rows, start=2)
+                               if fields and len(row) > len(fields)), None)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise ValueError(f"CSVLogger(append=True): {self.path!r} is not a CSV file to "
                              f"append to ({exc})") from None
-        if not fields or any(not name for name in fields):
+        if not fields or any(not name for name in fields) or fields[0] != "epoch":
             raise ValueError(f"CSVLogger(append=True): the first line of {self.path!r} is not "
-                             f"a header of column names (got {fields!r:.80}); remove the file "
-                             "or choose another")
+                             f"a header (CSVLogger writes 'epoch', then the metrics, "
+                             f"separated by {self.separator!r}; got {fields!r:.80}); remove "
+                             "the file, choose another or give its separator")
+        if longer is not None:
+            raise ValueError(f"CSVLogger(append=True): line {longer} of {self.path!r} has "
+                             "more values than its header; remove the file or choose another")
         return fields
 
     def _rewrite_with(self, fields):

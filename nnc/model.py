@@ -60,6 +60,7 @@ class Sequential:
             for layer in self.layers:
                 layer.build(self.backend, Workspace(self.dtype), self.rng)
             self._workspace = Workspace(self.dtype)  # the model's own scratch (see _backward)
+            self._remember_structure()
             self._initialize()
         except BaseException:
             for layer in self.layers:  # free for a corrected Sequential(...)
@@ -143,11 +144,32 @@ class Sequential:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind_views()
+        self._remember_structure()
+
+    def _remember_structure(self):
+        """The layers and buffer arrays as built, for ``_check_views``."""
+        self._built_layers = tuple(self.layers)
+        self._built_buffers = [(i, name, array) for i, layer in enumerate(self.layers)
+                               for name, array in layer.buffers.items()]
 
     def _check_views(self):
-        """Every ``layer.params``/``grads`` entry must still be its slice of
-        the flat buffers: ``params['W'] = array`` would detach it (the layer
-        would compute with the array, the optimizer update the buffer)."""
+        """The layers must be those the model was built with, every
+        ``layer.params``/``grads`` entry still its slice of the flat buffers
+        and every buffer the array it started as: ``params['W'] = array``
+        would detach it (the layer would compute with the array, the
+        optimizer update the buffer)."""
+        built = getattr(self, "_built_layers", None)
+        if built is not None and (len(built) != len(self.layers) or any(
+                a is not b for a, b in zip(built, self.layers))):
+            raise ValueError(f"model.layers was changed after the model was built (it had "
+                             f"{len(built)} layers, now {len(self.layers)}): build a new "
+                             "nnc.Sequential with the layers you want")
+        for i, name, array in getattr(self, "_built_buffers", ()):
+            if self.layers[i].buffers.get(name) is not array:
+                raise ValueError(
+                    f"layer {i} ({type(self.layers[i]).__name__}): buffers[{name!r}] was "
+                    "replaced by another object; write the values into it instead: "
+                    f"layer.buffers[{name!r}][...] = values")
         for key, view in self.params.items():
             i, name = key.split(".", 1)
             layer = self.layers[int(i)]

@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from nnc._validation import check_bool, check_float, check_state_array, check_step
+from nnc._validation import MAX_STEPS, check_bool, check_float, check_state_array, check_step
 from nnc.backends import get_backend
 
 
@@ -100,6 +100,9 @@ class Optimizer:
         elif not (isinstance(lr, float) and 0.0 <= lr < math.inf):  # fast path: a finite float
             lr = check_float(lr, "lr", low=0)  # a clear error, or a NumPy scalar converted
         self.check_lr(lr)
+        if self.t >= MAX_STEPS:  # the kernels take t as a 64-bit int
+            raise ValueError(f"the step count t = {self.t} is at its limit 2**63 - 1: "
+                             "no further step can be counted")
         self.t += 1
         self._update(lr)
 

@@ -43,7 +43,8 @@ import zipfile
 
 import numpy as np
 
-from nnc._validation import all_finite, as_finite, check_generator_state, check_step
+from nnc._validation import (all_finite, as_finite, check_file_path, check_generator_state,
+                             check_step)
 from nnc._version import __version__
 from nnc.history import History
 from nnc.init import INITIALIZERS
@@ -142,6 +143,7 @@ def save_model(model, path, metadata=None):
     the header (``read_header(path)["metadata"]``)."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
+    model._check_views()
     arrays = _model_arrays(model)
     _check_savable(arrays)
     _write(path, _model_header(model, "model", metadata), arrays)
@@ -151,6 +153,7 @@ def save_checkpoint(trainer, path, metadata=None):
     """Write the trainer's model, optimizer state and trainer state (step
     count, shuffling generator, history) to ``path`` atomically."""
     model, optimizer = trainer.model, trainer.optimizer
+    model._check_views()
     arrays = _model_arrays(model)
     header = _model_header(model, "checkpoint", metadata)
     state = optimizer.state_dict()
@@ -158,7 +161,7 @@ def save_checkpoint(trainer, path, metadata=None):
                            "state": sorted(state["state"])}
     for name, array in state["state"].items():
         arrays[f"optimizer/{name}"] = array
-    _check_savable(arrays)
+    _check_savable(arrays, optimizer.squared_state)
     header["trainer"] = {
         "step_count": trainer.step_count,
         "rng": trainer.rng.bit_generator.state,
@@ -169,14 +172,28 @@ def save_checkpoint(trainer, path, metadata=None):
     _write(path, header, arrays)
 
 
-def _check_savable(arrays):
+def _check_savable(arrays, squared_state=()):
     """Refuse to write what ``load`` would refuse to read: a model (or
-    optimizer state) holding NaN or Inf, i.e. one that has diverged."""
+    optimizer state) holding NaN or Inf, i.e. one that has diverged, or a
+    negative running variance or average of squared gradients."""
     for name, array in arrays.items():
         if not all_finite(array):
             raise ValueError(f"array {name!r} contains NaN or Inf: the model has diverged and "
                              "nnc.load would refuse the file (train with the NaN guard on, "
                              "Trainer(nan_guard=True), to stop before this happens)")
+        if _never_negative(name, squared_state) and array.size and array.min() < 0:
+            raise ValueError(f"array {name!r} holds {_never_negative(name, squared_state)}, "
+                             f"which is never negative, but its smallest value is "
+                             f"{array.min()}: nnc.load would refuse the file")
+
+
+def _never_negative(name, squared_state):
+    """What the file's array ``name`` holds, if that is never negative."""
+    if name.startswith("buffers/") and name.endswith(".running_var"):
+        return "a running variance"
+    if name.startswith("optimizer/") and name.split("/", 1)[1] in squared_state:
+        return "an average or sum of squared gradients"
+    return None
 
 
 def _trainer_config(trainer):
@@ -193,16 +210,8 @@ def _write_array(archive, name, array):
         np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def _check_path(path):
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if not isinstance(path, str) or not path:
-        raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
-    return path
-
-
 def _write(path, header, arrays):
-    path = _check_path(path)
+    path = check_file_path(path)
     header = dict(header, arrays={name: {"shape": list(np.shape(a)), "dtype": np.dtype(
         np.asarray(a).dtype).name} for name, a in arrays.items()})
     try:
@@ -211,8 +220,6 @@ def _write(path, header, arrays):
     except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
         raise TypeError(f"the header (metadata) must be JSON-serialisable: {exc}") from None
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"path {path!r} is a folder; give a file name such as model.npz")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: its folder {folder!r} does not exist")
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}."
@@ -253,7 +260,7 @@ def _bad(path, message):
 
 def _open_archive(path):
     """The zip archive, after checking its magic number and every CRC."""
-    path = _check_path(path)
+    path = check_file_path(path)
     with open(path, "rb") as file:  # FileNotFoundError names the path
         magic = file.read(4)
     if not magic:
@@ -318,7 +325,7 @@ class _File:
     """A checked file: header plus arrays (read lazily, pickle refused)."""
 
     def __init__(self, path):
-        self.path = _check_path(path)
+        self.path = check_file_path(path)
         with _open_archive(self.path) as archive:
             self.header = _parse_header(self.path, archive)
             sizes = {info.filename: info.file_size for info in archive.infolist()}
@@ -348,26 +355,58 @@ class _File:
             except (KeyError, TypeError, ValueError):
                 raise _bad(self.path, f"header entry for array {name!r} must be {{'shape': "
                                       f"[...], 'dtype': numeric}}, got {entry!r}") from None
-            if sizes[name + ".npy"] > int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_ROOM:
+            data_bytes = math.prod(shape) * dtype.itemsize
+            if sizes[name + ".npy"] > data_bytes + _NPY_HEADER_ROOM:
                 raise _bad(self.path, f"array {name!r} is larger than the header's "
                                       f"shape {list(shape)} allows")
+            if sizes[name + ".npy"] < data_bytes:
+                raise _bad(self.path, f"array {name!r} holds fewer bytes than the header's "
+                                      f"shape {list(shape)} needs: the file is truncated or "
+                                      "was edited")
 
     def arrays(self, prefix=""):
         """{name: array} of the arrays whose names start with ``prefix``,
         each checked against the header's shape and dtype."""
         names = [name for name in self.header["arrays"] if name.startswith(prefix)]
-        raw = {}
+        raw, forged = {}, None
         try:
-            with np.load(self.path, allow_pickle=False) as data:
+            with zipfile.ZipFile(self.path) as archive:
                 for name in names:
-                    raw[name] = data[name]
+                    with archive.open(name + ".npy") as member:
+                        forged = self._npy_header_mismatch(name, member)
+                    if forged:
+                        break
+                    with archive.open(name + ".npy") as member:
+                        raw[name] = np.lib.format.read_array(member, allow_pickle=False)
         except ValueError as exc:  # e.g. "Object arrays cannot be loaded ..."
-            raise _bad(self.path, f"cannot read array {name!r}: {exc} (nnc files never "
-                                  "hold pickled Python objects)") from None
+            raise _bad(self.path, f"cannot read array {name!r}: {exc}" + (
+                " (nnc files never hold pickled Python objects)" if "bject" in str(exc)
+                else "")) from None
         except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise _bad(self.path, f"the archive is truncated or corrupted ({exc})") from None
+        if forged:
+            raise _bad(self.path, forged)
         return {name: self._check_array(name, self.header["arrays"][name], raw[name])
                 for name in names}
+
+    def _npy_header_mismatch(self, name, member):
+        """What is wrong with the member's own .npy header, or None: it must
+        describe what the file's header lists (checked before reading: a
+        forged shape would be allocated)."""
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            return f"member {name!r} has .npy format version {version}, which nnc does not write"
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(member)
+        if dtype.hasobject:
+            return (f"array {name!r} holds Python objects (dtype {dtype}): nnc files never "
+                    "hold pickled Python objects, and nnc does not unpickle them")
+        entry = self.header["arrays"][name]
+        if list(shape) != list(entry["shape"]) or dtype != np.dtype(entry["dtype"]):
+            return (f"array {name!r} has shape {list(shape)} and dtype {dtype}, but the "
+                    f"header lists shape {list(entry['shape'])} and dtype {entry['dtype']}")
+        return None
 
     def _check_array(self, name, entry, array):
         if not isinstance(array, np.ndarray):
@@ -446,8 +485,7 @@ def _expected_model_arrays(path, model, arrays):
                              f"{list(target.shape)}")
         if array.dtype != model.dtype:
             raise _bad(path, f"array {name!r} has dtype {array.dtype}, the model {model.dtype}")
-        _check_values(path, name, array, non_negative="a running variance"
-                      if name.endswith(".running_var") else None)
+        _check_values(path, name, array, non_negative=_never_negative(name, ()))
     extra = sorted(set(arrays) - {name for name, _, _ in entries})
     if extra:
         raise _bad(path, f"array {extra[0]!r} does not belong to any layer of the header's "
@@ -555,9 +593,8 @@ def _optimizer_state(path, header, optimizer, arrays, n_params, dtype):
             raise _bad(path, f"optimizer state 'optimizer/{name}' has shape "
                              f"{list(array.shape)} and dtype {array.dtype}, expected "
                              f"[{n_params}] and {dtype}")
-        _check_values(path, f"optimizer/{name}", array, non_negative=(
-            "an average or sum of squared gradients" if name in rebuilt.squared_state
-            else None))
+        _check_values(path, f"optimizer/{name}", array,
+                      non_negative=_never_negative(f"optimizer/{name}", rebuilt.squared_state))
         state[name] = array
     extra = sorted(k for k in arrays if k.startswith("optimizer/")
                    and k.split("/", 1)[1] not in state)

@@ -472,7 +472,8 @@ class Trainer:
                                  f"{sorted(layer.buffers)}, got {saved!r:.80}")
             for name, value in saved.items():
                 check_state_array(value, f"state['buffers'][{i}][{name!r}]",
-                               layer.buffers[name].shape, self.model.dtype)
+                                  layer.buffers[name].shape, self.model.dtype,
+                                  "a running variance" if name == "running_var" else None)
         optimizer = self.optimizer._checked_state(state["optimizer"])
         step_count = check_step(state["step_count"], "state['step_count']")
         check_generator_state(state["rng"], "state['rng']", self.rng)

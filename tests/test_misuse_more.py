@@ -440,3 +440,59 @@ def test_a_state_dict_of_another_architecture_is_refused():
 def test_label_errors_hint_at_the_right_conversion(y, hint):
     with pytest.raises((TypeError, ValueError), match=hint):
         nnc.SoftmaxCrossEntropy().forward(np.zeros((4, 3)), y)
+
+
+def _bn_model():
+    return nnc.Sequential(nnc.Dense(4, 5, bias=False), nnc.BatchNorm(5), nnc.Dense(5, 3), seed=0)
+
+
+@pytest.mark.parametrize("replacement", [[1.0] * 5, np.ones(5), np.ones(5, np.float64)])
+def test_a_replaced_buffer_is_named_before_any_use(tmp_path, replacement):
+    model = _bn_model()
+    model.layers[1].buffers["running_var"] = replacement
+    X = np.zeros((4, 4), np.float32)
+    for use in (lambda: model.predict(X), lambda: model.forward(X),
+                lambda: model.save(tmp_path / "m.npz"),
+                lambda: nnc.Trainer(model).fit(X, np.arange(4) % 3, verbose=False)):
+        with pytest.raises(ValueError, match=r"buffers\['running_var'\] was replaced"):
+            use()
+
+
+def test_changing_model_layers_after_building_is_named():
+    model = _bn_model()
+    model.layers.pop()
+    with pytest.raises(ValueError, match="model.layers was changed.*3 layers, now 2"):
+        model.predict(np.zeros((2, 4)))
+
+
+def test_gradcheck_names_a_replaced_parameter():
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0, dtype="float64")
+    model.layers[0].params["W"] = model.layers[0].params["W"].copy()
+    with pytest.raises(ValueError, match=r"params\['W'\].*replaced"):
+        nnc.gradcheck(model, "softmax_cross_entropy", np.zeros((2, 4)), np.array([0, 1]))
+
+
+def test_the_step_count_stops_at_its_limit_without_changing_anything():
+    optimizer = nnc.Adam().bind(nnc.Sequential(nnc.Dense(4, 3), seed=0))
+    state = optimizer.state_dict()
+    state["t"] = 2 ** 63 - 1
+    optimizer.load_state_dict(state)
+    before = optimizer.params.copy()
+    with pytest.raises(ValueError, match=r"t = 9223372036854775807 is at its limit"):
+        optimizer.step()
+    assert optimizer.t == 2 ** 63 - 1 and np.array_equal(optimizer.params, before)
+    optimizer.load_state_dict(optimizer.state_dict())  # still a valid state
+
+
+def test_csv_logger_refuses_a_file_of_another_separator_or_ragged_rows(tmp_path):
+    from nnc.callbacks import CSVLogger
+
+    X, y = np.zeros((10, 4)), np.arange(10) % 3
+    for content, message in (("epoch;loss\n1;0.5\n", "not a header"),
+                             ("epoch,loss\n1,0.5,7\n", "line 2 .* more values than its header")):
+        path = tmp_path / "log.csv"
+        path.write_text(content)
+        trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=5)
+        with pytest.raises(ValueError, match=message):
+            trainer.fit(X, y, verbose=False, callbacks=[CSVLogger(path, append=True)])
+        assert trainer.step_count == 0 and path.read_text() == content

@@ -441,3 +441,54 @@ def test_a_history_with_a_nan_loss_still_loads(tmp_path, data):
     trainer.save_checkpoint(tmp_path / "c.npz")
     resumed = make_trainer(make_model()).load_checkpoint(tmp_path / "c.npz")
     assert np.isnan(resumed.history.steps["loss"][-1])
+
+
+def _npy(shape, descr="<f8", payload=b""):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
+    return buffer.getvalue() + payload
+
+
+def test_a_forged_array_shape_is_refused_before_it_is_allocated(saved):
+    """2**40 float64 would be 8 TiB: refused from the sizes, never allocated."""
+    name = "history/steps/loss"
+    rewrite(saved, header=lambda h: h["arrays"][name].update(shape=[2 ** 40]),
+            add={name + ".npy": _npy((2 ** 40,), payload=b"\0" * 8)})
+    with pytest.raises(ValueError, match="fewer bytes than the header's shape"):
+        nnc.load(saved)
+
+
+def test_a_npy_header_that_disagrees_with_the_file_header_is_refused(saved):
+    name = "history/steps/loss"
+    with zipfile.ZipFile(saved) as archive:
+        listed = json.loads(archive.read("header.json"))["arrays"][name]["shape"]
+    rewrite(saved, add={name + ".npy": _npy((2 ** 40,), payload=b"\0" * 8 * listed[0])})
+    with pytest.raises(ValueError, match=r"shape \[1099511627776\].*header lists shape"):
+        nnc.load(saved)
+
+
+@pytest.mark.parametrize("what", ["running_var", "adam_v"])
+def test_what_load_would_refuse_is_not_saved(data, tmp_path, what):
+    trainer = trained(data)
+    if what == "running_var":
+        trainer.model.layers[1].buffers["running_var"][0] = -1
+    else:
+        trainer.optimizer.state["v"][3] = -1
+    with pytest.raises(ValueError, match="never negative.*nnc.load would refuse"):
+        trainer.save_checkpoint(tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()
+    if what == "running_var":
+        with pytest.raises(ValueError, match="never negative"):
+            trainer.model.save(tmp_path / "m.npz")
+        with pytest.raises(ValueError, match="running variance"):
+            trainer.load_state_dict(trainer.state_dict())
+
+
+@pytest.mark.parametrize("path", ["missing-folder/", "."])
+def test_saving_to_a_folder_name_is_refused_naming_the_path(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=f"path {path!r} names a folder"):
+        make_model().save(path)
+    with pytest.raises(ValueError, match="names a folder"):
+        nnc.callbacks.ModelCheckpoint(path)
