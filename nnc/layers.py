@@ -11,6 +11,8 @@ dropout) write dL/dx over the incoming dL/dy (``backward_in_place``): one
 buffer fewer per layer, so less memory traffic. ``Sequential`` hands them
 only gradients it owns.
 """
+import functools
+
 import numpy as np
 
 from nnc._validation import as_finite, check_float, check_int
@@ -26,6 +28,25 @@ class _NotInAModel:
     def get(self, *args, **kwargs):
         raise RuntimeError(f"{type(self.layer).__name__} is not part of a model yet: put it in "
                            "nnc.Sequential(...), which allocates its parameters and buffers")
+
+
+def _names_bad_arrays(method):
+    """Wrap a layer's ``forward``/``backward``: a kernel rejects a bad array in
+    its own words (a Cython buffer message, a shape named after a kernel
+    argument); the layer's argument is named instead. Only a failing call
+    pays for the check."""
+    argument = "x" if method.__name__ == "forward" else "dy"
+
+    @functools.wraps(method)
+    def call(self, array, *args, **kwargs):
+        try:
+            return method(self, array, *args, **kwargs)
+        except (TypeError, ValueError, AttributeError, IndexError):
+            problem = self._array_problem(method.__name__, argument, array)
+            if problem is None:
+                raise
+            raise problem from None
+    return call
 
 
 class Layer:
@@ -79,6 +100,37 @@ class Layer:
     def output_features(self, in_features):
         """Features of the output for ``in_features`` input features."""
         return in_features
+
+    def _array_problem(self, method, argument, array):
+        """The exception that says what is wrong with ``array`` as ``method``'s
+        ``argument``, or None if nothing visible is."""
+        if self.backend is None:
+            return None
+        where, dtype = f"{type(self).__name__}.{method}", self.workspace.dtype
+        if not isinstance(array, np.ndarray):
+            return TypeError(f"{where}: {argument} must be a NumPy array of {dtype.name}, "
+                             f"got {type(array).__name__}")
+        if array.dtype != dtype:
+            return TypeError(f"{where}: {argument} has dtype {array.dtype}, but the layer's "
+                             f"model computes in {dtype.name}: pass "
+                             f"{argument}.astype(np.{dtype.name})")
+        if array.ndim != 2:
+            return ValueError(f"{where}: {argument} must be 2-D (samples, features), got "
+                              f"shape {array.shape}")
+        if not array.flags.c_contiguous:
+            return ValueError(f"{where}: {argument} must be C-contiguous (row-major): pass "
+                              f"np.ascontiguousarray({argument})")
+        if method == "forward":
+            features = getattr(self, "in_features", getattr(self, "num_features", None))
+            if features is not None and array.shape[1] != features:
+                return ValueError(f"{where}: {argument} has {array.shape[1]} features (shape "
+                                  f"{array.shape}), expected {features}")
+        else:
+            output = self.last_output
+            if output is not None and array.shape != output.shape:
+                return ValueError(f"{where}: {argument} has shape {array.shape}, but the last "
+                                  f"forward's output has shape {output.shape}")
+        return None
 
     @property
     def last_output(self):
@@ -161,12 +213,14 @@ class Dense(Layer):
                              f"but the previous layer gives {in_features}")
         return self.out_features
 
+    @_names_bad_arrays
     def forward(self, x, training=True):
         out = self.workspace.get("y", (x.shape[0], self.out_features))
         self.backend.dense_forward(x, self.params["W"], self.params.get("b"), out)
         self._x = x
         return out
 
+    @_names_bad_arrays
     def backward(self, dy, need_input_grad=True):
         x = self._x
         if x is None:
@@ -196,6 +250,7 @@ class Activation(Layer):
         self._backward_name = self.kernel + "_backward"
         self._y = None
 
+    @_names_bad_arrays
     def forward(self, x, training=True):
         out = self.workspace.get("y", x.shape)
         getattr(self.backend, self._forward_name)(x, out)
@@ -204,6 +259,7 @@ class Activation(Layer):
 
     backward_in_place = True
 
+    @_names_bad_arrays
     def backward(self, dy, need_input_grad=True):
         if self._y is None:
             raise _no_forward(self)
@@ -243,6 +299,7 @@ class LeakyReLU(Layer):
                              f"range), got {self.alpha:g}")
         self._x = None
 
+    @_names_bad_arrays
     def forward(self, x, training=True):
         out = self.workspace.get("y", x.shape)
         self.backend.leaky_relu_forward(x, self.alpha, out)
@@ -251,6 +308,7 @@ class LeakyReLU(Layer):
 
     backward_in_place = True
 
+    @_names_bad_arrays
     def backward(self, dy, need_input_grad=True):
         if self._x is None:
             raise _no_forward(self)
@@ -315,6 +373,7 @@ class BatchNorm(Layer):
                              f"but the previous layer gives {in_features}")
         return in_features
 
+    @_names_bad_arrays
     def forward(self, x, training=True):
         out = self.workspace.get("y", x.shape)
         p, b = self.params, self.buffers
@@ -333,6 +392,7 @@ class BatchNorm(Layer):
         self._x = x
         return out
 
+    @_names_bad_arrays
     def backward(self, dy, need_input_grad=True):
         if self._x is None:
             raise _no_forward(self)
@@ -373,6 +433,7 @@ class Dropout(Layer):
         self.frozen = False
         self._u = None
 
+    @_names_bad_arrays
     def forward(self, x, training=True):
         if not training or self.p == 0:
             self._u = None
@@ -392,6 +453,7 @@ class Dropout(Layer):
 
     backward_in_place = True
 
+    @_names_bad_arrays
     def backward(self, dy, need_input_grad=True):
         if self._u is not None:
             self.backend.dropout_backward(dy, self._u, self.p, dy)

@@ -496,3 +496,35 @@ def test_csv_logger_refuses_a_file_of_another_separator_or_ragged_rows(tmp_path)
         with pytest.raises(ValueError, match=message):
             trainer.fit(X, y, verbose=False, callbacks=[CSVLogger(path, append=True)])
         assert trainer.step_count == 0 and path.read_text() == content
+
+
+def _built_layers():
+    model = nnc.Sequential(nnc.Dense(4, 5, bias=False), nnc.BatchNorm(5), nnc.ReLU(),
+                           nnc.LeakyReLU(0.1), nnc.Dropout(0.5), nnc.Dense(5, 3), seed=0)
+    return model.layers
+
+
+@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("bad,message", [
+    (lambda shape: np.zeros(shape), r"x has dtype float64.*computes in float32"),
+    (lambda shape: np.zeros(shape, np.float32).tolist(), "x must be a NumPy array of float32"),
+    (lambda shape: np.zeros(shape[::-1], np.float32).T, "x must be C-contiguous"),
+    (lambda shape: np.zeros(shape[1], np.float32), r"x must be 2-D"),
+])
+def test_a_layer_names_a_bad_input_array(index, bad, message):
+    layer = _built_layers()[index]
+    features = 4 if index == 0 else 5
+    with pytest.raises((TypeError, ValueError), match=f"{type(layer).__name__}.forward: {message}"):
+        layer.forward(bad((3, features)))
+
+
+def test_a_layer_names_a_wrong_feature_count_and_gradient_shape():
+    dense, batchnorm = _built_layers()[:2]
+    with pytest.raises(ValueError, match=r"Dense.forward: x has 3 features .* expected 4"):
+        dense.forward(np.zeros((2, 3), np.float32))
+    dense.forward(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"Dense.backward: dy has shape \(3, 4\).*\(3, 5\)"):
+        dense.backward(np.zeros((3, 4), np.float32))
+    batchnorm.forward(np.zeros((3, 5), np.float32), training=False)
+    with pytest.raises(ValueError, match=r"BatchNorm.backward: dy has shape \(2, 5\)"):
+        batchnorm.backward(np.zeros((2, 5), np.float32))
