@@ -142,7 +142,10 @@ def check_labels(y, name, n_samples, n_classes):
         if one_hot and y.dtype.kind in "fb":
             hint = f"; for one-hot rows or class probabilities pass {name}.argmax(axis=1)"
         elif y.dtype.kind == "f":
-            hint = f"; convert it with {name}.astype(np.int64)"
+            not_whole = y[~(np.isfinite(y) & (y == np.round(y)))]
+            hint = (f"; convert it with {name}.astype(np.int64)" if not not_whole.size else
+                    f"; it holds {not_whole.flat[0].item()!r}, which is not a class label (labels "
+                    "are whole numbers 0, 1, ...)")
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype.name}{hint}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

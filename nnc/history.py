@@ -61,7 +61,9 @@ class History:
                 if not isinstance(values, (list, tuple, np.ndarray)):
                     raise ValueError(f"{part}[{name!r}] must be a list of values, "
                                      f"got {values!r:.60}")
-                if part != "epochs":  # what nnc's diagnostics read
+                # what nnc reads (diagnostics, report, callbacks); other
+                # epoch records may hold anything a callback logged
+                if part != "epochs" or name in EPOCH_METRICS:
                     _check_record(part, str(name), values)
                 getattr(history, part)[name] = list(values)
         meta = state.get("meta") or {}
@@ -127,6 +129,9 @@ def _json_value(value):
     raise TypeError(f"cannot save {type(value).__name__} in a History")
 
 
+#: the epoch records the Trainer writes
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
 #: per-layer records of nnc.diagnostics, named "<statistic>.<layer index>"
 PER_LAYER = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
              "dead_fraction", "bn_mean", "bn_var")
@@ -140,7 +145,7 @@ def _check_record(part, name, values):
         raise ValueError(f"{part}[{name!r}]: a per-layer record must be named "
                          f"'{stem}.<layer index>', e.g. '{stem}.0'")
     try:
-        np.asarray(values, dtype=np.float64)
+        array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         for i, value in enumerate(values):  # name the first bad one
             try:
@@ -149,3 +154,6 @@ def _check_record(part, name, values):
                 raise ValueError(f"{part}[{name!r}][{i}] must be a number, got "
                                  f"{value!r:.60}") from None
         raise ValueError(f"{part}[{name!r}] must be a list of numbers") from None
+    if array.ndim != 1:
+        raise ValueError(f"{part}[{name!r}] must be a flat list of numbers, got nested "
+                         f"lists (shape {array.shape})")

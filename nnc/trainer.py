@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 import copy
 import math
+import threading
 import warnings
 
 from nnc._validation import (check_bool, check_features, check_float, check_generator_state,
@@ -98,6 +99,7 @@ class Trainer:
         self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
         self._bind_decayed_views()
+        self._fit_lock = threading.Lock()
         self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
         # batch-norm running statistics, and their copies from before the step:
         # a refused step must not leave its forward's update in them
@@ -137,12 +139,13 @@ class Trainer:
         # pickle/deepcopy would turn the views of the model's flat buffers
         # into separate arrays (L2 would then decay a copy): rebuilt instead
         state = self.__dict__.copy()
-        state["_decayed_params"] = state["_decayed_grads"] = None
+        state["_decayed_params"] = state["_decayed_grads"] = state["_fit_lock"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind_decayed_views()
+        self._fit_lock = threading.Lock()
 
     @staticmethod
     def _check_callbacks(callbacks):
@@ -302,6 +305,17 @@ class Trainer:
         checkpoint's included: rerunning the same script after an
         interruption finishes the original plan.
         """
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError("this Trainer is already running fit (called again from a "
+                               "callback, or from another thread): one fit at a time; give "
+                               "another thread its own model and Trainer")
+        try:
+            return self._fit(X, y, epochs, validation_data, shuffle, verbose, callbacks,
+                             resume_from)
+        finally:
+            self._fit_lock.release()
+
+    def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
         self.model._check_views()
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
@@ -455,6 +469,11 @@ class Trainer:
         if missing:
             raise ValueError(f"state lacks {sorted(missing)}: not a Trainer.state_dict()")
         # every check first: a refused state changes nothing
+        for key, source in (("optimizer", "optimizer.state_dict()"),
+                            ("history", "History.to_dict()")):
+            if not isinstance(state[key], dict):
+                raise TypeError(f"state[{key!r}] must be a dict from {source}, "
+                                f"got {state[key]!r:.80}")
         layout = state.get("layout")  # optional: older state dicts lack it
         if layout is not None and layout != self._layout():
             raise ValueError(f"state['layout'] is {layout!r:.200}, but this model's "

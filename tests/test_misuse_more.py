@@ -528,3 +528,24 @@ def test_a_layer_names_a_wrong_feature_count_and_gradient_shape():
     batchnorm.forward(np.zeros((3, 5), np.float32), training=False)
     with pytest.raises(ValueError, match=r"BatchNorm.backward: dy has shape \(2, 5\)"):
         batchnorm.backward(np.zeros((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("value", [1.5, np.nan])
+def test_float_labels_that_are_not_whole_numbers_get_no_truncating_hint(value):
+    with pytest.raises(TypeError, match=f"it holds {value!r}, which is not a class label") as info:
+        nnc.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.array([0.0, value, 2.0]))
+    assert "astype" not in str(info.value)
+
+
+@pytest.mark.parametrize("part,name,values,message", [
+    ("epochs", "loss", ["0.5", "x"], r"epochs\['loss'\]\[1\] must be a number"),
+    ("epochs", "val_accuracy", [[0.5]], r"epochs\['val_accuracy'\] must be a flat list"),
+    ("steps", "lr", [[1.0]], r"steps\['lr'\] must be a flat list"),
+])
+def test_history_records_nnc_reads_must_be_flat_lists_of_numbers(part, name, values, message):
+    state = {"steps": {"loss": [1.0]}, "epochs": {}}
+    state[part][name] = values
+    with pytest.raises(ValueError, match=message):
+        nnc.History.from_dict(state)
+    state = {"steps": {}, "epochs": {"note": ["a callback's words"]}}
+    assert nnc.History.from_dict(state).epochs["note"] == ["a callback's words"]

@@ -384,3 +384,17 @@ def test_evaluating_inside_a_step_callback_leaves_the_training_accuracy_alone():
     evaluating = [LambdaCallback(on_step_end=lambda t, logs: t.evaluate(X[:20], y[:20]),
                                  on_before_update=lambda t: t.model.predict(X[:7]))]
     assert accuracies(evaluating) == accuracies([])
+
+
+def test_fit_refuses_to_run_twice_at_once():
+    from nnc.callbacks import LambdaCallback
+
+    X, y = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32), np.arange(10) % 3
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=5)
+    again = LambdaCallback(on_epoch_end=lambda t, epoch, logs: t.fit(X, y, verbose=False))
+    with pytest.raises(RuntimeError, match="already running fit"):
+        trainer.fit(X, y, verbose=False, callbacks=[again])
+    steps = trainer.step_count
+    trainer.fit(X, y, verbose=False)  # the lock was released
+    assert trainer.step_count == steps + 2
+    copy.deepcopy(trainer).fit(X, y, verbose=False)  # a copy has its own lock
