@@ -196,6 +196,10 @@ def main(argv=None):
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # e.g. --hidden 100000000,100000000
+        print(f"error: not enough memory ({exc}); choose smaller layers or data",
+              file=sys.stderr)
+        return 2
     finally:
         sys.stdout, sys.stderr = streams
 

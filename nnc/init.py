@@ -52,8 +52,13 @@ def zeros(shape, rng):
     return np.zeros(_check_shape_and_rng(shape, rng))
 
 
+# the initialisers learn the model's dtype only when called: their scales are
+# bounded by float32's range, which holds in float64 too
+_LARGEST = float(np.finfo(np.float32).max)
+
+
 def constant(value):
-    value = check_float(value, "value")
+    value = check_float(value, "value", low=-_LARGEST, high=_LARGEST)
 
     def constant_init(shape, rng):
         return np.full(_check_shape_and_rng(shape, rng), value)
@@ -63,7 +68,7 @@ def constant(value):
 
 
 def normal(std=0.05):
-    std = check_float(std, "std", low=0)
+    std = check_float(std, "std", low=0, high=_LARGEST)
 
     def normal_init(shape, rng):
         shape = _check_shape_and_rng(shape, rng)
@@ -74,7 +79,7 @@ def normal(std=0.05):
 
 
 def uniform(limit=0.05):
-    limit = check_float(limit, "limit", low=0)
+    limit = check_float(limit, "limit", low=0, high=_LARGEST)
 
     def uniform_init(shape, rng):
         shape = _check_shape_and_rng(shape, rng)

@@ -69,6 +69,7 @@ def test_help_for_each_command(capsys):
     (["train", "--unknown"], "unrecognized arguments: --unknown"),
     (["evaluate"], "the following arguments are required: MODEL.npz"),
     (["evaluate", "missing.npz"], "no such file: 'missing.npz'"),
+    (["train", "--hidden", "100000000,100000000"], "error: not enough memory"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path):
     assert run(argv) == 2

@@ -549,3 +549,10 @@ def test_history_records_nnc_reads_must_be_flat_lists_of_numbers(part, name, val
         nnc.History.from_dict(state)
     state = {"steps": {}, "epochs": {"note": ["a callback's words"]}}
     assert nnc.History.from_dict(state).epochs["note"] == ["a callback's words"]
+
+
+@pytest.mark.parametrize("factory,value", [(nnc.init.uniform, 1e308), (nnc.init.normal, 1e39),
+                                           (nnc.init.constant, -1e39)])
+def test_initialiser_scales_beyond_float32_are_refused_at_once(factory, value):
+    with pytest.raises(ValueError, match="must lie in"):
+        factory(value)
