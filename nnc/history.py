@@ -1,5 +1,6 @@
 """History: what happened during training, step by step and epoch by epoch."""
 import json
+import math
 
 import numpy as np
 
@@ -30,8 +31,15 @@ class History:
         self.meta = {}
 
     def record_epoch(self, **values):
+        """Append one epoch's metrics. Every epoch list stays as long as the
+        number of epochs: a metric an epoch lacks (``val_loss`` in a ``fit``
+        without validation data) is NaN there, so index i is epoch i."""
+        done = max((len(series) for series in self.epochs.values()), default=0)
         for name, value in values.items():
-            self.epochs.setdefault(name, []).append(value)
+            self.epochs.setdefault(name, [math.nan] * done).append(value)
+        for series in self.epochs.values():
+            if len(series) == done:
+                series.append(math.nan)
 
     def __getitem__(self, name):
         if name in self.epochs:

@@ -48,6 +48,18 @@ def save(fig, path):
     return path
 
 
+def _check_limits(limits, name):
+    """(low, high): two finite numbers, low < high."""
+    try:
+        low, high = (float(v) for v in limits)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair of numbers (low, high), got {limits!r:.80}") \
+            from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be two finite numbers low < high, got {limits!r:.80}")
+    return low, high
+
+
 def _positive(values):
     """Values for a log axis: non-positive and non-finite ones become NaN."""
     array = np.asarray(values, dtype=np.float64)
@@ -89,6 +101,12 @@ def plot_history(history, path=None):
     diag = getattr(history, "diagnostics", {}) or {}
     n_steps = len(steps.get("loss", []))
     n_epochs = len(epochs.get("loss", []))
+    for part, records, n in (("steps", steps, n_steps), ("epochs", epochs, n_epochs)):
+        for name, values in records.items():  # the Trainer keeps them in step
+            if len(values) != n:
+                raise ValueError(f"history.{part}[{name!r}] has {len(values)} entries but "
+                                 f"{part}['loss'] has {n}: one entry per "
+                                 f"{part[:-1]} is needed to plot it")
     ends = _epoch_ends(n_steps, n_epochs) if n_epochs else []
     panels = ["loss"]
     if "accuracy" in epochs or "val_accuracy" in epochs:
@@ -185,13 +203,19 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
 
     surface = get_surface(surface)
     checked = {label: check_path(p, f"paths[{label!r}]") for label, p in paths.items()}
+    x0, x1 = _check_limits(xlim, "xlim") if xlim is not None else surface.xlim
+    y0, y1 = _check_limits(ylim, "ylim") if ylim is not None else surface.ylim
     if ax is None:
         fig, axes = new_figure(1, 1, figsize=(6.4, 4.8))
         ax = axes[0, 0]
     else:
+        require_matplotlib()
+        from matplotlib.axes import Axes
+
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes (or None for a new figure), "
+                            f"got {ax!r:.80}")
         fig = ax.figure
-    x0, x1 = xlim if xlim is not None else surface.xlim
-    y0, y1 = ylim if ylim is not None else surface.ylim
     gx, gy = np.meshgrid(np.linspace(x0, x1, 241), np.linspace(y0, y1, 241))
     with np.errstate(over="ignore", invalid="ignore"):
         z = np.asarray(surface.value(gx, gy), dtype=np.float64)

@@ -114,3 +114,35 @@ def test_plots_never_touch_pyplot(mpl):
                           timeout=120, env=None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_epoch_metrics_stay_aligned_when_validation_comes_and_goes(mpl, tmp_path):
+    """val_loss of a fit without validation data is NaN: index i is epoch i,
+    and the curves plot."""
+    X, y = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    trainer.fit(X, y, epochs=2, verbose=False, validation_data=(X, y))
+    trainer.fit(X, y, epochs=1, verbose=False)
+    epochs = trainer.history.epochs
+    assert {name: len(values) for name, values in epochs.items()} == dict.fromkeys(epochs, 5)
+    assert np.isnan(epochs["val_loss"][0]) and np.isnan(epochs["val_loss"][4])
+    assert not np.isnan(epochs["val_loss"][2:4]).any()
+    trainer.history.plot(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_a_history_with_misaligned_records_is_named_not_plotted_wrong():
+    history = nnc.History.from_dict({"steps": {"loss": [1.0, 0.9, 0.8], "lr": [0.1]}})
+    with pytest.raises(ValueError, match=r"history.steps\['lr'\] has 1 entries but"):
+        history.plot()
+
+
+@pytest.mark.parametrize("kwargs,error", [({"ax": 3}, "ax must be a matplotlib Axes"),
+                                          ({"xlim": "ab"}, "xlim must be a pair"),
+                                          ({"ylim": (1, 0)}, "ylim must be two finite")])
+def test_plot_paths_checks_its_arguments(mpl, kwargs, error):
+    from nnc import playground
+
+    with pytest.raises((TypeError, ValueError), match=error):
+        playground.plot_paths({"sgd": np.zeros((3, 2))}, "rosenbrock", **kwargs)
