@@ -17,6 +17,8 @@ What is recorded
 ==================  ============================================================
 ``step``            t, the optimizer step measured (1-based, as ``logs["step"]``)
 ``epoch``           the epoch (0-based) step t belongs to
+``input_rms``       sqrt(mean x²) of the step's input batch (the first layer's
+                    input; standardised features give about 1)
 ``grad_norm.i``     ‖g⁽ⁱ⁾‖, g the gradient the optimizer applies to the
                     parameters of layer i (after L2 and clipping;
                     ``history.steps["grad_norm.i"]`` is the pre-clip norm,
@@ -42,7 +44,8 @@ A "window" is the first or last ``WINDOW_FRACTION`` of the steps (at least
 one step); its loss is the mean of the mini-batch losses in it.
 
 - **learning rate too large** — the loss became NaN/inf; or the epoch loss
-  rose ``LOSS_RISE_EPOCHS`` epochs in a row; or the last window's loss is
+  rose ``LOSS_RISE_EPOCHS`` epochs in a row, by more than
+  ``LOSS_RISE_MIN_RELATIVE`` of its value in all; or the last window's loss is
   more than ``LOSS_GROWTH_FACTOR`` × the first window's; or one mini-batch
   loss spiked above ``LOSS_SPIKE_FACTOR`` × the start, the mean of the first
   ``SPIKE_START_STEPS`` losses (the
@@ -55,9 +58,12 @@ one step); its loss is the mean of the mini-batch losses in it.
   of the first layer with parameters is below ``VANISHING_GRAD_RATIO`` × that
   of the last one (above 1/``VANISHING_GRAD_RATIO``: exploding across depth).
 - **learning too slow** — the median update/weight ratio (median over steps,
-  then over layers) is below ``SLOW_UPDATE_RATIO``.
+  then over layers) is below ``SLOW_UPDATE_RATIO`` (not reported when the
+  learning rate was found too large or ReLU units dead: their updates are
+  small for that reason).
 - **dead ReLU units** — at the last measurement, and at every one since some
-  epoch, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
+  step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
+- **unscaled inputs** — the median ``input_rms`` exceeds ``INPUT_RMS_LIMIT``.
 - **loss not decreasing** — the last window's loss is not below
   (1 - ``MIN_RELATIVE_DECREASE``) × the first window's.
 - **plateau** — the loss did decrease, but over the last ``PLATEAU_EPOCHS``
@@ -106,6 +112,11 @@ SLOW_UPDATE_RATIO = 1e-5
 FAST_UPDATE_RATIO = 0.1
 #: share of dead units in a ReLU layer that is reported
 DEAD_RELU_FRACTION = 0.5
+#: a rise of the epoch loss over LOSS_RISE_EPOCHS epochs smaller than this
+#: fraction of it is noise on a flat loss, not a learning rate too large
+LOSS_RISE_MIN_RELATIVE = 0.01
+#: input batches with a root-mean-square above this: features not standardised
+INPUT_RMS_LIMIT = 10.0
 
 Verdict = namedtuple("Verdict", "kind message advice")
 Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id such as
@@ -113,7 +124,7 @@ Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id suc
 ``advice`` (what to try)."""
 
 KINDS = ("lr_too_large", "exploding_gradients", "vanishing_gradients", "slow_learning",
-         "dead_relu", "not_decreasing", "plateau")
+         "dead_relu", "not_decreasing", "plateau", "unscaled_inputs")
 
 
 # --- recording ----------------------------------------------------------------
@@ -152,7 +163,7 @@ class Diagnostics(Callback):
         history = trainer.history
         if not hasattr(history, "diagnostics"):  # a History from before diagnostics
             history.diagnostics, history.meta = {}, {}
-        names = ["step", "epoch"]
+        names = ["step", "epoch", "input_rms"]
         for i, _ in self._layer_params:
             names += [f"grad_norm.{i}", f"weight_norm.{i}", f"update_ratio.{i}"]
         for i in range(len(model.layers)):
@@ -239,6 +250,10 @@ class Diagnostics(Callback):
             d[f"update_ratio.{i}"].append(ratio)
 
     def _record_activations(self, model, d):
+        # the batch, as the first layer kept it for its backward pass
+        x = getattr(model.layers[0], "_x", None)
+        d["input_rms"].append(math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+                              if x is not None and x.size else math.nan)
         previous = None
         for i, layer in enumerate(model.layers):
             out = layer.last_output
@@ -337,7 +352,8 @@ def _check_lr_too_large(history, verdicts):
     run, longest, end = 0, 0, 0
     for e in range(1, len(epoch_losses)):
         run = run + 1 if epoch_losses[e] > epoch_losses[e - 1] else 0
-        if run > longest:
+        rise = epoch_losses[e] - epoch_losses[e - run]
+        if run > longest and rise > LOSS_RISE_MIN_RELATIVE * abs(epoch_losses[e - run]):
             longest, end = run, e
     if longest >= LOSS_RISE_EPOCHS:
         start = end - longest
@@ -398,6 +414,8 @@ def _check_update_ratios(history, verdicts, lr_flagged):
     median = float(np.median(list(ratios.values())))
     lr = _lr_at(history, len(history.steps.get("lr", [])) - 1)
     if median < SLOW_UPDATE_RATIO:
+        if lr_flagged or any(v.kind == "dead_relu" for v in verdicts):
+            return  # small updates of a diverged run or of dead units: not a small rate
         verdicts.append(Verdict(
             "slow_learning",
             f"update/weight ratio ||dw||/||w|| is {_fmt(median)} (median over layers and "
@@ -503,15 +521,28 @@ def _check_dead(history, verdicts):
         since = len(values) - 1
         while since > 0 and values[since - 1] >= DEAD_RELU_FRACTION:
             since -= 1
-        when = (f"since epoch {epochs[since] + 1}" if since < len(epochs)
-                else "at the end")
-        if since == 0:
-            when = "from the start"
+        measured = d.get("step", [])
+        when = (f"; at least {100 * DEAD_RELU_FRACTION:.0f} % since step {measured[since]} "
+                f"(epoch {epochs[since] + 1})" if since < min(len(measured), len(epochs))
+                else "")
         verdicts.append(Verdict(
             "dead_relu",
             f"{_layer_name(history, i)}: {100 * values[-1]:.0f} % of the ReLU units are dead "
-            f"(never active over a batch) {when}",
+            f"(never active over a batch) at the end{when}",
             "lower the learning rate, use He initialisation, LeakyReLU, or batch-norm"))
+
+
+def _check_input_scale(history, verdicts):
+    rms = _finite(getattr(history, "diagnostics", {}).get("input_rms", []))
+    if rms.size and float(np.median(rms)) > INPUT_RMS_LIMIT:
+        verdicts.append(Verdict(
+            "unscaled_inputs",
+            f"the input batches have a root-mean-square of {_fmt(float(np.median(rms)))} "
+            "(median over the measured steps; standardised features give about 1): the "
+            "features are far from unit scale, so the first layer's outputs and gradients "
+            "are as large, and one learning rate cannot suit every weight",
+            "standardise the features with the training set's statistics, "
+            "X = (X - mean) / std (scikit-learn's StandardScaler)"))
 
 
 def _check_progress(history, verdicts):
@@ -554,11 +585,12 @@ def diagnose(history):
     if not hasattr(history, "steps"):
         raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
     verdicts = []
+    _check_input_scale(history, verdicts)  # first: the cause of much of the rest
     lr_flagged = _check_lr_too_large(history, verdicts)
-    _check_update_ratios(history, verdicts, lr_flagged)
     _check_exploding(history, verdicts)
     _check_depth(history, verdicts)
     _check_dead(history, verdicts)
+    _check_update_ratios(history, verdicts, lr_flagged)
     if not lr_flagged:
         _check_progress(history, verdicts)
     return verdicts

@@ -295,7 +295,8 @@ def test_dead_since_epoch():
     history.meta = {"layers": ["Dense", "ReLU", "Dense", "ReLU", "Dense"]}
     (verdict,) = D.diagnose(history)
     assert verdict.message == ("layer 3 (ReLU): 71 % of the ReLU units are dead "
-                               "(never active over a batch) since epoch 2")
+                               "(never active over a batch) at the end; at least 50 % since "
+                               "step 4 (epoch 2)")
 
 
 def test_loss_not_decreasing_with_random_labels():
@@ -406,3 +407,37 @@ def test_every_per_layer_record_is_one_history_checks():
     stems = {name.partition(".")[0] for part in (history.steps, history.diagnostics)
              for name in part if "." in name}
     assert stems and stems <= set(PER_LAYER)
+
+
+def test_unscaled_inputs_are_named_first_and_standardised_ones_are_not():
+    X, y = digits()
+    history = fit(mlp(), nnc.SGD(0.01), X * 100, y, epochs=2)
+    assert kinds(history)[0] == "unscaled_inputs"
+    first = np.random.default_rng(0).permutation(len(X))[:32]  # the trainer's seed=0 shuffle
+    rms = np.sqrt(np.mean(np.square(X[first] * 100, dtype=np.float64)))
+    assert history.diagnostics["input_rms"][0] == pytest.approx(rms, rel=1e-6)
+    standardised = (X - X.mean(0)) / (X.std(0) + 1e-6)
+    assert "unscaled_inputs" not in kinds(fit(mlp(), nnc.SGD(0.01), standardised, y, epochs=2))
+
+
+def test_a_rise_of_the_loss_within_noise_is_not_a_learning_rate_too_large():
+    history = History()
+    history.steps.update({"loss": [2.0] + [1.0] * 9, "lr": [0.1] * 10, "grad_norm": [1.0] * 10})
+    history.epochs["loss"] = [1.5, 1.08685, 1.08700, 1.08720, 1.08742]  # +0.05 %
+    assert "lr_too_large" not in kinds(history)
+    history.epochs["loss"] = [1.5, 1.0, 1.2, 1.4, 1.6]
+    assert kinds(history)[0] == "lr_too_large"
+
+
+def test_dead_units_are_not_also_called_slow_learning():
+    """Dead units take no update: a tiny update ratio is their symptom, and
+    'raise the learning rate' would be the wrong advice."""
+    history = History()
+    history.steps.update({"loss": list(np.linspace(2, 1, 8)), "lr": [0.1] * 8,
+                          "grad_norm": [1.0] * 8})
+    history.epochs["loss"] = [1.8, 1.5, 1.3, 1.1]
+    history.diagnostics = {"step": list(range(1, 9)), "epoch": [0, 0, 1, 1, 2, 2, 3, 3],
+                           "dead_fraction.1": [1.0] * 8, "update_ratio.0": [1e-7] * 8}
+    assert kinds(history) == ["dead_relu"]
+    del history.diagnostics["dead_fraction.1"]
+    assert kinds(history) == ["slow_learning"]
