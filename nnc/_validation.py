@@ -159,7 +159,10 @@ def check_labels(y, name, n_samples, n_classes):
         if low < 0 or high >= n_classes:
             bad = low if low < 0 else high
             raise ValueError(f"{name} contains label {bad}: labels must lie in "
-                             f"[0, {n_classes}) for {n_classes} classes")
+                             f"[0, {n_classes}) for {n_classes} classes" + (
+                                 " (the model has 1 output: for two classes give it 2 "
+                                 "outputs, or one output with loss='bce_with_logits')"
+                                 if n_classes == 1 else ""))
     return np.ascontiguousarray(y, dtype=np.int64)
 
 

@@ -25,17 +25,14 @@ def demo(args):
                           optimizer=nnc.SGD(lr=args.lr), batch_size=args.batch_size)
     start = time.perf_counter()
     try:
-        history = trainer.fit(X_train, y_train, epochs=args.epochs,
-                              validation_data=(X_test, y_test), verbose=not args.quiet)
+        # one line per epoch (Keras' verbose=2): an epoch takes milliseconds,
+        # too short for a progress bar to show anything
+        trainer.fit(X_train, y_train, epochs=args.epochs, validation_data=(X_test, y_test),
+                    verbose=0 if args.quiet else 2)
     except nnc.TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
-    for epoch in range(len(history["loss"])):
-        print(f"epoch {epoch + 1:2d}: loss {history['loss'][epoch]:.4f}  "
-              f"accuracy {history['accuracy'][epoch]:.4f}  "
-              f"val_loss {history['val_loss'][epoch]:.4f}  "
-              f"val_accuracy {history['val_accuracy'][epoch]:.4f}")
     accuracy = trainer.evaluate(X_test, y_test)["accuracy"]
     print(f"held-out accuracy: {accuracy:.4f} ({seconds:.2f} s of training)")
     return 0
@@ -106,6 +103,9 @@ def diagnose(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m nnc",
                                      description="nnc: neural networks for learning optimization")
+    from nnc._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"nnc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     one_line = commands._one_line_errors
     positive_int, positive_float = commands._positive_int, commands._positive_float
@@ -119,21 +119,24 @@ def build_parser():
     p.add_argument("--lr", type=positive_float, default=0.1,
                    help="SGD learning rate (default: 0.1)")
     p.add_argument("--seed", type=commands._non_negative_int, default=0,
-                   help="seed for weights, split, shuffling")
+                   help="seed for weights, split, shuffling (default: 0)")
     p.add_argument("--threads", type=commands._non_negative_int, default=0,
                    help="OpenMP threads (default: 0, all)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(run=commands._run(demo))
     p = one_line(sub.add_parser("bench", help="time training epochs against NumPy and PyTorch"))
     p.add_argument("--samples", type=positive_int, default=10000,
-                   help="samples per epoch (default 10000)")
-    p.add_argument("--batch-sizes", type=_int_list, default=(32, 128), help="e.g. 32,128,512")
-    p.add_argument("--threads", type=_thread_list, default=(1,), help="e.g. 1,2")
+                   help="samples per epoch (default: 10000)")
+    p.add_argument("--batch-sizes", type=_int_list, default=(32, 128),
+                   help="e.g. 32,128,512 (default: 32,128)")
+    p.add_argument("--threads", type=_thread_list, default=(1,), help="e.g. 1,2 (default: 1)")
     p.add_argument("--repeats", type=positive_int, default=3,
-                   help="epochs per contender (median)")
+                   help="epochs per contender, whose median is reported (default: 3)")
     p.add_argument("--tiny-steps", type=positive_int, default=2000,
-                   help="steps for the tiny-net row")
-    p.add_argument("--out", default="benchmark-results", help="folder for JSON/Markdown/PNG")
+                   help="steps for the tiny-net row (default: 2000)")
+    p.add_argument("--out", default="benchmark-results",
+                   help="folder for JSON/Markdown/PNG, created if missing "
+                        "(default: benchmark-results)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=bench)
     p = one_line(sub.add_parser("config",

@@ -260,3 +260,19 @@ def test_bench_checks_its_output_folder_first(tmp_path, capsys):
                 "--tiny-steps", "5", "--quiet", "--out", str(taken)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --out: cannot use") and err.count("\n") == 1
+
+
+def test_demo_prints_one_line_per_epoch_and_no_progress_bars(capsys):
+    assert run(["demo", "--epochs", "3"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split(":")[0] for line in lines[1:4]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert lines[-1].startswith("held-out accuracy: ") and len(lines) == 5
+    assert "batch" not in captured.err  # no tqdm bar
+    assert run(["demo", "--epochs", "3", "--quiet"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_version(capsys):
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"nnc {nnc.__version__}"

@@ -556,3 +556,9 @@ def test_history_records_nnc_reads_must_be_flat_lists_of_numbers(part, name, val
 def test_initialiser_scales_beyond_float32_are_refused_at_once(factory, value):
     with pytest.raises(ValueError, match="must lie in"):
         factory(value)
+
+
+def test_a_softmax_over_one_output_hints_at_two_outputs_or_bce():
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 1), seed=0), batch_size=5)
+    with pytest.raises(ValueError, match="2 outputs, or one output with loss='bce_with_logits'"):
+        trainer.fit(np.ones((10, 4)), np.arange(10) % 2, verbose=False)
