@@ -258,3 +258,61 @@ def check_file_path(path, name="path"):
         raise ValueError(f"{name} {path!r} names a folder; give the name of a file "
                          "(in that folder or another)")
     return path
+
+
+class Setting:
+    """An attribute checked on every assignment with the constructor's check
+    ``check(value, name)``, so that changing it later (``optimizer.lr = x``,
+    ``trainer.clip_norm = x``) is as safe as passing it to the constructor.
+    An owner with rules across several settings defines
+    ``_check_settings()``; once the owner sets ``_built``, it runs after each
+    change, and a change it refuses is undone."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute "
+                                 f"{self.name!r}") from None
+
+    def __set__(self, obj, value):
+        value = self.check(value, self.name)
+        missing = object()
+        old = obj.__dict__.get(self.name, missing)
+        obj.__dict__[self.name] = value
+        if obj.__dict__.get("_built"):
+            try:
+                obj._check_settings()
+            except BaseException:
+                if old is missing:
+                    del obj.__dict__[self.name]
+                else:
+                    obj.__dict__[self.name] = old
+                raise
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(value, name, low=None):
+    """A float within float32's range (and >= ``low``): for settings fixed
+    before the model's dtype is known, which must hold in float32 too."""
+    value = check_float(value, name, low=low)
+    if abs(value) > FLOAT32_MAX:
+        lowest = f"{low:g}" if low is not None else f"-{FLOAT32_MAX:.7g}"
+        raise ValueError(f"{name} must lie in [{lowest}, {FLOAT32_MAX:.7g}] (the float32 "
+                         f"range), got {value:g}")
+    return value
+
+
+def number_setting(**bounds):
+    """A ``Setting`` holding a float within ``bounds`` (``check_float``'s)."""
+    return Setting(lambda value, name: check_float(value, name, **bounds))

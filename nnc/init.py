@@ -22,7 +22,7 @@ he_uniform         U(±sqrt(6/n_in))                            2/n_in
 """
 import numpy as np
 
-from nnc._validation import check_float
+from nnc._validation import check_float32_range
 
 
 def _fans(shape):
@@ -54,11 +54,10 @@ def zeros(shape, rng):
 
 # the initialisers learn the model's dtype only when called: their scales are
 # bounded by float32's range, which holds in float64 too
-_LARGEST = float(np.finfo(np.float32).max)
 
 
 def constant(value):
-    value = check_float(value, "value", low=-_LARGEST, high=_LARGEST)
+    value = check_float32_range(value, "value")
 
     def constant_init(shape, rng):
         return np.full(_check_shape_and_rng(shape, rng), value)
@@ -68,7 +67,7 @@ def constant(value):
 
 
 def normal(std=0.05):
-    std = check_float(std, "std", low=0, high=_LARGEST)
+    std = check_float32_range(std, "std", low=0)
 
     def normal_init(shape, rng):
         shape = _check_shape_and_rng(shape, rng)
@@ -79,7 +78,7 @@ def normal(std=0.05):
 
 
 def uniform(limit=0.05):
-    limit = check_float(limit, "limit", low=0, high=_LARGEST)
+    limit = check_float32_range(limit, "limit", low=0)
 
     def uniform_init(shape, rng):
         shape = _check_shape_and_rng(shape, rng)

@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from nnc._validation import as_finite, check_float, check_int
+from nnc._validation import Setting, as_finite, check_float32_range, check_int, number_setting
 from nnc.init import get_initializer
 
 
@@ -287,16 +287,13 @@ class LeakyReLU(Layer):
     """``z if z > 0 else alpha*z``; derivative 1 or alpha."""
 
     activation = "relu"
+    # the layer learns its dtype only when built: bound by float32's range,
+    # which holds in float64 too (a larger alpha makes float32 outputs inf/NaN)
+    alpha = Setting(check_float32_range)
 
     def __init__(self, alpha=0.01):
         super().__init__()
-        self.alpha = check_float(alpha, "alpha")
-        # the layer learns its dtype only when built: bound by float32's range,
-        # which holds in float64 too (a larger alpha makes float32 outputs inf/NaN)
-        largest = float(np.finfo(np.float32).max)
-        if abs(self.alpha) > largest:
-            raise ValueError(f"alpha must lie in [-{largest:.7g}, {largest:.7g}] (the float32 "
-                             f"range), got {self.alpha:g}")
+        self.alpha = alpha
         self._x = None
 
     @_names_bad_arrays
@@ -340,14 +337,17 @@ class BatchNorm(Layer):
     """
 
     needs_batch_statistics = True
+    # ρ = 1 freezes the running statistics (PyTorch's momentum=0)
+    momentum = number_setting(low=0, high=1)
+    # at least float32's smallest normal (the layer learns its dtype only
+    # when built): a smaller ε vanishes, and a constant feature gives 0/0
+    eps = number_setting(low=float(np.finfo(np.float32).tiny))
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5):
         super().__init__()
         self.num_features = check_int(num_features, "num_features", low=1)
-        self.momentum = check_float(momentum, "momentum", low=0, high=1, high_open=True)
-        # at least float32's smallest normal (the layer learns its dtype only
-        # when built): a smaller ε vanishes, and a constant feature gives 0/0
-        self.eps = check_float(eps, "eps", low=float(np.finfo(np.float32).tiny))
+        self.momentum = momentum
+        self.eps = eps
         self._x = self._x_hat = None
 
     def param_shapes(self):
@@ -427,9 +427,11 @@ class Dropout(Layer):
     generator, so a seed fixes it. ``frozen = True`` reuses the last mask
     (``gradcheck`` does this, so the function it differentiates is fixed)."""
 
+    p = number_setting(low=0, high=1, high_open=True)
+
     def __init__(self, p=0.5):
         super().__init__()
-        self.p = check_float(p, "p", low=0, high=1, high_open=True)
+        self.p = p
         self.frozen = False
         self._u = None
 

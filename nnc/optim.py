@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from nnc._validation import MAX_STEPS, check_bool, check_float, check_state_array, check_step
+from nnc._validation import (MAX_STEPS, Setting, check_bool, check_float, check_state_array,
+                             check_step, number_setting)
 from nnc.backends import get_backend
 
 
@@ -40,14 +41,15 @@ class Optimizer:
     ``bind`` allocates with the size of the model's flat parameter buffer."""
 
     state_names = ()
+    # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
+    lr = number_setting(low=0)
     #: state arrays that hold sums or averages of g² (never negative)
     squared_state = ()
     #: True when ε is added under the root, sqrt(r + ε) (RMSprop)
     eps_under_root = False
 
     def __init__(self, lr):
-        # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
-        self.lr = check_float(lr, "lr", low=0)
+        self.lr = lr
         self.params = None
         self.grads = None
         self.backend = None
@@ -178,8 +180,8 @@ class Optimizer:
                                  else None)
 
     def _apply_state(self, rebuilt, t, arrays):
-        for key in rebuilt.config():
-            setattr(self, key, getattr(rebuilt, key))
+        for key in rebuilt.config():  # checked together in rebuilt
+            self.__dict__[key] = getattr(rebuilt, key)
         self.state_names = rebuilt.state_names
         self.t = t
         for name in list(self.state):
@@ -230,6 +232,18 @@ class Optimizer:
         return max(tiny, (100 * unregistered) ** 2 if self.eps_under_root
                    else 100 * unregistered)
 
+    def _finish_init(self):
+        """The end of a constructor: the rules across settings hold, and
+        from now on every change of a setting is checked against them."""
+        self._check_settings()
+        self._built = True
+
+    def _check_settings(self):
+        """ValueError if the settings together cannot work (each alone was
+        checked when set)."""
+        if self.params is not None:
+            self._check_eps(self.params.dtype)
+
     def _check_eps(self, dtype):
         eps = getattr(self, "eps", None)
         if eps is not None and eps < self._smallest_eps(dtype):
@@ -248,6 +262,14 @@ class Optimizer:
 
 def _check_beta(value, name):
     return check_float(value, name, low=0, high=1, high_open=True)
+
+
+def _beta_setting():
+    return Setting(_check_beta)
+
+
+def _eps_setting():
+    return number_setting(low=0, low_open=True)
 
 
 def _check_decay(lr, weight_decay):
@@ -277,13 +299,25 @@ class SGD(Optimizer):
     learning rate inside the velocity (v ← βv - lr g).
     """
 
+    momentum = _beta_setting()
+    nesterov = Setting(check_bool)
+
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
         super().__init__(lr)
-        self.momentum = _check_beta(momentum, "momentum")
-        self.nesterov = check_bool(nesterov, "nesterov")
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self._finish_init()
+
+    def _check_settings(self):
+        super()._check_settings()
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs a momentum > 0")
-        self.state_names = ("velocity",) if self.momentum > 0 else ()
+        velocity = ("velocity",) if self.momentum > 0 else ()
+        if self.params is not None and velocity != self.state_names:
+            raise ValueError(f"momentum {self.momentum} would switch momentum "
+                             f"{'on' if velocity else 'off'} for an SGD already bound to a "
+                             "model (its velocity state): create a new optimizer for that")
+        self.state_names = velocity
 
     def _update(self, lr):
         if self.momentum > 0:
@@ -309,10 +343,14 @@ class RMSprop(Optimizer):
     state_names = squared_state = ("square_avg",)
     eps_under_root = True
 
+    rho = _beta_setting()
+    eps = _eps_setting()
+
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8):
         super().__init__(lr)
-        self.rho = _check_beta(rho, "rho")
-        self.eps = check_float(eps, "eps", low=0, low_open=True)
+        self.rho = rho
+        self.eps = eps
+        self._finish_init()
 
     def _square_weight(self):
         return 1 - self.rho
@@ -345,11 +383,16 @@ class Adam(Optimizer):
     state_names = ("m", "v")
     squared_state = ("v",)
 
+    beta1 = _beta_setting()
+    beta2 = _beta_setting()
+    eps = _eps_setting()
+
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        self.beta1 = _check_beta(beta1, "beta1")
-        self.beta2 = _check_beta(beta2, "beta2")
-        self.eps = check_float(eps, "eps", low=0, low_open=True)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self._finish_init()
 
     weight_decay = 0.0
 
@@ -384,9 +427,14 @@ class AdamW(Adam):
     every parameter; the coupled L2 penalty of the lecture is
     ``Trainer(l2=λ)``, which leaves biases alone."""
 
+    weight_decay = number_setting(low=0)
+
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        self.weight_decay = weight_decay
         super().__init__(lr, beta1, beta2, eps)
-        self.weight_decay = check_float(weight_decay, "weight_decay", low=0)
+
+    def _check_settings(self):
+        super()._check_settings()
         _check_decay(self.lr, self.weight_decay)
 
     def config(self):
@@ -399,11 +447,14 @@ class Adagrad(Optimizer):
 
     state_names = squared_state = ("sum_squares",)
 
+    eps = _eps_setting()
+
     def __init__(self, lr=1e-2, eps=1e-10):
         super().__init__(lr)
-        self.eps = check_float(eps, "eps", low=0, low_open=True)
+        self.eps = eps
         # an upper bound of max(r), kept as a float for can_take (None: unknown)
         self._largest_sum = self._next_largest_sum = None
+        self._finish_init()
 
     def bind(self, *args, **kwargs):
         self._largest_sum = None

@@ -14,8 +14,9 @@ import math
 import threading
 import warnings
 
-from nnc._validation import (check_bool, check_features, check_float, check_generator_state,
-                              check_int, check_state_array, check_step, check_verbose)
+from nnc._validation import (Setting, check_bool, check_features, check_float,
+                              check_generator_state, check_int, check_state_array, check_step,
+                              check_verbose, number_setting)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
@@ -26,6 +27,10 @@ from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, step_is
 from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
+
+
+def _positive_or_none(value, name):
+    return None if value is None else check_float(value, name, low=0, low_open=True)
 
 
 class Trainer:
@@ -76,26 +81,52 @@ class Trainer:
     generator carry on from where the first call stopped.
     """
 
+    batch_size = Setting(lambda value, name: check_int(value, name, low=1))
+    clip_norm = Setting(_positive_or_none)
+    clip_value = Setting(_positive_or_none)
+    l2 = number_setting(low=0)
+    schedule = Setting(lambda value, name: as_schedule(value))
+    # stored as "raise", "warn" or None (off); None may be assigned too
+    nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
+    callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
+
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, value):
+        raise AttributeError("a Trainer's model cannot be replaced (its optimizer, buffers "
+                             "and history belong to it): create a new Trainer")
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value):
+        raise AttributeError("a Trainer's optimizer cannot be replaced (it is bound to the "
+                             "model's buffers): create a new Trainer, or change the "
+                             "optimizer's settings (optimizer.lr = ...)")
+
     def __init__(self, model, loss="softmax_cross_entropy", optimizer=None, batch_size=32,
                  clip_norm=None, clip_value=None, schedule=None, l2=0.0, seed=None,
                  callbacks=None, diagnostics=None, nan_guard=True):
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
-        self.model = model
+        self._model = model
         self.loss = get_loss(loss, model.backend).bind(model.backend)
         if optimizer is None:
             optimizer = SGD(lr=0.01)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an nnc optimizer (e.g. nnc.SGD(lr=0.1)), "
                             f"got {optimizer!r}")
-        self.batch_size = check_int(batch_size, "batch_size", low=1)
-        self.clip_norm = None if clip_norm is None else check_float(
-            clip_norm, "clip_norm", low=0, low_open=True)
-        self.clip_value = None if clip_value is None else check_float(
-            clip_value, "clip_value", low=0, low_open=True)
-        self.schedule = as_schedule(schedule)
-        self.l2 = check_float(l2, "l2", low=0)
-        self.nan_guard = check_guard_mode(nan_guard)
+        self.batch_size = batch_size
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.schedule = schedule
+        self.l2 = l2
+        self.nan_guard = check_guard_mode(nan_guard)  # (None is only the stored "off")
         self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
         self._bind_decayed_views()
@@ -111,7 +142,7 @@ class Trainer:
                               for i in sorted(set(model.param_layers))]
         if seed is not None:
             seed = check_int(seed, "seed", low=0)
-        self.callbacks = self._check_callbacks(callbacks)
+        self.callbacks = callbacks
         self.diagnostics = as_diagnostics(diagnostics)
         if self.diagnostics is not None and self.diagnostics not in self.callbacks:
             self.callbacks.append(self.diagnostics)
@@ -125,7 +156,7 @@ class Trainer:
         self._workspace = Workspace(model.dtype)
         # last: a Trainer refused above leaves the optimizer free for a corrected
         # one, and the model's generator undrawn
-        self.optimizer = optimizer.bind(model)
+        self._optimizer = optimizer.bind(model)
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(seed)
@@ -143,6 +174,9 @@ class Trainer:
         return state
 
     def __setstate__(self, state):
+        for name in ("model", "optimizer"):  # a Trainer pickled before they were read-only
+            if name in state:
+                state["_" + name] = state.pop(name)
         self.__dict__.update(state)
         self._bind_decayed_views()
         self._fit_lock = threading.Lock()

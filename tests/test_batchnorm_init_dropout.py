@@ -146,7 +146,7 @@ def test_deep_batchnorm_net_learns_digits(backend):
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: nnc.BatchNorm(4, momentum=1.0), "momentum"),
+    (lambda: nnc.BatchNorm(4, momentum=1.5), "momentum"),
     (lambda: nnc.BatchNorm(4, momentum=-0.1), "momentum"),
     (lambda: nnc.BatchNorm(4, eps=0), "eps"),
     (lambda: nnc.BatchNorm(0), "num_features"),
@@ -291,3 +291,15 @@ def test_batchnorm_backward_in_evaluation_mode_against_finite_differences(backen
             numeric[index] = (up - objective()) / 2e-6
             array[index] = keep
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_momentum_one_freezes_the_running_statistics(backend):
+    """ρ = 1 (PyTorch's momentum=0): μ̂ ← 1·μ̂ + 0·μ, σ̂² likewise."""
+    model = nnc.Sequential(nnc.Dense(4, 3, bias=False), nnc.BatchNorm(3, momentum=1.0),
+                           seed=0, backend=backend)
+    model.layers[1].buffers["running_mean"][...] = [0.5, -1.0, 2.0]
+    before = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    model.forward(np.random.default_rng(0).normal(3, 2, size=(8, 4)), training=True)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.layers[1].buffers[name], value)

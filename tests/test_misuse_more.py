@@ -562,3 +562,67 @@ def test_a_softmax_over_one_output_hints_at_two_outputs_or_bce():
     trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 1), seed=0), batch_size=5)
     with pytest.raises(ValueError, match="2 outputs, or one output with loss='bce_with_logits'"):
         trainer.fit(np.ones((10, 4)), np.arange(10) % 2, verbose=False)
+
+
+def _bound(optimizer):
+    return optimizer.bind(nnc.Sequential(nnc.Dense(3, 2), seed=0))
+
+
+SETTINGS = [
+    (lambda: nnc.SGD(0.1), "lr", -1.0, "lr must lie in"),
+    (lambda: nnc.SGD(0.1), "lr", "0.1", "lr must be a real number"),
+    (lambda: nnc.SGD(0.1, momentum=0.9), "momentum", 1.0, "momentum must lie in"),
+    (lambda: nnc.SGD(0.1, momentum=0.9, nesterov=True), "momentum", 0.0, "nesterov=True needs"),
+    (lambda: _bound(nnc.SGD(0.1)), "momentum", 0.9, "switch momentum on"),
+    (lambda: nnc.RMSprop(), "eps", -1.0, "eps must lie in"),
+    (lambda: nnc.RMSprop(), "rho", -1, "rho must lie in"),
+    (lambda: nnc.Adam(), "beta1", 1.0, "beta1 must lie in"),
+    (lambda: nnc.Adam(), "beta2", float("nan"), "beta2 must be finite"),
+    (lambda: _bound(nnc.Adam()), "eps", 1e-40, "eps must be >="),
+    (lambda: nnc.AdamW(lr=0.1), "weight_decay", 20.0, r"lr \* weight_decay must be < 1"),
+    (lambda: nnc.AdamW(), "weight_decay", "0.1", "weight_decay must be a real number"),
+    (lambda: nnc.Adagrad(), "eps", 0.0, "eps must lie in"),
+    (lambda: nnc.BatchNorm(3), "momentum", 2.0, "momentum must lie in"),
+    (lambda: nnc.BatchNorm(3), "eps", "1e-5", "eps must be a real number"),
+    (lambda: nnc.Dropout(0.5), "p", 1.0, "p must lie in"),
+    (lambda: nnc.LeakyReLU(), "alpha", 1e40, "float32 range"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "batch_size", 0,
+     "batch_size must be >= 1"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "clip_norm", -1.0,
+     "clip_norm must lie in"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "clip_value", 0,
+     "clip_value must lie in"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "l2", -1.0, "l2 must lie in"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "schedule", "cosine",
+     "schedule 'cosine' needs parameters"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "nan_guard", "ignore",
+     "nan_guard must be"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "callbacks", 3,
+     "callbacks must be"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "model",
+     nnc.Sequential(nnc.Dense(3, 2), seed=1), "model cannot be replaced"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0)), "optimizer", nnc.Adam(),
+     "optimizer cannot be replaced"),
+]
+
+
+@pytest.mark.parametrize("make,name,value,message", SETTINGS,
+                         ids=[f"{i}-{row[1]}" for i, row in enumerate(SETTINGS)])
+def test_a_setting_changed_later_is_checked_like_the_constructor_argument(
+        make, name, value, message):
+    owner = make()
+    before = getattr(owner, name)
+    with pytest.raises((ValueError, TypeError, AttributeError), match=message):
+        setattr(owner, name, value)
+    assert getattr(owner, name) is before  # the refused value is not kept
+
+
+def test_valid_settings_changed_between_fits_take_effect():
+    X, y = np.random.default_rng(0).normal(size=(12, 3)), np.arange(12) % 2
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0),
+                          optimizer=nnc.SGD(0.1, momentum=0.5), batch_size=4)
+    trainer.fit(X, y, verbose=False)
+    trainer.optimizer.lr, trainer.optimizer.momentum, trainer.batch_size = 0.0, 0.9, 6
+    before = trainer.model.flat_params.copy()
+    trainer.fit(X, y, verbose=False)
+    assert trainer.step_count == 5 and np.array_equal(trainer.model.flat_params, before)

@@ -54,11 +54,16 @@ class RaiseBeforeUpdate(Callback):
 @pytest.mark.parametrize("nan_guard", [True, False])
 @pytest.mark.parametrize("lr", [-1.0, float("nan"), "0.1", None])
 def test_a_bad_optimizer_lr_is_refused_before_the_step(lr, nan_guard):
+    """Refused where it is set (a checked setting); one that got past that
+    (written into the instance dict) is refused by fit before the step."""
     X, y = data()
     trainer = batchnorm_trainer(nan_guard=nan_guard)
     trainer.fit(X, y, epochs=1, verbose=False)
     before = snapshot(trainer)
-    trainer.optimizer.lr = lr
+    with pytest.raises((ValueError, TypeError), match="lr"):
+        trainer.optimizer.lr = lr
+    assert trainer.optimizer.lr == 0.01  # unchanged
+    vars(trainer.optimizer)["lr"] = lr
     with pytest.raises((ValueError, TypeError), match="optimizer.lr"):
         trainer.fit(X, y, epochs=1, verbose=False)
     assert_unchanged(trainer, before)
@@ -102,7 +107,9 @@ def test_an_adamw_rate_refused_at_the_next_fit_leaves_no_trace():
     trainer = batchnorm_trainer(optimizer=nnc.AdamW(lr=0.1, weight_decay=1.0))
     trainer.fit(X, y, epochs=1, verbose=False)
     before = snapshot(trainer)
-    trainer.optimizer.lr = 1.5  # lr * weight_decay >= 1: refused by the optimizer
+    with pytest.raises(ValueError, match="weight_decay"):  # lr * weight_decay >= 1
+        trainer.optimizer.lr = 1.5
+    trainer.schedule = lambda t: 1.5  # a schedule's rate is checked at each step
     with pytest.raises(ValueError, match="weight_decay"):
         trainer.fit(X, y, epochs=1, verbose=False)
     assert_unchanged(trainer, before)
