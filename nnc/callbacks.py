@@ -80,9 +80,12 @@ def _check_folder(owner, path):
 
 
 def _may_add_metrics(callback):
-    """Whether ``callback`` is user code, which may add metrics to the epoch
-    logs (nnc's own callbacks only read them)."""
-    return isinstance(callback, LambdaCallback) or not type(callback).__module__.startswith("nnc.")
+    """Whether ``callback`` is user code with an ``on_epoch_end``, which may
+    add metrics to the epoch logs (nnc's own callbacks only read them)."""
+    if isinstance(callback, LambdaCallback):
+        return "on_epoch_end" in vars(callback)
+    return (not type(callback).__module__.startswith("nnc.")
+            and type(callback).on_epoch_end is not Callback.on_epoch_end)
 
 
 class _Best:
@@ -200,9 +203,13 @@ class EarlyStopping(Callback):
                     layer.buffers[name][...] = value
 
     def _snapshot(self, model):
-        layout = [{k: v.shape for k, v in layer.buffers.items()} for layer in model.layers]
+        def layout(buffers):
+            return [{name: (array.shape, array.dtype) for name, array in b.items()}
+                    for b in buffers]
+
         if self._params is None or self._params.shape != model.flat_params.shape \
-                or self._params.dtype != model.flat_params.dtype or layout != [{k: v.shape for k, v in b.items()} for b in self._buffers]:
+                or self._params.dtype != model.flat_params.dtype \
+                or layout(self._buffers) != layout(layer.buffers for layer in model.layers):
             self._params = model.flat_params.copy()
             self._buffers = [{k: v.copy() for k, v in layer.buffers.items()}
                              for layer in model.layers]
@@ -234,9 +241,14 @@ class ModelCheckpoint(Callback):
         self.saved = []
 
     def check(self, trainer):
-        _check_folder("ModelCheckpoint", self.path)
         if self.save_best_only:
             self._best.check(trainer)
+        if any(_may_add_metrics(callback) for callback in trainer._fit_callbacks):
+            _check_folder("ModelCheckpoint", self.path)
+            return
+        # the template filled in with this fit's metrics (placeholder values)
+        names = trainer._epoch_metric_names()
+        _check_folder("ModelCheckpoint", self._filled_in(1, dict.fromkeys(names, 0.5)))
 
     def on_train_begin(self, trainer):
         self._best.reset()
@@ -250,13 +262,16 @@ class ModelCheckpoint(Callback):
             if not self._best.improved(value):
                 return
             self._best.best = value
+        path = self._filled_in(epoch + 1, logs)
+        trainer.save_checkpoint(path)
+        self.saved.append((epoch, path))
+
+    def _filled_in(self, epoch, logs):
         try:
-            path = self.path.format(epoch=epoch + 1, **logs)
+            return self.path.format(epoch=epoch, **logs)
         except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled in from "
                              f"epoch and {sorted(logs)}: {exc!r}") from None
-        trainer.save_checkpoint(path)
-        self.saved.append((epoch, path))
 
 
 class ReduceLROnPlateau(Callback):

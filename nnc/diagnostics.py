@@ -17,8 +17,8 @@ What is recorded
 ==================  ============================================================
 ``step``            t, the optimizer step measured (1-based, as ``logs["step"]``)
 ``epoch``           the epoch (0-based) step t belongs to
-``input_rms``       sqrt(mean x²) of the step's input batch (the first layer's
-                    input; standardised features give about 1)
+``input_rms``       sqrt(mean x²) of the step's input batch (standardised
+                    features give about 1)
 ``grad_norm.i``     ‖g⁽ⁱ⁾‖, g the gradient the optimizer applies to the
                     parameters of layer i (after L2 and clipping;
                     ``history.steps["grad_norm.i"]`` is the pre-clip norm,
@@ -63,7 +63,8 @@ one step); its loss is the mean of the mini-batch losses in it.
   small for that reason).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
-- **unscaled inputs** — the median ``input_rms`` exceeds ``INPUT_RMS_LIMIT``.
+- **unscaled inputs** — the median ``input_rms`` exceeds ``INPUT_RMS_LIMIT``
+  (not reported when the first layer is a BatchNorm, which standardises).
 - **loss not decreasing** — the last window's loss is not below
   (1 - ``MIN_RELATIVE_DECREASE``) × the first window's.
 - **plateau** — the loss did decrease, but over the last ``PLATEAU_EPOCHS``
@@ -172,8 +173,9 @@ class Diagnostics(Callback):
                 names.append(f"dead_fraction.{i}")
             if i in self._batchnorm:
                 names += [f"bn_mean.{i}", f"bn_var.{i}"]
-        for name in names:
-            history.diagnostics.setdefault(name, [])
+        measured = len(history.diagnostics.get("step", []))
+        for name in names:  # (a record new to a resumed history: NaN where it was not kept)
+            history.diagnostics.setdefault(name, [math.nan] * measured)
         # what on_before_update records (update_ratio comes at on_step_end)
         self._measured = [name for name in names if not name.startswith("update_ratio.")]
         history.meta.setdefault("layers", [type(layer).__name__ for layer in model.layers])
@@ -250,8 +252,7 @@ class Diagnostics(Callback):
             d[f"update_ratio.{i}"].append(ratio)
 
     def _record_activations(self, model, d):
-        # the batch, as the first layer kept it for its backward pass
-        x = getattr(model.layers[0], "_x", None)
+        x = getattr(model, "_last_input", None)  # this step's batch
         d["input_rms"].append(math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
                               if x is not None and x.size else math.nan)
         previous = None
@@ -534,6 +535,9 @@ def _check_dead(history, verdicts):
 
 def _check_input_scale(history, verdicts):
     rms = _finite(getattr(history, "diagnostics", {}).get("input_rms", []))
+    layers = getattr(history, "meta", {}).get("layers") or []
+    if layers and layers[0] == "BatchNorm":
+        return  # it standardises the input itself
     if rms.size and float(np.median(rms)) > INPUT_RMS_LIMIT:
         verdicts.append(Verdict(
             "unscaled_inputs",

@@ -31,15 +31,21 @@ class History:
         self.meta = {}
 
     def record_epoch(self, **values):
-        """Append one epoch's metrics. Every epoch list stays as long as the
-        number of epochs: a metric an epoch lacks (``val_loss`` in a ``fit``
-        without validation data) is NaN there, so index i is epoch i."""
-        done = max((len(series) for series in self.epochs.values()), default=0)
+        """Append one epoch's metrics. The Trainer's metrics (``EPOCH_METRICS``)
+        keep one entry per epoch: one an epoch lacks (``val_loss`` in a
+        ``fit`` without validation data) is NaN there, so index i is epoch i.
+        Other records (a callback's own) are appended as given."""
+        done = len(self.epochs.get("loss", []))
+        for name in EPOCH_METRICS:
+            series = self.epochs.get(name)
+            if name in values and series is None:
+                series = self.epochs[name] = []
+            if series is not None and len(series) < done + (name not in values):
+                series.extend([math.nan] * (done - len(series)))
+                if name not in values:
+                    series.append(math.nan)
         for name, value in values.items():
-            self.epochs.setdefault(name, [math.nan] * done).append(value)
-        for series in self.epochs.values():
-            if len(series) == done:
-                series.append(math.nan)
+            self.epochs.setdefault(name, []).append(value)
 
     def __getitem__(self, name):
         if name in self.epochs:

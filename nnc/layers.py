@@ -38,10 +38,11 @@ def _names_bad_arrays(method):
     argument = "x" if method.__name__ == "forward" else "dy"
 
     @functools.wraps(method)
-    def call(self, array, *args, **kwargs):
+    def call(self, *args, **kwargs):
         try:
-            return method(self, array, *args, **kwargs)
+            return method(self, *args, **kwargs)
         except (TypeError, ValueError, AttributeError, IndexError):
+            array = args[0] if args else kwargs.get(argument)
             problem = self._array_problem(method.__name__, argument, array)
             if problem is None:
                 raise

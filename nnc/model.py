@@ -5,7 +5,9 @@ all gradients in another (``flat_grads``); each layer's ``params``/``grads``
 dicts hold views into them. An optimizer therefore updates the whole model
 with one kernel call, and the global gradient norm is one pass.
 """
+import contextlib
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -139,12 +141,30 @@ class Sequential:
         # rebuilt from the flat buffers instead
         state = self.__dict__.copy()
         state["params"] = state["grads"] = None
+        state.pop("_last_input", None)  # a batch, not the model
+        state.pop("_lock", None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind_views()
         self._remember_structure()
+
+    @contextlib.contextmanager
+    def _in_use(self):
+        """Held while a thread computes with the model (fit, evaluate,
+        predict, forward, backward): the layers keep one set of buffers, so
+        a second thread would silently mix its batch into the first one's.
+        Re-entrant: a callback of a fit may predict on the same thread."""
+        lock = self.__dict__.setdefault("_lock", threading.RLock())
+        if not lock.acquire(blocking=False):
+            raise RuntimeError("this model is in use in another thread (fit, evaluate, "
+                               "predict, forward or backward): nnc models keep one set of "
+                               "buffers, so give each thread its own model (copy.deepcopy)")
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _remember_structure(self):
         """The layers and buffer arrays as built, for ``_check_views``."""
@@ -221,6 +241,7 @@ class Sequential:
     # --- the hot path (no validation, outputs are workspace buffers) --------
     def _forward(self, x, training):
         self._last_batch = None  # the layers' saved activations are no longer forward()'s
+        self._last_input = x  # (diagnostics read the batch's scale)
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
@@ -253,8 +274,9 @@ class Sequential:
             # an ndarray subclass such as a memmap, a memoryview, ...)
             checked = checked.copy()
         training = self.training if training is None else check_bool(training, "training")
-        output = self._forward(checked, training).copy()
-        self._last_batch = checked.shape[0]
+        with self._in_use():
+            output = self._forward(checked, training).copy()
+            self._last_batch = checked.shape[0]
         return output
 
     def backward(self, dY):
@@ -269,7 +291,8 @@ class Sequential:
         dY = check_features(dY, "dY", self.out_features, self.dtype)
         if dY.shape[0] != n:
             raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
-        return self._backward(dY, need_input_grad=True).copy()
+        with self._in_use():
+            return self._backward(dY, need_input_grad=True).copy()
 
     def predict(self, X, batch_size=1024):
         """Network output for ``X`` in evaluation mode, computed in batches."""
@@ -277,9 +300,10 @@ class Sequential:
         X = check_features(X, "X", self.in_features, self.dtype)
         batch_size = check_int(batch_size, "batch_size", low=1)
         out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
-        for start in range(0, X.shape[0], batch_size):
-            stop = min(start + batch_size, X.shape[0])
-            out[start:stop] = self._forward(X[start:stop], training=False)
+        with self._in_use():
+            for start in range(0, X.shape[0], batch_size):
+                stop = min(start + batch_size, X.shape[0])
+                out[start:stop] = self._forward(X[start:stop], training=False)
         return out
 
     def save(self, path, metadata=None):

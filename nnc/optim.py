@@ -201,16 +201,16 @@ class Optimizer:
         Trainer asks before a scheduled step changes anything): the kernels
         take the rate in the parameters' dtype, where it must be finite."""
         largest = getattr(self, "_largest_float", None)
-        if largest is not None and not self._kernel_rate(lr) < largest:
-            limit = lr * largest / self._kernel_rate(lr)
+        if largest is not None and not lr * self._rate_factor() < largest:
+            limit = largest / self._rate_factor()
             raise ValueError(f"lr must be below {limit:.4g} for {self.params.dtype.name} "
                              f"parameters (the update's rate would overflow to inf), "
                              f"got {lr!r}")
 
-    def _kernel_rate(self, lr):
-        """The largest factor of the next update that the kernel forms from
-        ``lr`` (Adam's bias-corrected step size)."""
-        return lr
+    def _rate_factor(self):
+        """The kernel's rate for the next update is ``lr`` times this (Adam's
+        bias correction)."""
+        return 1.0
 
     def _square_weight(self):
         """The weight c of g² in the squared-gradient state (1-β₂ for Adam),
@@ -408,9 +408,9 @@ class Adam(Optimizer):
         super().check_lr(lr)
         _check_decay(lr, self.weight_decay)
 
-    def _kernel_rate(self, lr):
+    def _rate_factor(self):
         t = self.t + 1  # the step about to be taken (see adam_update)
-        return lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        return math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
 
     def _update(self, lr):
         self.backend.adam_update(self.params, self.grads, self.state["m"], self.state["v"],

@@ -49,14 +49,15 @@ def save(fig, path):
 
 
 def _check_limits(limits, name):
-    """(low, high): two finite numbers, low < high."""
+    """(low, high): two different finite numbers (high < low flips the axis)."""
     try:
         low, high = (float(v) for v in limits)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair of numbers (low, high), got {limits!r:.80}") \
             from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be two finite numbers low < high, got {limits!r:.80}")
+    if not (math.isfinite(low) and math.isfinite(high) and low != high):
+        raise ValueError(f"{name} must be two different finite numbers (reversed to flip "
+                         f"the axis), got {limits!r:.80}")
     return low, high
 
 
@@ -101,9 +102,13 @@ def plot_history(history, path=None):
     diag = getattr(history, "diagnostics", {}) or {}
     n_steps = len(steps.get("loss", []))
     n_epochs = len(epochs.get("loss", []))
+    drawn = {"steps": ["lr", "grad_norm"] + [name for name in steps
+                                               if name.startswith("grad_norm.")],
+             "epochs": ["accuracy", "val_loss", "val_accuracy"]}
     for part, records, n in (("steps", steps, n_steps), ("epochs", epochs, n_epochs)):
-        for name, values in records.items():  # the Trainer keeps them in step
-            if len(values) != n:
+        for name in drawn[part]:  # against the loss; the Trainer keeps them in step
+            values = records.get(name)
+            if values is not None and len(values) != n:
                 raise ValueError(f"history.{part}[{name!r}] has {len(values)} entries but "
                                  f"{part}['loss'] has {n}: one entry per "
                                  f"{part[:-1]} is needed to plot it")

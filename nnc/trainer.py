@@ -171,6 +171,7 @@ class Trainer:
         # into separate arrays (L2 would then decay a copy): rebuilt instead
         state = self.__dict__.copy()
         state["_decayed_params"] = state["_decayed_grads"] = state["_fit_lock"] = None
+        state["_active_callbacks"] = state["_fit_callbacks"] = ()  # (a fit's, in progress)
         return state
 
     def __setstate__(self, state):
@@ -250,13 +251,13 @@ class Trainer:
         """Undo what a refused step left: gradient norms recorded beyond
         ``recorded`` steps, and its batch-norm statistics."""
         steps = self.history.steps
-        if self._active_callbacks:
-            self._call("on_step_refused")
         del steps["grad_norm"][recorded:]
         for layer, _ in self._layer_params:
             del steps[f"grad_norm.{layer}"][recorded:]
         for (_, buffer), before in zip(self._buffers, self._buffers_before):
             np.copyto(buffer, before)
+        if self._active_callbacks:  # last: a hook that raises finds the step undone
+            self._call("on_step_refused")
 
     def _buffers_finite(self):
         backend = self.model.backend
@@ -344,9 +345,11 @@ class Trainer:
                                "callback, or from another thread): one fit at a time; give "
                                "another thread its own model and Trainer")
         try:
-            return self._fit(X, y, epochs, validation_data, shuffle, verbose, callbacks,
-                             resume_from)
+            with self.model._in_use():
+                return self._fit(X, y, epochs, validation_data, shuffle, verbose, callbacks,
+                                 resume_from)
         finally:
+            self._active_callbacks = self._fit_callbacks = ()  # (callbacks may not pickle)
             self._fit_lock.release()
 
     def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
@@ -382,7 +385,7 @@ class Trainer:
             if done >= epochs:
                 warnings.warn(f"the checkpoint {resume_from!r} already has {done} epochs and "
                               f"epochs={epochs} counts the total with resume_from: nothing "
-                              "to train", UserWarning, stacklevel=2)
+                              "to train", UserWarning, stacklevel=3)  # fit's caller
                 return self.history
             epochs -= done
         self._active_callbacks = active
@@ -394,7 +397,7 @@ class Trainer:
             except TrainingDiverged as exc:
                 if self.nan_guard != "warn":
                     raise
-                warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+                warnings.warn(str(exc), RuntimeWarning, stacklevel=3)  # fit's caller
             self._call("on_train_end")
         finally:
             self._active_callbacks = ()
@@ -455,20 +458,22 @@ class Trainer:
         X, y = self._check_data(X, y)
         batch_size = self.batch_size if batch_size is None else check_int(
             batch_size, "batch_size", low=1)
-        was_training = self.model.training
-        self.model.eval()
         total_loss, total_correct, total_counted = 0.0, 0, 0
-        try:
-            for start in range(0, X.shape[0], batch_size):
-                stop = min(start + batch_size, X.shape[0])
-                output = self.model._forward(X[start:stop], training=False)
-                total_loss += self.loss._forward(output, y[start:stop], with_grad=False) * (stop - start)
-                correct, n_counted = self.loss._count_correct(output, y[start:stop],
-                                                               self.model.backend)
-                total_correct += correct
-                total_counted += n_counted
-        finally:
-            self.model.training = was_training
+        with self.model._in_use():
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for start in range(0, X.shape[0], batch_size):
+                    stop = min(start + batch_size, X.shape[0])
+                    output = self.model._forward(X[start:stop], training=False)
+                    total_loss += self.loss._forward(output, y[start:stop],
+                                                     with_grad=False) * (stop - start)
+                    correct, n_counted = self.loss._count_correct(output, y[start:stop],
+                                                                   self.model.backend)
+                    total_correct += correct
+                    total_counted += n_counted
+            finally:
+                self.model.training = was_training
         result = {"loss": total_loss / X.shape[0]}
         if self.loss.classification:
             result["accuracy"] = total_correct / total_counted

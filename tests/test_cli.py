@@ -276,3 +276,9 @@ def test_demo_prints_one_line_per_epoch_and_no_progress_bars(capsys):
 def test_version(capsys):
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"nnc {nnc.__version__}"
+
+
+def test_save_to_a_folder_name_is_refused_before_training(capsys, tmp_path):
+    assert run(["train", "--save", str(tmp_path) + "/", "--epochs", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "names a folder" in captured.err and "epoch" not in captured.out

@@ -441,3 +441,23 @@ def test_dead_units_are_not_also_called_slow_learning():
     assert kinds(history) == ["dead_relu"]
     del history.diagnostics["dead_fraction.1"]
     assert kinds(history) == ["slow_learning"]
+
+
+def test_input_rms_is_the_models_input_whatever_the_first_layer():
+    X, y = digits()
+    history = fit([nnc.Dropout(0.1)] + mlp(), nnc.SGD(0.01), X * 100, y, epochs=1)
+    assert np.isfinite(history.diagnostics["input_rms"]).all()
+    assert kinds(history)[0] == "unscaled_inputs"
+    normalised = fit([nnc.BatchNorm(64)] + mlp(), nnc.SGD(0.01), X * 100, y, epochs=1)
+    assert "unscaled_inputs" not in kinds(normalised)  # the first layer standardises
+
+
+def test_a_record_new_to_a_resumed_history_is_padded_to_the_measured_steps():
+    X, y = digits(128)
+    model = nnc.Sequential(*mlp(), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.01), diagnostics=True)
+    trainer.fit(X, y, epochs=1, verbose=False)
+    d = trainer.history.diagnostics
+    del d["input_rms"]  # as a history from before the record existed
+    trainer.fit(X, y, epochs=1, verbose=False)
+    assert len(d["input_rms"]) == len(d["step"]) == 8 and np.isnan(d["input_rms"][:4]).all()

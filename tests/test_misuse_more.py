@@ -626,3 +626,56 @@ def test_valid_settings_changed_between_fits_take_effect():
     before = trainer.model.flat_params.copy()
     trainer.fit(X, y, verbose=False)
     assert trainer.step_count == 5 and np.array_equal(trainer.model.flat_params, before)
+
+
+def test_layer_forward_and_backward_take_keyword_arguments():
+    dense = nnc.Sequential(nnc.Dense(4, 3), seed=0).layers[0]
+    out = dense.forward(x=np.ones((2, 4), np.float32), training=True)
+    assert dense.backward(dy=np.ones_like(out)).shape == (2, 4)
+    with pytest.raises(TypeError, match="Dense.forward: x has dtype float64"):
+        dense.forward(x=np.ones((2, 4)))
+
+
+def test_the_learning_rate_limit_message_is_a_number_when_lr_times_max_overflows():
+    optimizer = nnc.Adam(lr=1e306, beta1=0.999, beta2=0.9).bind(
+        nnc.Sequential(nnc.Dense(3, 2), seed=0, dtype="float64"))
+    with pytest.raises(ValueError, match=r"lr must be below \d\.\d+e\+30\d"):
+        optimizer.step()
+
+
+def test_a_hook_that_raises_in_on_step_refused_finds_the_step_undone():
+    from nnc.callbacks import LambdaCallback
+
+    def refuse(trainer):
+        raise RuntimeError("refused by a callback")
+
+    def shout(trainer):
+        raise KeyboardInterrupt
+
+    X, y = np.random.default_rng(0).normal(size=(12, 3)), np.arange(12) % 2
+    model = nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4), nnc.Dense(4, 2), seed=0)
+    trainer = nnc.Trainer(model, batch_size=4)
+    trainer.fit(X, y, verbose=False)
+    buffers = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(X, y, verbose=False, callbacks=[LambdaCallback(
+            on_before_update=refuse, on_step_refused=shout)])
+    steps = trainer.history.steps
+    assert len(steps["grad_norm"]) == len(steps["loss"]) == len(steps["grad_norm.0"]) == 3
+    for name, value in buffers.items():
+        np.testing.assert_array_equal(model.layers[1].buffers[name], value)
+
+
+@pytest.mark.parametrize("template,message", [
+    ("ck-{val_loss:.3f}.npz", "KeyError\\('val_loss'\\)"),
+    ("ck-{epoch:s}.npz", "Unknown format code"),
+    ("missing-{epoch}/ck.npz", "does not exist"),
+])
+def test_a_checkpoint_template_this_fit_cannot_fill_fails_before_training(
+        tmp_path, template, message):
+    X, y = np.random.default_rng(0).normal(size=(12, 3)), np.arange(12) % 2
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=4)
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(X, y, verbose=False,
+                    callbacks=[nnc.callbacks.ModelCheckpoint(tmp_path / template)])
+    assert trainer.step_count == 0

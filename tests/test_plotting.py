@@ -140,9 +140,20 @@ def test_a_history_with_misaligned_records_is_named_not_plotted_wrong():
 
 @pytest.mark.parametrize("kwargs,error", [({"ax": 3}, "ax must be a matplotlib Axes"),
                                           ({"xlim": "ab"}, "xlim must be a pair"),
-                                          ({"ylim": (1, 0)}, "ylim must be two finite")])
+                                          ({"ylim": (1, 1)}, "ylim must be two different finite")])
 def test_plot_paths_checks_its_arguments(mpl, kwargs, error):
     from nnc import playground
 
     with pytest.raises((TypeError, ValueError), match=error):
         playground.plot_paths({"sgd": np.zeros((3, 2))}, "rosenbrock", **kwargs)
+
+
+def test_records_the_plot_does_not_draw_are_not_checked(mpl):
+    history = small_history(diagnostics=False, validation=False)
+    history.epochs["note"] = ["lr halved"]
+    assert history.plot() is not None
+
+
+def test_reversed_limits_flip_the_axis(mpl):
+    figure = playground.plot_paths({"sgd": np.zeros((3, 2))}, "rosenbrock", ylim=(3, -1))
+    assert figure.axes[0].get_ylim() == (3.0, -1.0)

@@ -398,3 +398,72 @@ def test_fit_refuses_to_run_twice_at_once():
     trainer.fit(X, y, verbose=False)  # the lock was released
     assert trainer.step_count == steps + 2
     copy.deepcopy(trainer).fit(X, y, verbose=False)  # a copy has its own lock
+
+
+def _small_trainer(**kwargs):
+    return nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10, **kwargs)
+
+
+def _small_data(n=40):
+    return np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32), np.arange(n) % 3
+
+
+def test_a_callbacks_own_epoch_record_leaves_the_trainers_aligned():
+    from nnc.callbacks import LambdaCallback
+
+    X, y = _small_data()
+    trainer = _small_trainer()
+    own = LambdaCallback(on_epoch_end=lambda t, epoch, logs: t.history.epochs.setdefault(
+        "f1", []).append(epoch))
+    trainer.fit(X, y, epochs=2, verbose=False, callbacks=[own])
+    trainer.fit(X, y, epochs=1, verbose=False, validation_data=(X, y), callbacks=[own])
+    epochs = trainer.history.epochs
+    assert {name: len(values) for name, values in epochs.items()} == dict.fromkeys(epochs, 3)
+    assert epochs["f1"] == [0, 1, 2] and np.isnan(epochs["val_loss"][:2]).all()
+
+
+def test_a_trainer_pickles_after_a_fit_with_lambda_callbacks():
+    from nnc.callbacks import LambdaCallback
+
+    X, y = _small_data()
+    trainer = _small_trainer()
+    trainer.fit(X, y, verbose=False, callbacks=[LambdaCallback(on_epoch_end=lambda *a: None)])
+    pickle.loads(pickle.dumps(trainer)).fit(X, y, verbose=False)
+
+
+def test_fit_warnings_point_at_the_callers_line(tmp_path):
+    X, y = _small_data()
+    trainer = _small_trainer()
+    trainer.fit(X, y, verbose=False)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    with pytest.warns(UserWarning, match="nothing to train") as caught:
+        trainer.fit(X, y, epochs=1, verbose=False, resume_from=tmp_path / "c.npz")
+    assert caught[0].filename == __file__
+
+
+def test_one_model_is_refused_to_a_second_thread_while_a_fit_runs():
+    import threading
+
+    X, y = _small_data(4000)
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    started, finish = threading.Event(), threading.Event()
+
+    class Hold(nnc.callbacks.Callback):
+        def on_train_begin(self, trainer):
+            started.set()
+            finish.wait(10)
+
+    trainer = nnc.Trainer(model, batch_size=10)
+    worker = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
+                                                         callbacks=[Hold()]))
+    worker.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(RuntimeError, match="in use in another thread"):
+            model.predict(X[:5])
+        with pytest.raises(RuntimeError, match="in use in another thread"):
+            nnc.Trainer(model, batch_size=10).fit(X[:20], y[:20], verbose=False)
+    finally:
+        finish.set()
+        worker.join()
+    model.predict(X[:5])  # free again
