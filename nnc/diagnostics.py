@@ -285,6 +285,10 @@ def as_callback(diagnostics):
     ``Diagnostics(every=k)``, a ``Diagnostics`` → itself."""
     if diagnostics is None or diagnostics is False:
         return None
+    if isinstance(diagnostics, np.bool_):
+        diagnostics = bool(diagnostics)
+    if diagnostics is False:
+        return None
     if diagnostics is True:
         return Diagnostics()
     if isinstance(diagnostics, Diagnostics):

@@ -70,13 +70,15 @@ class Surface:
         return self._value(x, y)
 
     def gradient(self, w, out=None):
+        x, y = _point(w)
         out = np.empty(2, dtype=np.float64) if out is None else out
-        gx, gy = self._gradient(float(w[0]), float(w[1]))
+        # NumPy scalars: a diverging run overflows to inf (Python floats raise)
+        gx, gy = self._gradient(x, y)
         out[0], out[1] = gx, gy
         return out
 
     def __call__(self, w):
-        return float(self.value(w[0], w[1]))
+        return float(self.value(*_point(w)))
 
     def distance_to_minimum(self, w):
         """Euclidean distance from w to the nearest known minimum."""
@@ -85,6 +87,17 @@ class Surface:
 
     def __repr__(self):
         return f"Surface({self.name!r})"
+
+
+def _point(w):
+    """(x, y) of a point ``w`` as NumPy float64 scalars."""
+    try:
+        point = np.asarray(w, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"w must be a point (x, y) of two numbers, got {w!r:.80}") from None
+    if point.shape != (2,):
+        raise ValueError(f"w must be a point (x, y) of two numbers, got shape {point.shape}")
+    return point[0], point[1]
 
 
 def ravine(condition=100.0):
@@ -136,7 +149,7 @@ def cliff(height=50.0, steepness=10.0):
 def rosenbrock(a=1.0, b=100.0):
     """L = (a - x)² + b (y - x²)², ∇L = (-2(a - x) - 4 b x (y - x²), 2 b (y - x²));
     minimum (a, a²)."""
-    a = check_float(a, "a")
+    a = check_float(a, "a", low=-1e150, high=1e150)  # the minimum (a, a²) must be finite
     b = check_float(b, "b", low=0, low_open=True)
     return Surface(
         "Rosenbrock",
@@ -200,7 +213,11 @@ def run(optimizer, surface, start=None, steps=100, clip_norm=None, schedule=None
     optimizer.bind(w, g, backend)
     kernels = optimizer.backend
     offsets, sum_squares = np.array([0, 2], dtype=np.int64), np.zeros(1)
-    path = np.empty((steps + 1, 2))
+    try:
+        path = np.empty((steps + 1, 2))
+    except (ValueError, MemoryError):
+        raise ValueError(f"steps={steps}: the path of that many steps does not fit in "
+                         "memory") from None
     path[0] = w
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps):

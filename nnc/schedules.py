@@ -29,7 +29,8 @@ def _check_t(t):
     if not 0 <= t <= MAX_STEPS:
         raise ValueError(f"t (the optimizer step a schedule is called with) must be a number "
                          f"from 0 to 2**63 - 1, got {t!r:.40}")
-    return t
+    # NumPy numbers as Python ones: np.int64 arithmetic would overflow (t // 2**63)
+    return int(t) if isinstance(t, numbers.Integral) else float(t)
 
 
 class Schedule:

@@ -679,3 +679,16 @@ def test_a_checkpoint_template_this_fit_cannot_fill_fails_before_training(
         trainer.fit(X, y, verbose=False,
                     callbacks=[nnc.callbacks.ModelCheckpoint(tmp_path / template)])
     assert trainer.step_count == 0
+
+
+def test_numpy_scalars_are_taken_where_python_ones_are():
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    assert nnc.Trainer(model, diagnostics=np.True_).diagnostics is not None
+    assert schedules.StepDecay(0.1, step_size=2 ** 63)(np.int64(5)) == 0.1
+
+
+def test_read_idx_names_a_bad_source():
+    from nnc.datasets.mnist import read_idx
+
+    with pytest.raises(TypeError, match="source must be a file name or the file's bytes"):
+        read_idx(123)

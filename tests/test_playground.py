@@ -253,3 +253,14 @@ def test_bad_input_is_refused():
         pg.ravine(condition=0.5)
     with pytest.raises(ValueError, match="path"):
         pg.losses("ravine", np.zeros((3, 3)))
+
+
+def test_a_diverging_run_on_the_saddle_gives_a_non_finite_path_not_an_overflow_error():
+    path = pg.run(nnc.SGD(2.5), "saddle", start=(0, 2), steps=10)
+    assert path.shape == (11, 2) and not np.isfinite(path[-1]).all()
+
+
+@pytest.mark.parametrize("w", [[1.0], None, "ab"])
+def test_a_surface_names_a_bad_point(w):
+    with pytest.raises((TypeError, ValueError), match="w must be a point"):
+        pg.saddle().gradient(w)

@@ -123,7 +123,11 @@ def read_idx(source):
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "data"
     else:
-        name = os.fspath(source)
+        try:
+            name = os.fspath(source)
+        except TypeError:
+            raise TypeError(f"source must be a file name or the file's bytes, got "
+                            f"{source!r:.60}") from None
         with open(name, "rb") as f:
             data = f.read()
     if data[:2] == b"\x1f\x8b":  # gzip
