@@ -271,17 +271,11 @@ class Setting:
     def __init__(self, check):
         self.check = check
 
+    # No __get__: a descriptor with only __set__ leaves reads to the instance
+    # dict, at plain attribute speed (the training step reads settings often).
+
     def __set_name__(self, owner, name):
         self.name = name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        try:
-            return obj.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(f"{type(obj).__name__!r} object has no attribute "
-                                 f"{self.name!r}") from None
 
     def __set__(self, obj, value):
         value = self.check(value, self.name)

@@ -19,6 +19,10 @@ from nnc.seed import get_seed
 from nnc.workspace import Workspace
 
 
+def _unwrapped(method):
+    return getattr(method, "__wrapped__", method)
+
+
 class Sequential:
     """A feed-forward network.
 
@@ -143,6 +147,7 @@ class Sequential:
         state["params"] = state["grads"] = None
         state.pop("_last_input", None)  # a batch, not the model
         state.pop("_lock", None)
+        state.pop("_layer_calls", None)  # functions, rebuilt on load
         return state
 
     def __setstate__(self, state):
@@ -167,10 +172,14 @@ class Sequential:
             lock.release()
 
     def _remember_structure(self):
-        """The layers and buffer arrays as built, for ``_check_views``."""
+        """The layers and buffer arrays as built, for ``_check_views``, and
+        the layers' forward/backward functions for the hot path: without the
+        wrappers that name a bad array (the model checked its batch)."""
         self._built_layers = tuple(self.layers)
         self._built_buffers = [(i, name, array) for i, layer in enumerate(self.layers)
                                for name, array in layer.buffers.items()]
+        self._layer_calls = [(layer, _unwrapped(type(layer).forward),
+                              _unwrapped(type(layer).backward)) for layer in self.layers]
 
     def _check_views(self):
         """The layers must be those the model was built with, every
@@ -242,8 +251,8 @@ class Sequential:
     def _forward(self, x, training):
         self._last_batch = None  # the layers' saved activations are no longer forward()'s
         self._last_input = x  # (diagnostics read the batch's scale)
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        for layer, forward, _ in self._layer_calls:
+            x = forward(layer, x, training)
         return x
 
     def _backward(self, dy, need_input_grad=False):
@@ -253,13 +262,13 @@ class Sequential:
         gets a copy in the model's own buffer."""
         external = dy
         for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
+            layer, _, backward = self._layer_calls[i]
             if layer.backward_in_place and external is not None \
                     and np.may_share_memory(dy, external):
                 owned = self._workspace.get("dy", dy.shape)
                 np.copyto(owned, dy)
                 dy, external = owned, None
-            dy = layer.backward(dy, need_input_grad or i > 0)
+            dy = backward(layer, dy, need_input_grad or i > 0)
         return dy
 
     # --- public API (validated, returns arrays the caller owns) -------------

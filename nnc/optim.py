@@ -55,6 +55,7 @@ class Optimizer:
         self.backend = None
         self.state = {}
         self.t = 0
+        self._largest_float = None  # of the parameters' dtype, from bind
 
     def bind(self, model, grads=None, backend="cython"):
         """Attach to ``model``'s flat buffers, or to a parameter vector
@@ -102,6 +103,11 @@ class Optimizer:
         elif not (isinstance(lr, float) and 0.0 <= lr < math.inf):  # fast path: a finite float
             lr = check_float(lr, "lr", low=0)  # a clear error, or a NumPy scalar converted
         self.check_lr(lr)
+        self._take_step(lr)
+
+    def _take_step(self, lr):
+        """The update at a rate ``check_lr`` passed (the Trainer checks it
+        before the step's forward pass, and calls this)."""
         if self.t >= MAX_STEPS:  # the kernels take t as a 64-bit int
             raise ValueError(f"the step count t = {self.t} is at its limit 2**63 - 1: "
                              "no further step can be counted")
@@ -200,8 +206,10 @@ class Optimizer:
         """ValueError if this optimizer cannot take a step of rate ``lr`` (the
         Trainer asks before a scheduled step changes anything): the kernels
         take the rate in the parameters' dtype, where it must be finite."""
-        largest = getattr(self, "_largest_float", None)
-        if largest is not None and not lr * self._rate_factor() < largest:
+        largest = self._largest_float
+        # the bound first: the exact factor (Adam's powers) only for a huge lr
+        if largest is not None and not lr * self._rate_bound() < largest \
+                and not lr * self._rate_factor() < largest:
             limit = largest / self._rate_factor()
             raise ValueError(f"lr must be below {limit:.4g} for {self.params.dtype.name} "
                              f"parameters (the update's rate would overflow to inf), "
@@ -210,6 +218,10 @@ class Optimizer:
     def _rate_factor(self):
         """The kernel's rate for the next update is ``lr`` times this (Adam's
         bias correction)."""
+        return 1.0
+
+    def _rate_bound(self):
+        """An upper bound of ``_rate_factor()`` at every step."""
         return 1.0
 
     def _square_weight(self):
@@ -411,6 +423,9 @@ class Adam(Optimizer):
     def _rate_factor(self):
         t = self.t + 1  # the step about to be taken (see adam_update)
         return math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+
+    def _rate_bound(self):
+        return 1 / (1 - self.beta1)  # sqrt(1 - β₂ᵗ) <= 1, 1 - β₁ᵗ >= 1 - β₁
 
     def _update(self, lr):
         self.backend.adam_update(self.params, self.grads, self.state["m"], self.state["v"],

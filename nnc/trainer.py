@@ -235,7 +235,7 @@ class Trainer:
                 raise diverged(self, loss, norm, lr)
             if self._active_callbacks:
                 self._call("on_before_update")
-            self.optimizer.step(lr)
+            self.optimizer._take_step(lr)  # lr was checked by _step_lr
         except BaseException:
             self._take_back_step(recorded)
             raise
