@@ -277,6 +277,10 @@ class Setting:
     def __set_name__(self, owner, name):
         self.name = name
 
+    def __delete__(self, obj):
+        raise AttributeError(f"{type(obj).__name__}.{self.name} is a setting and cannot be "
+                             "deleted; assign a new value instead")
+
     def __set__(self, obj, value):
         value = self.check(value, self.name)
         missing = object()

@@ -45,6 +45,11 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     loss = get_loss(loss, model.backend).bind(model.backend)
     X = check_features(X, "X", model.in_features, model.dtype)
     targets = loss.check_targets(y, X.shape[0], model.out_features, model.dtype)
+    with model._in_use():  # it moves the weights: no other thread may compute meanwhile
+        return _gradcheck(model, loss, X, targets, eps)
+
+
+def _gradcheck(model, loss, X, targets, eps):
     saved_buffers = [{k: v.copy() for k, v in layer.buffers.items()} for layer in model.layers]
     random_layers = [layer for layer in model.layers if hasattr(layer, "frozen")]
     was_frozen = [layer.frozen for layer in random_layers]

@@ -7,6 +7,7 @@ with one kernel call, and the global gradient norm is one pass.
 """
 import contextlib
 import math
+import os
 import threading
 import warnings
 
@@ -17,10 +18,6 @@ from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
 from nnc.seed import get_seed
 from nnc.workspace import Workspace
-
-
-def _unwrapped(method):
-    return getattr(method, "__wrapped__", method)
 
 
 class Sequential:
@@ -147,7 +144,6 @@ class Sequential:
         state["params"] = state["grads"] = None
         state.pop("_last_input", None)  # a batch, not the model
         state.pop("_lock", None)
-        state.pop("_layer_calls", None)  # functions, rebuilt on load
         return state
 
     def __setstate__(self, state):
@@ -158,28 +154,21 @@ class Sequential:
     @contextlib.contextmanager
     def _in_use(self):
         """Held while a thread computes with the model (fit, evaluate,
-        predict, forward, backward): the layers keep one set of buffers, so
-        a second thread would silently mix its batch into the first one's.
-        Re-entrant: a callback of a fit may predict on the same thread."""
-        lock = self.__dict__.setdefault("_lock", threading.RLock())
-        if not lock.acquire(blocking=False):
-            raise RuntimeError("this model is in use in another thread (fit, evaluate, "
-                               "predict, forward or backward): nnc models keep one set of "
-                               "buffers, so give each thread its own model (copy.deepcopy)")
-        try:
+        predict, forward, backward, gradcheck, loading a state): the layers
+        keep one set of buffers, so two threads would silently mix their
+        batches; a second thread waits for the first instead. Re-entrant: a
+        callback of a fit may predict on the same thread."""
+        owner = self.__dict__.get("_lock")
+        if owner is None or owner[0] != os.getpid():  # new, or inherited by a fork
+            owner = self.__dict__["_lock"] = (os.getpid(), threading.RLock())
+        with owner[1]:
             yield
-        finally:
-            lock.release()
 
     def _remember_structure(self):
-        """The layers and buffer arrays as built, for ``_check_views``, and
-        the layers' forward/backward functions for the hot path: without the
-        wrappers that name a bad array (the model checked its batch)."""
+        """The layers and buffer arrays as built, for ``_check_views``."""
         self._built_layers = tuple(self.layers)
         self._built_buffers = [(i, name, array) for i, layer in enumerate(self.layers)
                                for name, array in layer.buffers.items()]
-        self._layer_calls = [(layer, _unwrapped(type(layer).forward),
-                              _unwrapped(type(layer).backward)) for layer in self.layers]
 
     def _check_views(self):
         """The layers must be those the model was built with, every
@@ -250,9 +239,11 @@ class Sequential:
     # --- the hot path (no validation, outputs are workspace buffers) --------
     def _forward(self, x, training):
         self._last_batch = None  # the layers' saved activations are no longer forward()'s
-        self._last_input = x  # (diagnostics read the batch's scale)
-        for layer, forward, _ in self._layer_calls:
-            x = forward(layer, x, training)
+        # the training batch, whose scale diagnostics read (not a predict's
+        # input: a view of it would keep the caller's whole array alive)
+        self._last_input = x if training else None
+        for layer in self.layers:
+            x = layer.forward(x, training)
         return x
 
     def _backward(self, dy, need_input_grad=False):
@@ -262,13 +253,13 @@ class Sequential:
         gets a copy in the model's own buffer."""
         external = dy
         for i in range(len(self.layers) - 1, -1, -1):
-            layer, _, backward = self._layer_calls[i]
+            layer = self.layers[i]
             if layer.backward_in_place and external is not None \
                     and np.may_share_memory(dy, external):
                 owned = self._workspace.get("dy", dy.shape)
                 np.copyto(owned, dy)
                 dy, external = owned, None
-            dy = backward(layer, dy, need_input_grad or i > 0)
+            dy = layer.backward(dy, need_input_grad or i > 0)
         return dy
 
     # --- public API (validated, returns arrays the caller owns) -------------

@@ -61,6 +61,8 @@ class TrainingDiverged(FloatingPointError):
 
 def check_guard_mode(nan_guard):
     """``True``/``"raise"``, ``"warn"`` or ``False``; returns the mode or None."""
+    if isinstance(nan_guard, np.bool_):
+        nan_guard = bool(nan_guard)
     if isinstance(nan_guard, str) or isinstance(nan_guard, bool):
         if nan_guard in GUARD_MODES:
             return {True: "raise", False: None}.get(nan_guard, nan_guard)

@@ -103,11 +103,6 @@ class Optimizer:
         elif not (isinstance(lr, float) and 0.0 <= lr < math.inf):  # fast path: a finite float
             lr = check_float(lr, "lr", low=0)  # a clear error, or a NumPy scalar converted
         self.check_lr(lr)
-        self._take_step(lr)
-
-    def _take_step(self, lr):
-        """The update at a rate ``check_lr`` passed (the Trainer checks it
-        before the step's forward pass, and calls this)."""
         if self.t >= MAX_STEPS:  # the kernels take t as a 64-bit int
             raise ValueError(f"the step count t = {self.t} is at its limit 2**63 - 1: "
                              "no further step can be counted")
@@ -186,8 +181,11 @@ class Optimizer:
                                  else None)
 
     def _apply_state(self, rebuilt, t, arrays):
-        for key in rebuilt.config():  # checked together in rebuilt
-            self.__dict__[key] = getattr(rebuilt, key)
+        for key in rebuilt.config():  # checked together when rebuilt was constructed
+            if isinstance(getattr(type(self), key, None), Setting):
+                self.__dict__[key] = getattr(rebuilt, key)
+            else:
+                setattr(self, key, getattr(rebuilt, key))
         self.state_names = rebuilt.state_names
         self.t = t
         for name in list(self.state):
@@ -243,6 +241,10 @@ class Optimizer:
         unregistered = math.sqrt(tiny / weight)  # the largest such |g|
         return max(tiny, (100 * unregistered) ** 2 if self.eps_under_root
                    else 100 * unregistered)
+
+    def __setstate__(self, state):
+        # an optimizer pickled before settings were checked on change
+        self.__dict__.update({"_built": True, "_largest_float": None, **state})
 
     def _finish_init(self):
         """The end of a constructor: the rules across settings hold, and

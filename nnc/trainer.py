@@ -235,7 +235,7 @@ class Trainer:
                 raise diverged(self, loss, norm, lr)
             if self._active_callbacks:
                 self._call("on_before_update")
-            self.optimizer._take_step(lr)  # lr was checked by _step_lr
+            self.optimizer.step(lr)
         except BaseException:
             self._take_back_step(recorded)
             raise
@@ -354,6 +354,7 @@ class Trainer:
 
     def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
         self.model._check_views()
+        self.callbacks = self.callbacks  # checked again: the list may have been changed in place
         X, y = self._check_data(X, y)
         epochs = check_int(epochs, "epochs", low=1)
         shuffle = check_bool(shuffle, "shuffle")
@@ -544,17 +545,17 @@ class Trainer:
                 raise ValueError(f"state['history'] has {norms} gradient norms but not as many "
                                  f"'grad_norm.{layer}' (those of layer {layer}): it is not the "
                                  "history of a trainer of this model")
-        # apply
-        self.model.flat_params[...] = params
-        for layer, saved in zip(self.model.layers, buffers):
-            for name, value in saved.items():
-                layer.buffers[name][...] = value
-        self.optimizer._apply_state(*optimizer)
-        self.step_count = int(step_count)
-        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
-        if state.get("model_rng") is not None:
-            self.model.rng.bit_generator.state = copy.deepcopy(state["model_rng"])
-        self.history = history
+        with self.model._in_use():  # apply
+            self.model.flat_params[...] = params
+            for layer, saved in zip(self.model.layers, buffers):
+                for name, value in saved.items():
+                    layer.buffers[name][...] = value
+            self.optimizer._apply_state(*optimizer)
+            self.step_count = int(step_count)
+            self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+            if state.get("model_rng") is not None:
+                self.model.rng.bit_generator.state = copy.deepcopy(state["model_rng"])
+            self.history = history
 
     def save_checkpoint(self, path, metadata=None):
         """Write model, optimizer state and trainer state to ``path`` (one

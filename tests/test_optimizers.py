@@ -404,3 +404,17 @@ def test_decayed_state_is_flushed_to_zero_not_denormal(make):
         assert tiny.size == 0, tiny
     denormal = np.array([1e-38], np.float32) * np.float32(0.01)
     assert denormal[0] != 0  # numpy still computes denormals after the kernels ran
+
+
+def test_an_optimizer_pickled_before_settings_were_checked_keeps_its_rules():
+    import pickle
+
+    optimizer = nnc.SGD(0.1, momentum=0.5)
+    state = optimizer.__dict__.copy()
+    del state["_built"], state["_largest_float"]  # as pickled by an older nnc
+    old = pickle.loads(pickle.dumps(optimizer))
+    old.__dict__.clear()
+    old.__setstate__(state)
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum > 0"):
+        old.momentum, old.nesterov = 0.0, True
+        old.nesterov = True

@@ -441,29 +441,72 @@ def test_fit_warnings_point_at_the_callers_line(tmp_path):
     assert caught[0].filename == __file__
 
 
-def test_one_model_is_refused_to_a_second_thread_while_a_fit_runs():
+def test_a_second_thread_waits_for_a_fit_on_the_same_model():
+    """The layers keep one set of buffers: a predict from another thread
+    during a fit waits for it (before, it mixed its batch into the fit's)."""
     import threading
 
-    X, y = _small_data(4000)
+    X, y = _small_data(400)
     model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
     started, finish = threading.Event(), threading.Event()
 
     class Hold(nnc.callbacks.Callback):
-        def on_train_begin(self, trainer):
+        def on_epoch_end(self, trainer, epoch, logs):
             started.set()
             finish.wait(10)
 
     trainer = nnc.Trainer(model, batch_size=10)
-    worker = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
-                                                         callbacks=[Hold()]))
-    worker.start()
-    try:
-        assert started.wait(10)
-        with pytest.raises(RuntimeError, match="in use in another thread"):
-            model.predict(X[:5])
-        with pytest.raises(RuntimeError, match="in use in another thread"):
-            nnc.Trainer(model, batch_size=10).fit(X[:20], y[:20], verbose=False)
-    finally:
-        finish.set()
-        worker.join()
-    model.predict(X[:5])  # free again
+    fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
+                                                          callbacks=[Hold()]))
+    fitting.start()
+    result = {}
+    assert started.wait(10)
+    predicting = threading.Thread(target=lambda: result.update(out=model.predict(X[:5])))
+    predicting.start()
+    predicting.join(0.3)
+    assert predicting.is_alive()  # waiting for the fit
+    finish.set()
+    fitting.join()
+    predicting.join(10)
+    np.testing.assert_array_equal(result["out"], model.predict(X[:5]))
+    assert trainer.step_count == 40
+
+
+def test_the_trainer_calls_the_optimizers_step_and_the_layers_forward():
+    """User overrides are honoured: a step that skips updates, a forward that
+    doubles its input."""
+    import functools
+
+    class Frozen(nnc.SGD):
+        calls = 0
+
+        def step(self, lr=None):
+            Frozen.calls += 1  # and no update
+
+    def doubled(method):
+        @functools.wraps(method)
+        def call(self, x, training=True):
+            return method(self, x * 2, training)
+        return call
+
+    class Doubling(nnc.Dense):
+        forward = doubled(nnc.Dense.forward)
+
+    X, y = _small_data()
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    before = model.flat_params.copy()
+    nnc.Trainer(model, optimizer=Frozen(0.1), batch_size=10).fit(X, y, verbose=False)
+    assert Frozen.calls == 4 and np.array_equal(model.flat_params, before)
+    plain = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    twice = nnc.Sequential(Doubling(4, 3), seed=0)
+    np.testing.assert_allclose(twice.predict(X), plain.predict(2 * X), rtol=1e-6)
+
+
+def test_callbacks_changed_in_place_are_checked_at_fit():
+    X, y = _small_data()
+    trainer = _small_trainer()
+    trainer.callbacks.append("not a callback")
+    with pytest.raises(TypeError, match="callbacks must be"):
+        trainer.fit(X, y, verbose=False)
+    assert trainer.step_count == 0
+
