@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 import copy
 import math
+import operator
 import threading
 import warnings
 
@@ -27,6 +28,13 @@ from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, step_is
 from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
+
+
+def _fixed(name, why):
+    """A read-only attribute (stored as ``_name``) whose assignment says why."""
+    def refuse(self, value):
+        raise AttributeError(f"a Trainer's {name} cannot be replaced ({why})")
+    return property(operator.attrgetter("_" + name), refuse)
 
 
 def _positive_or_none(value, name):
@@ -90,24 +98,10 @@ class Trainer:
     nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
 
-    @property
-    def model(self):
-        return self._model
-
-    @model.setter
-    def model(self, value):
-        raise AttributeError("a Trainer's model cannot be replaced (its optimizer, buffers "
-                             "and history belong to it): create a new Trainer")
-
-    @property
-    def optimizer(self):
-        return self._optimizer
-
-    @optimizer.setter
-    def optimizer(self, value):
-        raise AttributeError("a Trainer's optimizer cannot be replaced (it is bound to the "
-                             "model's buffers): create a new Trainer, or change the "
-                             "optimizer's settings (optimizer.lr = ...)")
+    model = _fixed("model", "its optimizer, buffers and history belong to it: create a new "
+                            "Trainer")
+    optimizer = _fixed("optimizer", "it is bound to the model's buffers: create a new Trainer, "
+                                    "or change the optimizer's settings (optimizer.lr = ...)")
 
     def __init__(self, model, loss="softmax_cross_entropy", optimizer=None, batch_size=32,
                  clip_norm=None, clip_value=None, schedule=None, l2=0.0, seed=None,
