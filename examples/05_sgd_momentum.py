@@ -7,8 +7,10 @@
     decay      a_t = (1 - t/tau) a_0 + (t/tau) a_tau, then a_tau
 
 Plain gradient descent must keep a < 2/100 or it diverges across the
-ravine, and then crawls along it. Momentum averages the zig-zag away and
-keeps the speed along the ravine; Nesterov corrects the overshoot earlier.
+ravine, and then crawls along it. Momentum keeps the speed along the
+ravine (it reaches the minimum in a third of the steps) but, carrying its
+velocity, swings across the ravine longer than plain SGD; Nesterov's
+look-ahead sees the far wall coming and damps that swing.
 With noisy gradients (a mini-batch), a constant rate leaves the iterate
 bouncing around the minimum; decaying it averages the noise out.
 
@@ -26,7 +28,7 @@ from nnc.schedules import LinearDecay
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few seconds instead of a minute")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (the full one takes seconds too)")
     parser.add_argument("--out", default=".", help="folder for the PNG (default: .)")
     return parser.parse_args(argv)
 
@@ -70,9 +72,9 @@ def main(argv=None):
         print(f"  {name:44s} {np.mean(ends):.3f}")
 
     print("\nLesson: the stable rate of plain SGD is set by the steepest direction, so it "
-          "crawls along the flat one; momentum and Nesterov carry speed along the ravine "
-          "and damp the zig-zag; decay the rate so the noise of stochastic gradients "
-          "averages out.")
+          "crawls along the flat one; momentum carries speed along the ravine (while its "
+          "velocity keeps it swinging across for longer) and Nesterov's look-ahead damps "
+          "that swing; decay the rate so the noise of stochastic gradients averages out.")
 
     if plotting.available():
         fig, axes = plotting.new_figure(1, 3, figsize=(17, 4.6))

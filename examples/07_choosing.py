@@ -20,7 +20,7 @@ from nnc import plotting
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few seconds instead of a minute")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (the full one takes seconds too)")
     parser.add_argument("--out", default=".", help="folder for the PNG (default: .)")
     return parser.parse_args(argv)
 

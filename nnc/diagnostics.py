@@ -45,7 +45,8 @@ one step); its loss is the mean of the mini-batch losses in it.
 
 - **learning rate too large** — the loss became NaN/inf; or the epoch loss
   rose ``LOSS_RISE_EPOCHS`` epochs in a row, by more than
-  ``LOSS_RISE_MIN_RELATIVE`` of its value in all; or the last window's loss is
+  ``LOSS_RISE_MIN_RELATIVE`` of its value in all, while the validation loss
+  (when recorded) did not fall; or the last window's loss is
   more than ``LOSS_GROWTH_FACTOR`` × the first window's; or one mini-batch
   loss spiked above ``LOSS_SPIKE_FACTOR`` × the start, the mean of the first
   ``SPIKE_START_STEPS`` losses (the
@@ -114,8 +115,9 @@ FAST_UPDATE_RATIO = 0.1
 #: share of dead units in a ReLU layer that is reported
 DEAD_RELU_FRACTION = 0.5
 #: a rise of the epoch loss over LOSS_RISE_EPOCHS epochs smaller than this
-#: fraction of it is noise on a flat loss, not a learning rate too large
-LOSS_RISE_MIN_RELATIVE = 0.01
+#: fraction of it is noise of the mini-batch gradients, not a learning rate
+#: too large
+LOSS_RISE_MIN_RELATIVE = 0.05
 #: input batches with a root-mean-square above this: features not standardised
 INPUT_RMS_LIMIT = 10.0
 
@@ -354,11 +356,16 @@ def _check_lr_too_large(history, verdicts):
                 "(Trainer(clip_norm=...))"))
             return True
     epoch_losses = history.epochs.get("loss", [])
+    val = history.epochs.get("val_loss", [])
     run, longest, end = 0, 0, 0
     for e in range(1, len(epoch_losses)):
         run = run + 1 if epoch_losses[e] > epoch_losses[e - 1] else 0
         rise = epoch_losses[e] - epoch_losses[e - run]
-        if run > longest and rise > LOSS_RISE_MIN_RELATIVE * abs(epoch_losses[e - run]):
+        # a held-out loss that still fell over those epochs: noise of the
+        # training loss, not a rate that is too large
+        held_out_fell = len(val) > e and val[e] <= val[e - run]
+        if run > longest and rise > LOSS_RISE_MIN_RELATIVE * abs(epoch_losses[e - run]) \
+                and not held_out_fell:
             longest, end = run, e
     if longest >= LOSS_RISE_EPOCHS:
         start = end - longest
@@ -583,8 +590,10 @@ def _check_progress(history, verdicts):
                 f"(changed < {100 * PLATEAU_RELATIVE_CHANGE:g} % over the last "
                 f"{PLATEAU_EPOCHS} epochs), still {100 * now / epoch_losses[0]:.0f} % of "
                 "the first epoch's loss",
-                "a saddle or flat region: try momentum or Adam, a larger model, or a "
-                "learning-rate change"))
+                "a saddle or flat region: try " + ("" if "Adam" in str(getattr(
+                    history, "meta", {}).get("optimizer", "")) else "momentum or Adam, ")
+                + "a larger model or a learning-rate change; if none of them lowers it, it "
+                "may be the noise floor of the data"))
 
 
 def diagnose(history):
@@ -612,8 +621,10 @@ def report(history):
     if not losses:
         return "nnc diagnosis: no training steps recorded, nothing to diagnose."
     lrs = history.steps.get("lr", [])
-    lines = [f"nnc diagnosis: {len(losses)} steps, {n_epochs} epochs; loss "
-             f"{_fmt(losses[0])} -> {_fmt(losses[-1])}"
+    epoch_losses = history.epochs.get("loss", [])
+    shown = epoch_losses if epoch_losses else losses  # epoch means: a batch's loss is noisy
+    lines = [f"nnc diagnosis: {len(losses)} steps, {n_epochs} epochs; "
+             f"{'epoch ' if epoch_losses else ''}loss {_fmt(shown[0])} -> {_fmt(shown[-1])}"
              + (f"; learning rate {_fmt(lrs[0])}" if lrs else "")
              + (f" -> {_fmt(lrs[-1])}" if lrs and lrs[-1] != lrs[0] else "")]
     if not verdicts:

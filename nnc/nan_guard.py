@@ -144,7 +144,8 @@ def diverged(trainer, loss, norm, lr):
     undone = " and the running statistics were put back" if trainer._buffers else ""
     message = (f"training diverged at step {step} (epoch {epoch + 1}): {what}; the update "
                f"was not applied{undone}.{weights} Try a lower learning rate (lr={lr:.3g} now), "
-               f"gradient clipping (Trainer(clip_norm=1.0)) or inputs scaled to about "
-               f"[-1, 1]; Trainer(nan_guard=False) turns this check off.")
+               f"gradient clipping (Trainer(clip_norm=1.0)) or inputs (and regression "
+               f"targets) scaled to about [-1, 1]; Trainer(nan_guard=False) turns this check "
+               f"off.")
     return TrainingDiverged(message, step=step, epoch=epoch, layer=layer, loss=loss,
                             grad_norm=norm, lr=lr, layer_grad_norms=layer_norms)

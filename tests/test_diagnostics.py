@@ -461,3 +461,20 @@ def test_a_record_new_to_a_resumed_history_is_padded_to_the_measured_steps():
     del d["input_rms"]  # as a history from before the record existed
     trainer.fit(X, y, epochs=1, verbose=False)
     assert len(d["input_rms"]) == len(d["step"]) == 8 and np.isnan(d["input_rms"][:4]).all()
+
+
+def test_a_training_loss_rise_while_the_validation_loss_falls_is_noise():
+    history = History()
+    history.steps.update({"loss": [4.0] + [3.5] * 9, "lr": [0.01] * 10, "grad_norm": [1.0] * 10})
+    history.epochs["loss"] = [5.0, 3.4, 3.5, 3.6, 3.69]  # +8.5 % over three epochs
+    history.epochs["val_loss"] = [9.0, 4.0, 3.0, 2.5, 2.04]
+    assert "lr_too_large" not in kinds(history)
+    history.epochs["val_loss"] = [9.0, 4.0, 4.3, 4.6, 5.0]
+    assert kinds(history)[0] == "lr_too_large"
+
+
+def test_the_report_header_shows_epoch_losses():
+    history = History()
+    history.steps.update({"loss": [5.93e3, 2.0, 0.0], "lr": [0.1] * 3, "grad_norm": [1.0] * 3})
+    history.epochs["loss"] = [3.47]
+    assert "epoch loss 3.47 -> 3.47" in D.report(history).splitlines()[0]
