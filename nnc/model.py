@@ -7,12 +7,11 @@ with one kernel call, and the global gradient norm is one pass.
 """
 import contextlib
 import math
-import os
-import threading
 import warnings
 
 import numpy as np
 
+from nnc._locks import ProcessLock
 from nnc._validation import check_bool, check_dtype, check_features, check_int
 from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
@@ -56,6 +55,7 @@ class Sequential:
         self.backend = get_backend(backend, self.dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self._lock = ProcessLock(reentrant=True)  # see _in_use
         self.training = True
         self.in_features, self.out_features = self._check_chain()
         try:
@@ -140,29 +140,35 @@ class Sequential:
     def __getstate__(self):
         # pickle/deepcopy would turn the views into separate arrays; they are
         # rebuilt from the flat buffers instead
-        state = self.__dict__.copy()
+        with self._in_use():  # not half-way through another thread's step
+            state = self.__dict__.copy()
         state["params"] = state["grads"] = None
         state.pop("_last_input", None)  # a batch, not the model
-        state.pop("_lock", None)
         return state
 
     def __setstate__(self, state):
+        state.setdefault("_lock", ProcessLock(reentrant=True))  # (older pickles had none)
         self.__dict__.update(state)
         self._bind_views()
         self._remember_structure()
 
     @contextlib.contextmanager
     def _in_use(self):
-        """Held while a thread computes with the model (fit, evaluate,
-        predict, forward, backward, gradcheck, loading a state): the layers
-        keep one set of buffers, so two threads would silently mix their
-        batches; a second thread waits for the first instead. Re-entrant: a
-        callback of a fit may predict on the same thread."""
-        owner = self.__dict__.get("_lock")
-        if owner is None or owner[0] != os.getpid():  # new, or inherited by a fork
-            owner = self.__dict__["_lock"] = (os.getpid(), threading.RLock())
-        with owner[1]:
+        """Held while a thread computes with or copies the model (fit,
+        evaluate, predict, forward, backward, gradcheck, state dicts, save,
+        pickle): the layers keep one set of buffers, so two threads would
+        silently mix their batches. A second thread is refused (see
+        nnc/_locks.py for why it does not wait). Re-entrant: a callback of a
+        fit may predict on the same thread."""
+        if not self._lock.try_acquire():
+            raise RuntimeError("this model is in use in another thread (fit, evaluate, "
+                               "predict, forward, backward or a copy): nnc models keep one "
+                               "set of buffers, so give each thread its own model "
+                               "(copy.deepcopy, while no other thread uses it)")
+        try:
             yield
+        finally:
+            self._lock.release()
 
     def _remember_structure(self):
         """The layers and buffer arrays as built, for ``_check_views``."""

@@ -244,7 +244,9 @@ class Optimizer:
 
     def __setstate__(self, state):
         # an optimizer pickled before settings were checked on change
-        self.__dict__.update({"_built": True, "_largest_float": None, **state})
+        params = state.get("params")
+        largest = None if params is None else float(np.finfo(params.dtype).max)
+        self.__dict__.update({"_built": True, "_largest_float": largest, **state})
 
     def _finish_init(self):
         """The end of a constructor: the rules across settings hold, and

@@ -144,7 +144,8 @@ def save_model(model, path, metadata=None):
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
     model._check_views()
-    arrays = _model_arrays(model)
+    with model._in_use():  # not half-way through another thread's step
+        arrays = {name: array.copy() for name, array in _model_arrays(model).items()}
     _check_savable(arrays)
     _write(path, _model_header(model, "model", metadata), arrays)
 

@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 import copy
 import math
 import operator
-import threading
 import warnings
 
+from nnc._locks import ProcessLock
 from nnc._validation import (Setting, check_bool, check_features, check_float,
                               check_generator_state, check_int, check_state_array, check_step,
                               check_verbose, number_setting)
@@ -34,7 +34,8 @@ def _fixed(name, why):
     """A read-only attribute (stored as ``_name``) whose assignment says why."""
     def refuse(self, value):
         raise AttributeError(f"a Trainer's {name} cannot be replaced ({why})")
-    return property(operator.attrgetter("_" + name), refuse)
+    return property(operator.attrgetter("_" + name), refuse,
+                    doc=f"The Trainer's {name} (read-only: {why}).")
 
 
 def _positive_or_none(value, name):
@@ -124,7 +125,7 @@ class Trainer:
         self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
         self._bind_decayed_views()
-        self._fit_lock = threading.Lock()
+        self._fit_lock = ProcessLock()
         self._param_sum_squares = np.zeros(len(model.param_offsets) - 1)
         # batch-norm running statistics, and their copies from before the step:
         # a refused step must not leave its forward's update in them
@@ -164,7 +165,7 @@ class Trainer:
         # pickle/deepcopy would turn the views of the model's flat buffers
         # into separate arrays (L2 would then decay a copy): rebuilt instead
         state = self.__dict__.copy()
-        state["_decayed_params"] = state["_decayed_grads"] = state["_fit_lock"] = None
+        state["_decayed_params"] = state["_decayed_grads"] = None
         state["_active_callbacks"] = state["_fit_callbacks"] = ()  # (a fit's, in progress)
         return state
 
@@ -174,7 +175,8 @@ class Trainer:
                 state["_" + name] = state.pop(name)
         self.__dict__.update(state)
         self._bind_decayed_views()
-        self._fit_lock = threading.Lock()
+        if not isinstance(state.get("_fit_lock"), ProcessLock):  # (older pickles)
+            self._fit_lock = ProcessLock()
 
     @staticmethod
     def _check_callbacks(callbacks):
@@ -334,7 +336,7 @@ class Trainer:
         checkpoint's included: rerunning the same script after an
         interruption finishes the original plan.
         """
-        if not self._fit_lock.acquire(blocking=False):
+        if not self._fit_lock.try_acquire():
             raise RuntimeError("this Trainer is already running fit (called again from a "
                                "callback, or from another thread): one fit at a time; give "
                                "another thread its own model and Trainer")
@@ -344,6 +346,7 @@ class Trainer:
                                  resume_from)
         finally:
             self._active_callbacks = self._fit_callbacks = ()  # (callbacks may not pickle)
+            self.model._last_input = None  # (a view of the caller's X)
             self._fit_lock.release()
 
     def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
@@ -385,6 +388,8 @@ class Trainer:
             epochs -= done
         self._active_callbacks = active
         self.stop_training = False
+        if isinstance(getattr(self.history, "meta", None), dict):  # what diagnose reads
+            self.history.meta.setdefault("optimizer", repr(self.optimizer))
         try:
             self._call("on_train_begin")
             try:
@@ -477,6 +482,10 @@ class Trainer:
     def state_dict(self):
         """Everything needed to continue training bit-identically: weights,
         buffers, optimizer state, step count, shuffling generator, history."""
+        with self.model._in_use():  # not half-way through another thread's step
+            return self._state_dict()
+
+    def _state_dict(self):
         return {
             # which parameter of which layer each part of "params" is
             "layout": self._layout(),
@@ -562,7 +571,8 @@ class Trainer:
                           "epoch (new shuffle) instead of this epoch's remaining batches, so it "
                           "will not continue bit-identically; checkpoint at the end of an epoch "
                           "(ModelCheckpoint, on_epoch_end)", UserWarning, stacklevel=2)
-        save_checkpoint(self, path, metadata=metadata)
+        with self.model._in_use():
+            save_checkpoint(self, path, metadata=metadata)
 
     def load_checkpoint(self, path):
         """Restore a checkpoint written by ``save_checkpoint`` into this

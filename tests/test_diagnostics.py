@@ -478,3 +478,38 @@ def test_the_report_header_shows_epoch_losses():
     history.steps.update({"loss": [5.93e3, 2.0, 0.0], "lr": [0.1] * 3, "grad_norm": [1.0] * 3})
     history.epochs["loss"] = [3.47]
     assert "epoch loss 3.47 -> 3.47" in D.report(history).splitlines()[0]
+
+
+def test_a_run_that_learned_and_ends_at_its_best_validation_loss_has_no_rise_verdict():
+    history = History()
+    history.steps.update({"loss": [4.0] + [2.0] * 9, "lr": [0.01] * 10, "grad_norm": [1.0] * 10})
+    history.epochs["loss"] = [5.0, 3.0, 3.1, 3.2, 3.3, 2.5]  # rises of 10 % mid-run
+    history.epochs["val_loss"] = [6.0, 3.5, 3.4, 3.45, 3.5, 3.0]  # ends at its best
+    assert "lr_too_large" not in kinds(history)
+    history.epochs["val_loss"][-1] = 3.6  # ends far from its best: the rise counts
+    assert kinds(history)[0] == "lr_too_large"
+
+
+def test_a_small_rise_needs_the_validation_loss_to_confirm_it():
+    history = History()
+    history.steps.update({"loss": [2.3] * 10, "lr": [1.5] * 10, "grad_norm": [1.0] * 10})
+    history.epochs["loss"] = [2.25, 2.28, 2.31, 2.33]  # +3.6 %, near chance
+    assert "lr_too_large" not in kinds(history)  # without validation data: noise-sized
+    history.epochs["val_loss"] = [2.2, 2.3, 2.32, 2.35]
+    assert kinds(history)[0] == "lr_too_large"
+
+
+def test_the_plateau_advice_knows_the_run_used_adam():
+    history = History()
+    history.steps.update({"loss": list(np.linspace(2.0, 1.19, 20)), "lr": [1e-3] * 20,
+                          "grad_norm": [1.0] * 20})
+    history.epochs["loss"] = [2.0, 1.19, 1.189, 1.188, 1.187]
+    advice = {}
+    for optimizer in ("Adam(lr=0.001)", "SGD(lr=0.1)"):
+        history.meta = {"optimizer": optimizer}
+        (verdict,) = [v for v in D.diagnose(history) if v.kind == "plateau"]
+        advice[optimizer] = verdict.advice
+    assert "or Adam" not in advice["Adam(lr=0.001)"] and "or Adam" in advice["SGD(lr=0.1)"]
+    X, y = digits(64)
+    trained = fit(mlp(), nnc.Adam(1e-3), X, y, epochs=1, diagnostics=False)
+    assert trained.meta["optimizer"].startswith("Adam(")  # recorded without diagnostics

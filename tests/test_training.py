@@ -441,9 +441,12 @@ def test_fit_warnings_point_at_the_callers_line(tmp_path):
     assert caught[0].filename == __file__
 
 
-def test_a_second_thread_waits_for_a_fit_on_the_same_model():
-    """The layers keep one set of buffers: a predict from another thread
-    during a fit waits for it (before, it mixed its batch into the fit's)."""
+def test_a_second_thread_is_refused_while_a_fit_uses_the_model():
+    """The layers keep one set of buffers: a second thread's predict, fit,
+    copy or state dict during a fit is refused (before, a predict mixed its
+    batch into the fit's). Refused, not queued: a fit calls back into user
+    code, where waiting could hang both threads."""
+    import copy
     import threading
 
     X, y = _small_data(400)
@@ -459,17 +462,19 @@ def test_a_second_thread_waits_for_a_fit_on_the_same_model():
     fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
                                                           callbacks=[Hold()]))
     fitting.start()
-    result = {}
-    assert started.wait(10)
-    predicting = threading.Thread(target=lambda: result.update(out=model.predict(X[:5])))
-    predicting.start()
-    predicting.join(0.3)
-    assert predicting.is_alive()  # waiting for the fit
-    finish.set()
-    fitting.join()
-    predicting.join(10)
-    np.testing.assert_array_equal(result["out"], model.predict(X[:5]))
+    try:
+        assert started.wait(10)
+        for use in (lambda: model.predict(X[:5]), lambda: copy.deepcopy(model),
+                    trainer.state_dict,
+                    lambda: nnc.Trainer(model, batch_size=10).fit(X[:20], y[:20],
+                                                                 verbose=False)):
+            with pytest.raises(RuntimeError, match="in use in another thread"):
+                use()
+    finally:
+        finish.set()
+        fitting.join()
     assert trainer.step_count == 40
+    model.predict(X[:5])  # free again
 
 
 def test_the_trainer_calls_the_optimizers_step_and_the_layers_forward():
