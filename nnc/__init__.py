@@ -28,6 +28,9 @@ from nnc.seed import get_seed, set_seed  # noqa: E402
 from nnc.threads import (get_num_threads, get_parallel_thresholds,  # noqa: E402
                          set_num_threads, set_parallel_thresholds, show_config)
 from nnc.trainer import History, Trainer  # noqa: E402
+from nnc.threads import _clamp_environment_threads  # noqa: E402
+
+_clamp_environment_threads()
 from nnc import diagnostics, playground, plotting  # noqa: E402  (matplotlib stays unimported)
 from nnc.diagnostics import Diagnostics  # noqa: E402
 

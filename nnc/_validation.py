@@ -248,8 +248,9 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
 
 def check_file_path(path, name="path"):
     """A file name (str or os.PathLike) as a str; TypeError for anything
-    else, ValueError for a folder (existing, or written with a trailing
-    separator)."""
+    else (an int would be taken as a file descriptor), ValueError for a
+    folder (existing, or written with a trailing separator) or an existing
+    path that is not a regular file."""
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str) or not path:
@@ -257,6 +258,9 @@ def check_file_path(path, name="path"):
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)) or os.path.isdir(path):
         raise ValueError(f"{name} {path!r} names a folder; give the name of a file "
                          "(in that folder or another)")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a FIFO would block a reader forever, a device be replaced by a writer
+        raise ValueError(f"{name} {path!r} is not a regular file (a pipe, device or socket)")
     return path
 
 

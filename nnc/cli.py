@@ -199,6 +199,9 @@ def main(argv=None):
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: files are written atomically, none is half-done
+        print("interrupted", file=sys.stderr)
+        return 130
     except MemoryError as exc:  # e.g. --hidden 100000000,100000000
         print(f"error: not enough memory ({exc}); choose smaller layers or data",
               file=sys.stderr)

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from nnc._validation import check_file_path
+
 
 class History:
     """What happened during training.
@@ -97,12 +99,13 @@ class History:
                               default=_json_value)
         except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
             raise TypeError(f"the history must be JSON-serialisable to be saved: {exc}") from None
-        with open(path, "w", encoding="utf-8") as f:
+        with open(check_file_path(path), "w", encoding="utf-8") as f:
             f.write(text)
 
     @classmethod
     def load(cls, path):
         """Read a History written by ``save``."""
+        path = check_file_path(path)
         with open(path, encoding="utf-8") as f:
             try:
                 state = json.load(f)
@@ -127,7 +130,7 @@ class History:
         (``pip install matplotlib``). Saved to ``path`` when given; returns the figure."""
         from nnc.plotting import plot_history
 
-        return plot_history(self, path=path)
+        return plot_history(self, path=None if path is None else check_file_path(path))
 
     def __repr__(self):
         last = {k: v[-1] for k, v in self.epochs.items() if v}

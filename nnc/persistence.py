@@ -59,6 +59,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Dense, BatchNorm, Dropout, ReLU, 
                                                Sigmoid, Tanh)}
 _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_HEADER_ROOM = 1 << 16  # bytes a .npy member may hold beyond its data
+_MAX_HEADER_BYTES = 1 << 26  # the JSON header: architecture, metadata, a history's extras
 
 
 # --- what goes into a file ---------------------------------------------------
@@ -212,7 +213,7 @@ def _write_array(archive, name, array):
 
 
 def _write(path, header, arrays):
-    path = check_file_path(path)
+    path = os.path.realpath(check_file_path(path))  # a link keeps pointing at the new file
     header = dict(header, arrays={name: {"shape": list(np.shape(a)), "dtype": np.dtype(
         np.asarray(a).dtype).name} for name, a in arrays.items()})
     try:
@@ -288,6 +289,9 @@ def _parse_header(path, archive):
     if HEADER not in archive.namelist():
         raise _bad(path, f"no {HEADER} in the archive: not a file written by nnc "
                          "(model.save / trainer.save_checkpoint)")
+    if archive.getinfo(HEADER).file_size > _MAX_HEADER_BYTES:  # checked before inflating it
+        raise _bad(path, f"{HEADER} inflates to {archive.getinfo(HEADER).file_size} bytes, more "
+                         f"than any nnc header ({_MAX_HEADER_BYTES}): not a file written by nnc")
     try:
         header = json.loads(archive.read(HEADER).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

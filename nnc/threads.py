@@ -5,6 +5,7 @@ scipy's OpenBLAS (called by the GEMM kernels) is pinned to one thread once,
 when the compiled backend loads, so BLAS threads never fight OpenMP threads.
 """
 import os
+import warnings
 
 from nnc._validation import check_float, check_int
 
@@ -22,6 +23,21 @@ def set_num_threads(n):
     thread). ``OMP_NUM_THREADS`` sets the starting value."""
     n = check_int(n, "the number of threads n", low=1, high=MAX_THREADS)
     _kernels_threads().set_num_threads(n)
+
+
+def _clamp_environment_threads():
+    """OMP_NUM_THREADS is read by OpenMP, unchecked: 100000 crashed the first
+    parallel kernel (thread creation failed). Held to ``MAX_THREADS``, as
+    ``set_num_threads`` is."""
+    requested = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if requested.isdigit() and int(requested) > MAX_THREADS:
+        # before OpenMP reads it (at the first kernel), so every thread gets the cap
+        os.environ["OMP_NUM_THREADS"] = str(MAX_THREADS)
+    n = get_num_threads()
+    if n > MAX_THREADS:  # OpenMP was loaded (and read it) before nnc
+        warnings.warn(f"OMP_NUM_THREADS asks for {n} threads; nnc uses at most {MAX_THREADS}",
+                      RuntimeWarning, stacklevel=3)
+        _kernels_threads().set_num_threads(MAX_THREADS)
 
 
 def get_num_threads():

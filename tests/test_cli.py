@@ -282,3 +282,23 @@ def test_save_to_a_folder_name_is_refused_before_training(capsys, tmp_path):
     assert run(["train", "--save", str(tmp_path) + "/", "--epochs", "1"]) == 2
     captured = capsys.readouterr()
     assert "names a folder" in captured.err and "epoch" not in captured.out
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nnc.Trainer, "fit", interrupted)
+    assert run(["train", "--epochs", "1"]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted\n"
+
+
+def test_a_huge_omp_num_threads_is_capped_not_a_crash():
+    code = "import nnc; print(nnc.get_num_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="100000")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=os.path.dirname(os.path.dirname(
+                              os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == nnc.threads.MAX_THREADS

@@ -492,3 +492,45 @@ def test_saving_to_a_folder_name_is_refused_naming_the_path(tmp_path, monkeypatc
         make_model().save(path)
     with pytest.raises(ValueError, match="names a folder"):
         nnc.callbacks.ModelCheckpoint(path)
+
+
+def test_a_header_that_inflates_beyond_any_nnc_header_is_refused_unread(tmp_path):
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.json", b'{"format": "nnc"' + b" " * (persistence._MAX_HEADER_BYTES + 1))
+    with pytest.raises(ValueError, match="header.json inflates to"):
+        nnc.load(path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path, kind):
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    else:
+        path = "/dev/zero"
+        if not os.path.exists(path):
+            pytest.skip("no /dev/zero here")
+    for use in (lambda: nnc.load(path), lambda: nnc.History.load(path),
+                lambda: make_model().save(path)):
+        with pytest.raises(ValueError, match="is not a regular file"):
+            use()
+
+
+def test_saving_through_a_symlink_updates_its_target(tmp_path):
+    target, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    make_model(seed=0).save(target)
+    link.symlink_to(target)
+    make_model(seed=1).save(link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(nnc.load(target).flat_params, make_model(seed=1).flat_params)
+
+
+@pytest.mark.parametrize("path", [1, True, None])
+def test_history_files_take_file_names_not_descriptors(path):
+    with pytest.raises(TypeError, match="path must be a file name"):
+        nnc.History().save(path)
+    with pytest.raises(TypeError, match="path must be a file name"):
+        nnc.History.load(path)
