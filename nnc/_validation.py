@@ -4,6 +4,7 @@ what was expected. Kernels run with bounds checks off and trust these."""
 import copy
 import numbers
 import os
+import tempfile
 
 import numpy as np
 
@@ -318,3 +319,18 @@ def check_float32_range(value, name, low=None):
 def number_setting(**bounds):
     """A ``Setting`` holding a float within ``bounds`` (``check_float``'s)."""
     return Setting(lambda value, name: check_float(value, name, **bounds))
+
+
+def folder_problem(path):
+    """Why a file cannot be written at ``path`` (its folder is missing or
+    not writable), or None; checked by writing and removing a scratch file,
+    before a run whose result would otherwise be lost at the end."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"the folder {folder!r} of {path!r} does not exist"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot write in the folder {folder!r} of {path!r} ({exc.strerror})"
+    return None

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_bool, check_file_path, check_float, check_int
+from nnc._validation import check_bool, check_file_path, check_float, check_int, folder_problem
 
 
 class Callback:
@@ -72,11 +72,13 @@ class LambdaCallback(Callback):
 
 
 def _check_folder(owner, path):
-    """ValueError if the folder ``path`` would be written into does not exist
-    (a folder with ``{...}`` fields is filled in later: not checked)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if "{" not in folder and not os.path.isdir(folder):
-        raise ValueError(f"{owner}: the folder {folder!r} of {path!r} does not exist")
+    """ValueError if a file cannot be written at ``path`` (a folder with
+    ``{...}`` fields is filled in later: not checked)."""
+    if "{" in os.path.dirname(path):
+        return
+    problem = folder_problem(path)
+    if problem:
+        raise ValueError(f"{owner}: {problem}")
 
 
 def _may_add_metrics(callback):

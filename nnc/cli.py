@@ -93,6 +93,8 @@ def diagnose(args):
     """Print the diagnosis of a saved History (logic in nnc.diagnostics)."""
     from nnc.diagnostics import diagnose_command
 
+    if args.plot is not None:
+        commands._check_output_path(args.plot, "--plot")
     try:
         return diagnose_command(args.run_file, plot=args.plot)
     except TypeError as exc:  # a History whose lists do not hold numbers
@@ -148,7 +150,7 @@ def build_parser():
     p.add_argument("run_file", metavar="RUN.json", help="a History written by history.save")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="also draw the learning curves to this file (needs matplotlib)")
-    p.set_defaults(run=diagnose)
+    p.set_defaults(run=commands._run(diagnose))
     commands.add_parsers(sub, parent=parser)  # train, evaluate (nnc/commands.py)
     return parser
 

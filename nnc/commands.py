@@ -166,15 +166,15 @@ def build_optimizer(name, lr=None, momentum=None):
 
 
 def _check_output_path(path, what):
-    from nnc._validation import check_file_path
+    from nnc._validation import check_file_path, folder_problem
 
     try:
         check_file_path(path, what)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CommandError(f"{what}: folder {folder!r} does not exist")
+    problem = folder_problem(path)
+    if problem:
+        raise CommandError(f"{what}: {problem}")
 
 
 def set_threads(n):

@@ -64,7 +64,7 @@ def test_help_for_each_command(capsys):
     (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     (["train", "--dropout", "1"], "--dropout: expected a number in [0, 1)"),
     (["train", "--seed", "-3"], "--seed: expected a whole number >= 0"),
-    (["train", "--save", "/no/such/folder/m.npz"], "folder '/no/such/folder' does not exist"),
+    (["train", "--save", "/no/such/folder/m.npz"], "folder '/no/such/folder' of '/no/such/folder/m.npz' does not exist"),
     (["train", "--patience", "2", "--val-fraction", "0"], "needs --val-fraction > 0"),
     (["train", "--unknown"], "unrecognized arguments: --unknown"),
     (["evaluate"], "the following arguments are required: MODEL.npz"),
@@ -302,3 +302,21 @@ def test_a_huge_omp_num_threads_is_capped_not_a_crash():
                               os.path.abspath(__file__))))
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == nnc.threads.MAX_THREADS
+
+
+def test_an_unwritable_save_folder_is_refused_before_training(capsys):
+    from nnc._validation import folder_problem
+
+    if not os.path.isdir("/sys") or folder_problem("/sys/m.npz") is None:
+        pytest.skip("needs a folder this user cannot write in (/sys)")
+    assert run(["train", "--epochs", "1", "--save", "/sys/m.npz"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write in the folder '/sys'" in captured.err and "epoch" not in captured.out
+
+
+def test_diagnose_checks_its_plot_path_first(tmp_path, capsys):
+    run_file = tmp_path / "run.json"
+    nnc.History().save(run_file)
+    assert run(["diagnose", str(run_file), "--plot", str(tmp_path / "missing" / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plot: the folder" in err and "does not exist" in err
