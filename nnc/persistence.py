@@ -50,6 +50,7 @@ from nnc.history import History
 from nnc.init import INITIALIZERS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnc.model import Sequential
+from nnc.schedules import Schedule
 
 FORMAT = "nnc"
 FORMAT_VERSION = 1
@@ -200,9 +201,13 @@ def _never_negative(name, squared_state):
 
 def _trainer_config(trainer):
     """Settings that must match for a bit-identical continuation."""
+    schedule = trainer.schedule
+    if schedule is not None and not isinstance(schedule, Schedule):
+        # a custom callable: its name (a repr would hold a memory address)
+        schedule = getattr(schedule, "__qualname__", type(schedule).__name__)
     return {"loss": type(trainer.loss).__name__, "batch_size": trainer.batch_size,
             "clip_norm": trainer.clip_norm, "clip_value": trainer.clip_value,
-            "l2": trainer.l2}
+            "l2": trainer.l2, "schedule": None if schedule is None else repr(schedule)}
 
 
 # --- atomic writing ------------------------------------------------------------

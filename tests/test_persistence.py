@@ -534,3 +534,14 @@ def test_history_files_take_file_names_not_descriptors(path):
         nnc.History().save(path)
     with pytest.raises(TypeError, match="path must be a file name"):
         nnc.History.load(path)
+
+
+def test_resuming_without_the_checkpoints_schedule_warns(tmp_path, data):
+    X, y = data
+    trainer = make_trainer(make_model())  # a LinearDecay schedule
+    trainer.fit(X, y, epochs=1, verbose=False)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    plain = nnc.Trainer(make_model(), optimizer=nnc.Adam(3e-3), batch_size=32, l2=1e-4,
+                        clip_norm=5.0, seed=7)
+    with pytest.warns(UserWarning, match=r"schedule='LinearDecay\(.*\(now None\)"):
+        plain.load_checkpoint(tmp_path / "c.npz")
