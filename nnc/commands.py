@@ -265,8 +265,10 @@ def evaluate(args):
     import nnc
     from nnc.persistence import read_header
 
-    if not os.path.isfile(args.model):
+    if not os.path.exists(args.model):
         raise CommandError(f"no such file: {args.model!r}")
+    if not os.path.isfile(args.model):
+        raise CommandError(f"{args.model!r} is not a model file (a folder, pipe or device)")
     metadata = read_header(args.model).get("metadata") or {}
     dataset = args.dataset or metadata.get("dataset")
     if dataset is None:

@@ -114,6 +114,9 @@ class History:
                                  f"written by history.save): {exc}") from None
         if not isinstance(state, dict) or state.get("format", "nnc.History") != "nnc.History":
             raise ValueError(f"{path!r} is not an nnc History file (written by history.save)")
+        if state.get("version", 1) != 1:
+            raise ValueError(f"{path!r} is a History file of version {state.get('version')!r}; "
+                             "this nnc reads version 1 (a newer nnc wrote it?)")
         try:
             return cls.from_dict(state)
         except ValueError as exc:

@@ -46,6 +46,7 @@ import numpy as np
 from nnc._validation import (all_finite, as_finite, check_file_path, check_generator_state,
                              check_step)
 from nnc._version import __version__
+from nnc.backends import get_backend
 from nnc.history import History
 from nnc.init import INITIALIZERS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -229,8 +230,8 @@ def _write(path, header, arrays):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: its folder {folder!r} does not exist")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}."
-                               f"{secrets.token_hex(4)}.tmp")
+    # a short name: the file's own may already be as long as the system allows
+    tmp = os.path.join(folder, f".nnc-{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         file = open(tmp, "xb")
     except OSError as exc:  # name the user's path, not the temporary file
@@ -538,6 +539,8 @@ def load_model(path, backend=None):
     """The ``Sequential`` saved at ``path`` (by ``model.save`` or a
     checkpoint), predicting bit-identically to the saved one. ``backend``
     overrides the saved backend ("cython" or "numpy")."""
+    if backend is not None:
+        get_backend(backend)  # a bad name is the argument's fault, not the file's
     return _load_model_file(_File(path), backend)
 
 

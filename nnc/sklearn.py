@@ -386,10 +386,13 @@ def _check_class_labels(y):
 def _unique_classes(classes):
     """The sorted distinct labels of partial_fit's ``classes``."""
     try:
-        return np.unique(column_or_1d(classes))
+        unique = np.unique(column_or_1d(classes))
     except (TypeError, ValueError) as exc:  # mixed kinds (None and 1) cannot be sorted
         raise type(exc)(f"classes must be a 1-D array of labels of one kind (all numbers or "
                         f"all strings), got {classes!r}: {exc}") from None
+    if unique.dtype.kind == "f" and not np.isfinite(unique).all():
+        raise ValueError(f"classes must be finite labels, got {classes!r} (NaN is no class)")
+    return unique
 
 
 class NNClassifier(ClassifierMixin, _NNEstimator):

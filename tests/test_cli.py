@@ -320,3 +320,8 @@ def test_diagnose_checks_its_plot_path_first(tmp_path, capsys):
     assert run(["diagnose", str(run_file), "--plot", str(tmp_path / "missing" / "p.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--plot: the folder" in err and "does not exist" in err
+
+
+def test_evaluate_names_a_folder_as_not_a_model_file(tmp_path, capsys):
+    assert run(["evaluate", str(tmp_path)]) == 2
+    assert "is not a model file" in capsys.readouterr().err

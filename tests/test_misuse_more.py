@@ -692,3 +692,24 @@ def test_read_idx_names_a_bad_source():
 
     with pytest.raises(TypeError, match="source must be a file name or the file's bytes"):
         read_idx(123)
+
+
+def test_small_refusals_name_the_right_thing(tmp_path):
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    long_name = tmp_path / ("m" * 240 + ".npz")  # legal: the temporary file's name is short
+    model.save(long_name)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        nnc.load(long_name, backend="torch")
+    history = tmp_path / "h.json"
+    history.write_text('{"format": "nnc.History", "version": 99, "steps": {}}')
+    with pytest.raises(ValueError, match="version 99"):
+        nnc.History.load(history)
+
+
+def test_partial_fit_refuses_nan_as_a_class():
+    pytest.importorskip("sklearn")
+    from nnc.sklearn import NNClassifier
+
+    with pytest.raises(ValueError, match="NaN is no class"):
+        NNClassifier(hidden_layer_sizes=(4,)).partial_fit(
+            np.zeros((3, 2)), np.array([0.0, 1.0, 0.0]), classes=[0.0, 1.0, np.nan])
