@@ -9,9 +9,10 @@ import threading
 
 
 class ProcessLock:
-    """``try_acquire()`` (non-blocking) / ``release()``; re-entrant on request.
-    A forked child gets a fresh, free lock (the thread that held the
-    parent's does not exist there), and so do pickles and copies."""
+    """``try_acquire()`` (non-blocking) returns the acquired lock, to be
+    released, or None; re-entrant on request. A forked child gets a fresh,
+    free lock (the thread that held the parent's does not exist there), and
+    so do pickles and copies."""
 
     _renewing = threading.Lock()
 
@@ -27,10 +28,8 @@ class ProcessLock:
             with ProcessLock._renewing:
                 if self._pid != os.getpid():
                     self._pid, self._lock = os.getpid(), self._new()
-        return self._lock.acquire(blocking=False)
-
-    def release(self):
-        self._lock.release()
+        lock = self._lock
+        return lock if lock.acquire(blocking=False) else None
 
     def __reduce__(self):
         return ProcessLock, (self._reentrant,)

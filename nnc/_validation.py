@@ -247,11 +247,12 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     return value
 
 
-def check_file_path(path, name="path"):
+def check_file_path(path, name="path", regular=True):
     """A file name (str or os.PathLike) as a str; TypeError for anything
     else (an int would be taken as a file descriptor), ValueError for a
-    folder (existing, or written with a trailing separator) or an existing
-    path that is not a regular file."""
+    folder (existing, or written with a trailing separator) or, with
+    ``regular``, an existing path that is not a regular file (zip archives
+    and atomic saves need one; a text log may go to a pipe)."""
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str) or not path:
@@ -259,7 +260,7 @@ def check_file_path(path, name="path"):
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)) or os.path.isdir(path):
         raise ValueError(f"{name} {path!r} names a folder; give the name of a file "
                          "(in that folder or another)")
-    if os.path.exists(path) and not os.path.isfile(path):
+    if regular and os.path.exists(path) and not os.path.isfile(path):
         # a FIFO would block a reader forever, a device be replaced by a writer
         raise ValueError(f"{name} {path!r} is not a regular file (a pipe, device or socket)")
     return path
@@ -321,11 +322,14 @@ def number_setting(**bounds):
     return Setting(lambda value, name: check_float(value, name, **bounds))
 
 
-def folder_problem(path):
+def folder_problem(path, in_place=False):
     """Why a file cannot be written at ``path`` (its folder is missing or
-    not writable), or None; checked by writing and removing a scratch file,
+    not writable; ``in_place``: unless the file exists and is writable), or None; checked by writing and removing a scratch file,
     before a run whose result would otherwise be lost at the end."""
-    folder = os.path.dirname(os.path.abspath(path))
+    if in_place and os.path.exists(path) and (not os.path.isfile(path)
+                                              or os.access(path, os.W_OK)):
+        return None  # written in place (appended to, or a stream): its folder does not matter
+    folder = os.path.dirname(os.path.realpath(path))  # a link's target is what is written
     if not os.path.isdir(folder):
         return f"the folder {folder!r} of {path!r} does not exist"
     try:

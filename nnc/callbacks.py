@@ -71,12 +71,12 @@ class LambdaCallback(Callback):
 # --- callbacks that watch an epoch metric -----------------------------------
 
 
-def _check_folder(owner, path):
+def _check_folder(owner, path, in_place=False):
     """ValueError if a file cannot be written at ``path`` (a folder with
     ``{...}`` fields is filled in later: not checked)."""
     if "{" in os.path.dirname(path):
         return
-    problem = folder_problem(path)
+    problem = folder_problem(path, in_place)
     if problem:
         raise ValueError(f"{owner}: {problem}")
 
@@ -351,7 +351,7 @@ class CSVLogger(Callback):
     at once, so the file is complete even if training is interrupted."""
 
     def __init__(self, path, append=False, separator=","):
-        path = check_file_path(path)
+        path = check_file_path(path, regular=False)  # a stream is fine
         if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
             raise ValueError(f"separator must be one character other than a line break or "
                              f"the quote character, got {separator!r}")
@@ -359,7 +359,7 @@ class CSVLogger(Callback):
         self._fields = None
 
     def check(self, trainer):
-        _check_folder("CSVLogger", self.path)
+        _check_folder("CSVLogger", self.path, in_place=True)
         if self.append:
             self._existing_fields()
 

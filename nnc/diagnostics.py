@@ -47,9 +47,9 @@ one step); its loss is the mean of the mini-batch losses in it.
   rose ``LOSS_RISE_EPOCHS`` epochs in a row by more than
   ``LOSS_RISE_MIN_RELATIVE`` of its value in all while the validation loss
   was not at its best (without validation data: by more than
-  ``LOSS_RISE_UNCHECKED_RELATIVE``), unless the run learned (the epoch loss
-  fell by ``LEARNING_DECREASE``) and ended within ``NEAR_BEST`` of its best
-  validation loss; or the last window's loss is
+  ``LOSS_RISE_UNCHECKED_RELATIVE``, also when the run learned (the epoch
+  loss fell by ``LEARNING_DECREASE``) and ended within ``NEAR_BEST`` of its
+  best validation loss); or the last window's loss is
   more than ``LOSS_GROWTH_FACTOR`` × the first window's; or one mini-batch
   loss spiked above ``LOSS_SPIKE_FACTOR`` × the start, the mean of the first
   ``SPIKE_START_STEPS`` losses (the
@@ -122,8 +122,8 @@ DEAD_RELU_FRACTION = 0.5
 #: too large (the second: when no validation loss was recorded to confirm it)
 LOSS_RISE_MIN_RELATIVE = 0.01
 LOSS_RISE_UNCHECKED_RELATIVE = 0.05
-#: no rise is reported for a run whose epoch loss fell by this fraction and
-#: whose validation loss ended within NEAR_BEST of its best
+#: a run whose epoch loss fell by this fraction and whose validation loss
+#: ended within NEAR_BEST of its best needs the larger rise
 LEARNING_DECREASE = 0.2
 NEAR_BEST = 0.05
 #: input batches with a root-mean-square above this: features not standardised
@@ -367,10 +367,10 @@ def _check_lr_too_large(history, verdicts):
     val = history.epochs.get("val_loss", [])
     run, longest, end = 0, 0, 0
     held_out = _finite(val)
-    if held_out.size and len(epoch_losses) >= 2 \
-            and epoch_losses[-1] < (1 - LEARNING_DECREASE) * epoch_losses[0] \
-            and held_out[-1] <= (1 + NEAR_BEST) * held_out.min():
-        epoch_losses = []  # a run that learns and ends near its best held-out loss: rises were noise
+    # a run that learned and ends near its best held-out loss: only a large rise counts
+    learned = held_out.size and len(epoch_losses) >= 2 \
+        and epoch_losses[-1] < (1 - LEARNING_DECREASE) * epoch_losses[0] \
+        and held_out[-1] <= (1 + NEAR_BEST) * held_out.min()
     for e in range(1, len(epoch_losses)):
         run = run + 1 if epoch_losses[e] > epoch_losses[e - 1] else 0
         rise = epoch_losses[e] - epoch_losses[e - run]
@@ -380,7 +380,8 @@ def _check_lr_too_large(history, verdicts):
         held_out = [v for v in val[e - run:e + 1] if math.isfinite(v)] if len(val) > e else []
         if held_out and math.isfinite(val[e]) and val[e] <= min(held_out):
             continue
-        least = LOSS_RISE_MIN_RELATIVE if held_out else LOSS_RISE_UNCHECKED_RELATIVE
+        least = LOSS_RISE_MIN_RELATIVE if held_out and not learned \
+            else LOSS_RISE_UNCHECKED_RELATIVE
         if run > longest and rise > least * abs(epoch_losses[e - run]):
             longest, end = run, e
     if longest >= LOSS_RISE_EPOCHS:

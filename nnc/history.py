@@ -99,13 +99,13 @@ class History:
                               default=_json_value)
         except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
             raise TypeError(f"the history must be JSON-serialisable to be saved: {exc}") from None
-        with open(check_file_path(path), "w", encoding="utf-8") as f:
+        with open(check_file_path(path, regular=False), "w", encoding="utf-8") as f:
             f.write(text)
 
     @classmethod
     def load(cls, path):
         """Read a History written by ``save``."""
-        path = check_file_path(path)
+        path = check_file_path(path, regular=False)  # (a pipe is fine: plain text)
         with open(path, encoding="utf-8") as f:
             try:
                 state = json.load(f)

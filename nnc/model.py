@@ -140,8 +140,7 @@ class Sequential:
     def __getstate__(self):
         # pickle/deepcopy would turn the views into separate arrays; they are
         # rebuilt from the flat buffers instead
-        with self._in_use():  # not half-way through another thread's step
-            state = self.__dict__.copy()
+        state = self.__dict__.copy()
         state["params"] = state["grads"] = None
         state.pop("_last_input", None)  # a batch, not the model
         return state
@@ -155,12 +154,13 @@ class Sequential:
     @contextlib.contextmanager
     def _in_use(self):
         """Held while a thread computes with or copies the model (fit,
-        evaluate, predict, forward, backward, gradcheck, state dicts, save,
-        pickle): the layers keep one set of buffers, so two threads would
+        evaluate, predict, forward, backward, gradcheck, state dicts, save):
+        the layers keep one set of buffers, so two threads would
         silently mix their batches. A second thread is refused (see
         nnc/_locks.py for why it does not wait). Re-entrant: a callback of a
         fit may predict on the same thread."""
-        if not self._lock.try_acquire():
+        held = self._lock.try_acquire()
+        if held is None:
             raise RuntimeError("this model is in use in another thread (fit, evaluate, "
                                "predict, forward, backward or a copy): nnc models keep one "
                                "set of buffers, so give each thread its own model "
@@ -168,7 +168,7 @@ class Sequential:
         try:
             yield
         finally:
-            self._lock.release()
+            held.release()
 
     def _remember_structure(self):
         """The layers and buffer arrays as built, for ``_check_views``."""

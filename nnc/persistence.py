@@ -37,6 +37,7 @@ raises ``ValueError`` saying what is wrong.
 import json
 import math
 import os
+import re
 import secrets
 import warnings
 import zipfile
@@ -208,7 +209,10 @@ def _trainer_config(trainer):
         schedule = getattr(schedule, "__qualname__", type(schedule).__name__)
     return {"loss": type(trainer.loss).__name__, "batch_size": trainer.batch_size,
             "clip_norm": trainer.clip_norm, "clip_value": trainer.clip_value,
-            "l2": trainer.l2, "schedule": None if schedule is None else repr(schedule)}
+            "l2": trainer.l2,
+            # (without memory addresses: a function inside a schedule's repr has one)
+            "schedule": None if schedule is None else re.sub(r" at 0x[0-9a-fA-F]+", "",
+                                                             repr(schedule))}
 
 
 # --- atomic writing ------------------------------------------------------------
@@ -227,6 +231,10 @@ def _write(path, header, arrays):
                                   default=_json_value).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
         raise TypeError(f"the header (metadata) must be JSON-serialisable: {exc}") from None
+    if len(header_bytes) > _MAX_HEADER_BYTES:  # load would refuse it
+        raise ValueError(f"the header would take {len(header_bytes)} bytes, more than the "
+                         f"{_MAX_HEADER_BYTES} nnc.load reads: keep large metadata in a file "
+                         "of its own")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: its folder {folder!r} does not exist")

@@ -27,17 +27,15 @@ def set_num_threads(n):
 
 def _clamp_environment_threads():
     """OMP_NUM_THREADS is read by OpenMP, unchecked: 100000 crashed the first
-    parallel kernel (thread creation failed). Held to ``MAX_THREADS``, as
-    ``set_num_threads`` is."""
-    requested = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if requested.isdigit() and int(requested) > MAX_THREADS:
-        # before OpenMP reads it (at the first kernel), so every thread gets the cap
-        os.environ["OMP_NUM_THREADS"] = str(MAX_THREADS)
-    n = get_num_threads()
-    if n > MAX_THREADS:  # OpenMP was loaded (and read it) before nnc
-        warnings.warn(f"OMP_NUM_THREADS asks for {n} threads; nnc uses at most {MAX_THREADS}",
-                      RuntimeWarning, stacklevel=3)
-        _kernels_threads().set_num_threads(MAX_THREADS)
+    parallel kernel (thread creation failed). Its first level is held to
+    ``MAX_THREADS``, as ``set_num_threads`` is, before OpenMP reads it (at
+    the first kernel; importing nnc loads no kernel)."""
+    levels = os.environ.get("OMP_NUM_THREADS", "").split(",")
+    first = levels[0].strip()
+    if first.isascii() and first.isdigit() and int(first) > MAX_THREADS:
+        warnings.warn(f"OMP_NUM_THREADS asks for {first} threads; nnc uses at most "
+                      f"{MAX_THREADS}", RuntimeWarning, stacklevel=3)
+        os.environ["OMP_NUM_THREADS"] = ",".join([str(MAX_THREADS)] + levels[1:])
 
 
 def get_num_threads():

@@ -336,7 +336,8 @@ class Trainer:
         checkpoint's included: rerunning the same script after an
         interruption finishes the original plan.
         """
-        if not self._fit_lock.try_acquire():
+        held = self._fit_lock.try_acquire()
+        if held is None:
             raise RuntimeError("this Trainer is already running fit (called again from a "
                                "callback, or from another thread): one fit at a time; give "
                                "another thread its own model and Trainer")
@@ -347,7 +348,7 @@ class Trainer:
         finally:
             self._active_callbacks = self._fit_callbacks = ()  # (callbacks may not pickle)
             self.model._last_input = None  # (a view of the caller's X)
-            self._fit_lock.release()
+            held.release()
 
     def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
         self.model._check_views()

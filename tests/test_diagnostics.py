@@ -480,13 +480,16 @@ def test_the_report_header_shows_epoch_losses():
     assert "epoch loss 3.47 -> 3.47" in D.report(history).splitlines()[0]
 
 
-def test_a_run_that_learned_and_ends_at_its_best_validation_loss_has_no_rise_verdict():
+def test_a_run_that_learned_and_ends_at_its_best_validation_loss_needs_a_larger_rise():
     history = History()
     history.steps.update({"loss": [4.0] + [2.0] * 9, "lr": [0.01] * 10, "grad_norm": [1.0] * 10})
-    history.epochs["loss"] = [5.0, 3.0, 3.1, 3.2, 3.3, 2.5]  # rises of 10 % mid-run
+    history.epochs["loss"] = [5.0, 3.0, 3.03, 3.06, 3.09, 2.5]  # a 3 % rise mid-run
     history.epochs["val_loss"] = [6.0, 3.5, 3.4, 3.45, 3.5, 3.0]  # ends at its best
     assert "lr_too_large" not in kinds(history)
     history.epochs["val_loss"][-1] = 3.6  # ends far from its best: the rise counts
+    assert kinds(history)[0] == "lr_too_large"
+    history.epochs["loss"] = [2.0, 0.5, 0.3, 0.35, 0.45, 0.6]  # a rise of 100 %
+    history.epochs["val_loss"] = [2.0, 0.6, 0.40, 0.41, 0.42, 0.419]
     assert kinds(history)[0] == "lr_too_large"
 
 

@@ -513,8 +513,7 @@ def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path, kind):
         path = "/dev/zero"
         if not os.path.exists(path):
             pytest.skip("no /dev/zero here")
-    for use in (lambda: nnc.load(path), lambda: nnc.History.load(path),
-                lambda: make_model().save(path)):
+    for use in (lambda: nnc.load(path), lambda: make_model().save(path)):
         with pytest.raises(ValueError, match="is not a regular file"):
             use()
 
@@ -545,3 +544,17 @@ def test_resuming_without_the_checkpoints_schedule_warns(tmp_path, data):
                         clip_norm=5.0, seed=7)
     with pytest.warns(UserWarning, match=r"schedule='LinearDecay\(.*\(now None\)"):
         plain.load_checkpoint(tmp_path / "c.npz")
+
+
+def test_save_refuses_a_header_load_would_refuse(tmp_path):
+    huge = {"vocabulary": "w" * (persistence._MAX_HEADER_BYTES + 1)}
+    with pytest.raises(ValueError, match="more than the .* nnc.load reads"):
+        make_model().save(tmp_path / "m.npz", metadata=huge)
+    assert not list(tmp_path.iterdir())  # nothing written, no temporary file left
+
+
+def test_history_and_csv_logs_may_go_to_a_stream(tmp_path):
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null here")
+    nnc.History().save("/dev/null")
+    nnc.callbacks.CSVLogger("/dev/null")  # a stream: not refused
