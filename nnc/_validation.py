@@ -324,8 +324,9 @@ def number_setting(**bounds):
 
 def folder_problem(path, in_place=False):
     """Why a file cannot be written at ``path`` (its folder is missing or
-    not writable; ``in_place``: unless the file exists and is writable), or None; checked by writing and removing a scratch file,
-    before a run whose result would otherwise be lost at the end."""
+    not writable; ``in_place``: unless the file exists and is writable), or
+    None; checked by writing and removing a scratch file, before a run whose
+    result would otherwise be lost at the end."""
     if in_place and os.path.exists(path) and (not os.path.isfile(path)
                                               or os.access(path, os.W_OK)):
         return None  # written in place (appended to, or a stream): its folder does not matter

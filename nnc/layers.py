@@ -50,6 +50,11 @@ def _names_bad_arrays(method):
     return call
 
 
+#: buffers that are never negative, and what they hold (save, load and
+#: load_state_dict refuse a negative value in them)
+NON_NEGATIVE_BUFFERS = {"running_var": "a running variance"}
+
+
 class Layer:
     """Base class. Subclasses override ``param_shapes``, ``forward`` and
     ``backward``; parameter-free layers keep the empty defaults."""

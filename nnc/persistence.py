@@ -50,7 +50,8 @@ from nnc._version import __version__
 from nnc.backends import get_backend
 from nnc.history import History
 from nnc.init import INITIALIZERS
-from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
+from nnc.layers import (NON_NEGATIVE_BUFFERS, BatchNorm, Dense, Dropout, LeakyReLU, ReLU,
+                        Sigmoid, Tanh)
 from nnc.model import Sequential
 from nnc.schedules import Schedule
 
@@ -194,8 +195,8 @@ def _check_savable(arrays, squared_state=()):
 
 def _never_negative(name, squared_state):
     """What the file's array ``name`` holds, if that is never negative."""
-    if name.startswith("buffers/") and name.endswith(".running_var"):
-        return "a running variance"
+    if name.startswith("buffers/"):
+        return NON_NEGATIVE_BUFFERS.get(name.rsplit(".", 1)[-1])
     if name.startswith("optimizer/") and name.split("/", 1)[1] in squared_state:
         return "an average or sum of squared gradients"
     return None

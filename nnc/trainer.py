@@ -21,6 +21,7 @@ from nnc._validation import (Setting, check_bool, check_features, check_float,
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.history import History
+from nnc.layers import NON_NEGATIVE_BUFFERS
 from nnc.losses import get_loss
 from nnc.model import Sequential
 from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, step_is_safe,
@@ -536,7 +537,7 @@ class Trainer:
             for name, value in saved.items():
                 check_state_array(value, f"state['buffers'][{i}][{name!r}]",
                                   layer.buffers[name].shape, self.model.dtype,
-                                  "a running variance" if name == "running_var" else None)
+                                  NON_NEGATIVE_BUFFERS.get(name))
         optimizer = self.optimizer._checked_state(state["optimizer"])
         step_count = check_step(state["step_count"], "state['step_count']")
         check_generator_state(state["rng"], "state['rng']", self.rng)
