@@ -177,6 +177,13 @@ def _check_output_path(path, what):
         raise CommandError(f"{what}: {problem}")
 
 
+def _same_file(a, b):
+    """Whether two output paths end at one file (links and relative paths resolved)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)  # hard links
+
+
 def set_threads(n):
     """``nnc.set_num_threads(n)`` for ``--threads`` (errors name the flag)."""
     import nnc
@@ -194,6 +201,9 @@ def train(args):
     for path, what in ((args.save, "--save"), (args.csv, "--csv")):
         if path:
             _check_output_path(path, what)
+    if args.save and args.csv and _same_file(args.save, args.csv):
+        raise CommandError(f"--save and --csv name the same file ({args.save}): the model "
+                           "would overwrite the log; give them different paths")
     if args.momentum is not None and args.optimizer not in MOMENTUM_OPTIMIZERS:
         raise CommandError(f"--momentum applies to --optimizer momentum or nesterov, not "
                            f"{args.optimizer}")

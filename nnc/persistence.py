@@ -62,6 +62,7 @@ HEADER = "header.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Dense, BatchNorm, Dropout, ReLU, LeakyReLU,
                                                Sigmoid, Tanh)}
 _ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # an archive with no members is only its end record
 _NPY_HEADER_ROOM = 1 << 16  # bytes a .npy member may hold beyond its data
 _MAX_HEADER_BYTES = 1 << 26  # the JSON header: architecture, metadata, a history's extras
 
@@ -282,6 +283,9 @@ def _open_archive(path):
         magic = file.read(4)
     if not magic:
         raise _bad(path, "the file is empty")
+    if magic == _EMPTY_ZIP_MAGIC:
+        raise _bad(path, "an empty zip archive, not an nnc file (nnc files are written by "
+                         "model.save or trainer.save_checkpoint)")
     if magic != _ZIP_MAGIC:
         raise _bad(path, "not an nnc file (it is not a zip/.npz archive; nnc files are "
                          "written by model.save or trainer.save_checkpoint)")

@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -798,7 +799,10 @@ def _load_cases(tmp_path):
     garbage.write_bytes(b"not a zip file at all")
     empty = tmp_path / "empty.npz"
     empty.write_bytes(b"")
+    empty_zip = tmp_path / "empty_zip.npz"
+    zipfile.ZipFile(empty_zip, "w").close()
     return {
+        "empty-zip": (empty_zip, ValueError, "an empty zip archive"),
         "missing-file": (tmp_path / "missing.npz", (OSError, ValueError), "missing.npz"),
         "garbage": (garbage, ValueError, "garbage.npz"),
         "empty-file": (empty, ValueError, "empty.npz"),
@@ -808,8 +812,8 @@ def _load_cases(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["missing-file", "garbage", "empty-file", "folder", "none",
-                                  "int"])
+@pytest.mark.parametrize("case", ["missing-file", "garbage", "empty-file", "empty-zip", "folder",
+                                  "none", "int"])
 def test_bad_load(case, tmp_path):
     if not hasattr(nnc, "load"):
         pytest.skip("nnc.load does not exist yet")
