@@ -515,6 +515,9 @@ class NNRegressor(RegressorMixin, _NNEstimator):
     then returns shape (n,)) or 2-D (n, n_targets). Targets are not
     rescaled: for targets far from unit scale wrap the estimator in
     ``sklearn.compose.TransformedTargetRegressor(transformer=StandardScaler())``.
+    The loss is mean((y - ŷ)²), twice ``MLPRegressor``'s squared error (which
+    has a factor 1/2): its settings map to half the ``lr`` and twice the
+    ``l2`` of the classifier's mapping (README, scikit-learn estimators).
 
     Attributes
     ----------

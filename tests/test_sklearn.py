@@ -454,3 +454,56 @@ def test_init_is_a_parameter_with_scikit_learns_default():
     assert he.fit(X, y).model_.layers[0].config()["init"] == "he_normal"
     with pytest.raises(ValueError, match="init must be one of"):
         NNClassifier(init="glorot").fit(X, y)
+
+
+# --- the README's mapping from scikit-learn's MLP settings ------------------------
+
+def _sklearn_mlp_from(W0, estimator, X, y, epochs):
+    """``estimator`` trained for ``epochs`` from the weights ``W0`` (zero biases):
+    a first fit makes its attributes, warm_start then trains from the ones set."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+        estimator.coefs_ = [W.copy() for W in W0]
+        estimator.intercepts_ = [np.zeros(W.shape[1]) for W in W0]
+        estimator.set_params(max_iter=epochs).fit(X, y)
+    return estimator
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_the_readme_maps_scikit_learns_mlp_settings_exactly(kind, nesterov):
+    """Full batches, SGD: lr = learning_rate_init / (1 - momentum) and
+    l2 = alpha / batch_size give MLPClassifier's weights; MLPRegressor's
+    squared error has a factor 1/2, so there lr is halved and l2 doubled."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    rng = np.random.default_rng(0)
+    n, lr, momentum, alpha, epochs = 40, 0.05, 0.9, 0.3, 6
+    X = rng.normal(size=(n, 4))
+    if kind == "classifier":
+        y = np.arange(n) % 3
+        W0 = [rng.normal(0, 0.5, (4, 6)), rng.normal(0, 0.5, (6, 3))]
+        reference, ours, factor = MLPClassifier, NNClassifier, 1
+    else:
+        y = rng.normal(size=n)
+        W0 = [rng.normal(0, 0.5, (4, 6)), rng.normal(0, 0.5, (6, 1))]
+        reference, ours, factor = MLPRegressor, NNRegressor, 2
+    sk = _sklearn_mlp_from(W0, reference(
+        hidden_layer_sizes=(6,), activation="tanh", solver="sgd", momentum=momentum,
+        nesterovs_momentum=nesterov, learning_rate_init=lr, batch_size=n, alpha=alpha,
+        shuffle=False, max_iter=1, warm_start=True, tol=0.0, n_iter_no_change=1000,
+        random_state=0), X, y, epochs)
+    weights = iter(W0)
+    nn = ours(hidden_layer_sizes=(6,), activation="tanh",
+              optimizer="nesterov" if nesterov else "sgd", momentum=momentum,
+              lr=lr / (1 - momentum) / factor, l2=factor * alpha / n, batch_size=n,
+              epochs=epochs, tol=None, init=lambda shape, rng: next(weights).copy(),
+              shuffle=False, dtype="float64", backend="numpy").fit(X, y)
+    for layer, W, b in zip(nn.model_.layers[::2], sk.coefs_, sk.intercepts_):
+        np.testing.assert_allclose(layer.params["W"], W, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(layer.params["b"], b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(nn.loss_curve_, factor * np.array(sk.loss_curve_[-epochs:]),
+                               rtol=1e-12)
