@@ -67,8 +67,12 @@ one step); its loss is the mean of the mini-batch losses in it.
   small for that reason).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
-- **unscaled inputs** — the median ``input_rms`` exceeds ``INPUT_RMS_LIMIT``
-  (not reported when the first layer is a BatchNorm, which standardises).
+- **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
+  training data's, ``meta["input_rms"]``, which every fit records) exceeds
+  ``INPUT_RMS_LIMIT`` (not reported when the first layer is a BatchNorm,
+  which standardises). ``fit`` warns about it too.
+- **unscaled targets** — a regression's targets have a root-mean-square
+  (``meta["target_rms"]``) above ``TARGET_RMS_LIMIT``; ``fit`` warns too.
 - **loss not decreasing** — the last window's loss is not below
   (1 - ``MIN_RELATIVE_DECREASE``) × the first window's.
 - **plateau** — the loss did decrease, but over the last ``PLATEAU_EPOCHS``
@@ -87,7 +91,7 @@ import numpy as np
 
 from nnc._validation import check_int
 from nnc.callbacks import Callback
-from nnc.layers import ReLU
+from nnc.layers import BatchNorm, ReLU
 
 #: share of the steps averaged for the "first" and "last" loss windows
 WINDOW_FRACTION = 0.1
@@ -128,6 +132,10 @@ LEARNING_DECREASE = 0.2
 NEAR_BEST = 0.05
 #: input batches with a root-mean-square above this: features not standardised
 INPUT_RMS_LIMIT = 10.0
+#: regression targets with a root-mean-square above this: targets not standardised
+TARGET_RMS_LIMIT = 10.0
+#: rows data_rms looks at (evenly spaced): the scale of any data set in microseconds
+SCALE_SAMPLE_ROWS = 1024
 
 Verdict = namedtuple("Verdict", "kind message advice")
 Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id such as
@@ -135,7 +143,43 @@ Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id suc
 ``advice`` (what to try)."""
 
 KINDS = ("lr_too_large", "exploding_gradients", "vanishing_gradients", "slow_learning",
-         "dead_relu", "not_decreasing", "plateau", "unscaled_inputs")
+         "dead_relu", "not_decreasing", "plateau", "unscaled_inputs", "unscaled_targets")
+
+
+def data_rms(a):
+    """sqrt(mean a²) over at most SCALE_SAMPLE_ROWS evenly spaced rows of ``a``
+    (about 1 for standardised data)."""
+    a = np.asarray(a)
+    if a.size == 0:
+        return math.nan
+    sample = a[::max(1, -(-a.shape[0] // SCALE_SAMPLE_ROWS))] if a.ndim else a
+    return math.sqrt(float(np.mean(np.square(sample, dtype=np.float64))))
+
+
+def scale_warnings(trainer, X, y):
+    """What is far from unit scale in a fit's data, as messages (recorded in
+    ``history.meta["input_rms"]``/``["target_rms"]`` for ``diagnose``)."""
+    meta = getattr(trainer.history, "meta", None)
+    x_rms = data_rms(X)
+    y_rms = None if trainer.loss.classification else data_rms(y)
+    if isinstance(meta, dict):
+        meta["input_rms"] = x_rms
+        if y_rms is not None:
+            meta["target_rms"] = y_rms
+    problems = []
+    if x_rms > INPUT_RMS_LIMIT and not isinstance(trainer.model.layers[0], BatchNorm):
+        problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
+                        "give about 1): features this far from unit scale make the first "
+                        "steps huge (ReLU units die, the loss jumps); standardise them with "
+                        "the training set's statistics, X = (X - mean) / std (scikit-learn's "
+                        "StandardScaler)")
+    if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
+        problems.append(f"y has a root-mean-square of {_fmt(y_rms)} (standardised targets give "
+                        "about 1): the loss and its gradients are that scale squared, so a "
+                        "learning rate that suits one layer does not suit the others; "
+                        "standardise y with the training set's mean and std and invert the "
+                        "predictions (scikit-learn's TransformedTargetRegressor)")
+    return problems
 
 
 # --- recording ----------------------------------------------------------------
@@ -561,20 +605,39 @@ def _check_dead(history, verdicts):
             "lower the learning rate, use He initialisation, LeakyReLU, or batch-norm"))
 
 
-def _check_input_scale(history, verdicts):
+def _meta_number(history, key):
+    """history.meta[key] if it is a finite number (files may hold anything), else None."""
+    value = getattr(history, "meta", {}).get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _check_data_scale(history, verdicts):
     rms = _finite(getattr(history, "diagnostics", {}).get("input_rms", []))
     layers = getattr(history, "meta", {}).get("layers") or []
-    if layers and layers[0] == "BatchNorm":
-        return  # it standardises the input itself
-    if rms.size and float(np.median(rms)) > INPUT_RMS_LIMIT:
+    x_rms = float(np.median(rms)) if rms.size else _meta_number(history, "input_rms")
+    where = "median over the measured steps" if rms.size else "over the training data"
+    if x_rms is not None and x_rms > INPUT_RMS_LIMIT and not (layers and layers[0] ==
+                                                               "BatchNorm"):
         verdicts.append(Verdict(
             "unscaled_inputs",
-            f"the input batches have a root-mean-square of {_fmt(float(np.median(rms)))} "
-            "(median over the measured steps; standardised features give about 1): the "
-            "features are far from unit scale, so the first layer's outputs and gradients "
-            "are as large, and one learning rate cannot suit every weight",
+            f"the inputs have a root-mean-square of {_fmt(x_rms)} ({where}; standardised "
+            "features give about 1): the features are far from unit scale, so the first "
+            "layer's outputs and gradients are as large, and one learning rate cannot "
+            "suit every weight",
             "standardise the features with the training set's statistics, "
             "X = (X - mean) / std (scikit-learn's StandardScaler)"))
+    y_rms = _meta_number(history, "target_rms")
+    if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
+        verdicts.append(Verdict(
+            "unscaled_targets",
+            f"the regression targets have a root-mean-square of {_fmt(y_rms)} "
+            "(standardised targets give about 1): the network must grow outputs that "
+            "large, and the loss and its gradients are that scale squared",
+            "standardise y with the training set's mean and std and invert the "
+            "predictions (scikit-learn's TransformedTargetRegressor(transformer="
+            "StandardScaler()))"))
 
 
 def _check_progress(history, verdicts):
@@ -619,7 +682,7 @@ def diagnose(history):
     if not hasattr(history, "steps"):
         raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
     verdicts = []
-    _check_input_scale(history, verdicts)  # first: the cause of much of the rest
+    _check_data_scale(history, verdicts)  # first: the cause of much of the rest
     lr_flagged = _check_lr_too_large(history, verdicts)
     _check_exploding(history, verdicts)
     _check_depth(history, verdicts)

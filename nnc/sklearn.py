@@ -276,8 +276,10 @@ class _NNEstimator(BaseEstimator):
             width = units
         layers.append(Dense(width, n_outputs, init=p["init"]))
         model = Sequential(*layers, dtype=p["dtype"], backend=p["backend"], seed=p["seed"])
-        return Trainer(model, loss=self._loss, optimizer=self._make_optimizer(p),
-                       batch_size=p["batch_size"], l2=p["l2"], clip_norm=p["clip_norm"])
+        trainer = Trainer(model, loss=self._loss, optimizer=self._make_optimizer(p),
+                          batch_size=p["batch_size"], l2=p["l2"], clip_norm=p["clip_norm"])
+        trainer.warn_unscaled = False  # as MLPClassifier (the README says to scale)
+        return trainer
 
     # --- training -------------------------------------------------------------
     def _train(self, trainer, X, y, p, epochs, callbacks=None):

@@ -20,6 +20,7 @@ from nnc._validation import (Setting, check_bool, check_features, check_float,
                               check_verbose, number_setting)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
+from nnc.diagnostics import scale_warnings
 from nnc.history import History
 from nnc.layers import NON_NEGATIVE_BUFFERS
 from nnc.losses import get_loss
@@ -29,6 +30,9 @@ from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, step_is
 from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
+
+#: bytes of shuffled training rows gathered at once (see Trainer._chunks)
+GATHER_CHUNK_BYTES = 4 << 20
 
 
 def _fixed(name, why):
@@ -89,7 +93,16 @@ class Trainer:
     gradient norms, clip, ``optimizer.step(lr_t)``. A second ``fit``
     continues: optimizer state, step count, history and the shuffling
     generator carry on from where the first call stopped.
+
+    ``fit`` warns (UserWarning) when X, or a regression's y, is far from
+    unit scale (root-mean-square above 10, ``nnc.diagnostics.INPUT_RMS_LIMIT``
+    and ``TARGET_RMS_LIMIT``; not for X when the first layer is a BatchNorm);
+    ``trainer.warn_unscaled = False`` silences it (``history.report()``
+    still says it).
     """
+
+    #: whether fit warns about data far from unit scale (see above)
+    warn_unscaled = True
 
     batch_size = Setting(lambda value, name: check_int(value, name, low=1))
     clip_norm = Setting(_positive_or_none)
@@ -302,21 +315,39 @@ class Trainer:
         A last batch of one sample is skipped when the model has batch-norm
         (the variance of one sample is undefined)."""
         n = X.shape[0]
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            if stop - start == 1 and start > 0 and self.model.needs_batch_statistics:
-                return
-            if order is None:
-                yield X[start:stop], y[start:stop]
-                continue
-            index = order[start:stop]
-            xb = self._workspace.get("x", (stop - start,) + X.shape[1:])
-            yb = self._workspace.get("y", (stop - start,) + y.shape[1:], dtype=y.dtype)
-            self.model.backend.gather_rows(X, index, xb)
+        size = self.batch_size
+        for chunk_start, x_chunk, y_chunk in self._chunks(X, y, order):
+            for offset in range(0, x_chunk.shape[0], size):
+                start = chunk_start + offset
+                stop = min(start + size, n)
+                if stop - start == 1 and start > 0 and self.model.needs_batch_statistics:
+                    return
+                yield x_chunk[offset:offset + size], y_chunk[offset:offset + size]
+
+    def _chunks(self, X, y, order):
+        """(first row, X rows, y rows) of consecutive runs of whole batches:
+        views of X without shuffling, else the shuffled rows of up to
+        GATHER_CHUNK_BYTES gathered in one pass into reused buffers. Random
+        rows come from memory at the latency of a cache miss; one pass over
+        many of them keeps many misses in flight, where a batch gathered
+        between two steps waits for each."""
+        n = X.shape[0]
+        if order is None:
+            yield 0, X, y
+            return
+        row_bytes = X.itemsize * math.prod(X.shape[1:])
+        batches = max(1, GATHER_CHUNK_BYTES // max(1, self.batch_size * row_bytes))
+        rows = min(n, batches * self.batch_size)
+        x_buffer = self._workspace.get("x", (rows,) + X.shape[1:])
+        y_buffer = self._workspace.get("y", (rows,) + y.shape[1:], dtype=y.dtype)
+        for start in range(0, n, rows):
+            index = order[start:start + rows]
+            x_chunk, y_chunk = x_buffer[:len(index)], y_buffer[:len(index)]
+            self.model.backend.gather_rows(X, index, x_chunk)
             # mode="clip": the indices are valid, and mode="raise" would
             # gather through a temporary buffer
-            np.take(y, index, axis=0, out=yb, mode="clip")
-            yield xb, yb
+            np.take(y, index, axis=0, out=y_chunk, mode="clip")
+            yield start, x_chunk, y_chunk
 
     # --- public API ---------------------------------------------------------
     def fit(self, X, y, epochs=1, validation_data=None, shuffle=True, verbose=True,
@@ -392,6 +423,11 @@ class Trainer:
         self.stop_training = False
         if isinstance(getattr(self.history, "meta", None), dict):  # what diagnose reads
             self.history.meta.setdefault("optimizer", repr(self.optimizer))
+            self.history.meta.setdefault("layers", [type(layer).__name__
+                                                    for layer in self.model.layers])
+        for problem in scale_warnings(self, X, y):
+            if self.warn_unscaled:
+                warnings.warn(problem, UserWarning, stacklevel=3)  # fit's caller
         try:
             self._call("on_train_begin")
             try:

@@ -3,7 +3,7 @@ message names the argument, raised at the call that made the mistake, and
 no change to the model when a call is refused.
 
 The corpus is table-driven: each table row (or combination of an entry
-point and a row) is one parametrised case, 746 in all (a test checks this
+point and a row) is one parametrised case, 747 in all (a test checks this
 number against the cases pytest collects, so it cannot go stale); a few
 properties are also checked with hypothesis on generated input. Entry
 points: Dense, BatchNorm, Dropout, LeakyReLU, Sequential (construction,

@@ -178,6 +178,7 @@ def fit(layers, optimizer, X, y, epochs, batch_size=32, loss="softmax_cross_entr
         setup(model)
     trainer = nnc.Trainer(model, loss=loss, optimizer=optimizer, batch_size=batch_size,
                           seed=0, diagnostics=diagnostics)
+    trainer.warn_unscaled = False  # the report's verdicts are what is tested here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return trainer.fit(X, y, epochs=epochs, verbose=False)
@@ -418,6 +419,59 @@ def test_unscaled_inputs_are_named_first_and_standardised_ones_are_not():
     assert history.diagnostics["input_rms"][0] == pytest.approx(rms, rel=1e-6)
     standardised = (X - X.mean(0)) / (X.std(0) + 1e-6)
     assert "unscaled_inputs" not in kinds(fit(mlp(), nnc.SGD(0.01), standardised, y, epochs=2))
+
+
+@pytest.mark.parametrize("scale", [1, 100])
+def test_fit_warns_about_unscaled_features_and_records_their_scale(scale):
+    X, y = digits()
+    rms = float(np.sqrt(np.mean(np.square(X * scale, dtype=np.float64))))
+    trainer = nnc.Trainer(nnc.Sequential(*mlp(), seed=0), optimizer=nnc.SGD(0.01))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(X * scale, y, epochs=1, verbose=False)
+    said = [str(w.message) for w in caught if "root-mean-square" in str(w.message)]
+    # a sample of the rows: the whole set's scale within a few per cent
+    assert trainer.history.meta["input_rms"] == pytest.approx(rms, rel=0.05)
+    if scale == 1:
+        assert not said and "unscaled_inputs" not in kinds(trainer.history)
+    else:
+        assert len(said) == 1 and said[0].startswith("X has a root-mean-square of")
+        assert caught[0].filename == __file__  # points at the caller's fit
+        # the report says it without diagnostics on, from the recorded scale
+        assert kinds(trainer.history)[0] == "unscaled_inputs"
+        assert "over the training data" in trainer.history.report()
+
+
+def test_fit_says_nothing_of_unscaled_features_a_batchnorm_standardises_or_when_told():
+    X, y = digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nnc.Trainer(nnc.Sequential(nnc.BatchNorm(64), *mlp(), seed=0)).fit(
+            X * 100, y, epochs=1, verbose=False)
+        quiet = nnc.Trainer(nnc.Sequential(*mlp(), seed=0))
+        quiet.warn_unscaled = False
+        quiet.fit(X * 100, y, epochs=1, verbose=False)
+    assert kinds(quiet.history)[0] == "unscaled_inputs"  # still in the report
+
+
+@pytest.mark.parametrize("offset", [0.0, 150.0])
+def test_unscaled_regression_targets_are_warned_about_and_reported(offset):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 5)).astype(np.float32)
+    y = (X @ rng.normal(size=(5, 1)) + offset).astype(np.float32)
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(5, 8), nnc.Tanh(), nnc.Dense(8, 1), seed=0),
+                          loss="mse", optimizer=nnc.Adam(1e-3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(X, y, epochs=2, verbose=False)
+    said = [str(w.message) for w in caught if "root-mean-square" in str(w.message)]
+    verdicts = kinds(trainer.history)
+    if offset:
+        assert len(said) == 1 and said[0].startswith("y has a root-mean-square of 1")
+        assert "unscaled_targets" in verdicts and "unscaled_inputs" not in verdicts
+        assert "TransformedTargetRegressor" in trainer.history.report()
+    else:
+        assert not said and "unscaled_targets" not in verdicts
 
 
 def test_a_rise_of_the_loss_within_noise_is_not_a_learning_rate_too_large():

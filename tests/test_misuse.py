@@ -99,7 +99,8 @@ def test_backward_after_other_work_on_the_model_is_refused(between):
     model = nnc.Sequential(nnc.Dense(3, 2), dtype="float64", seed=0)
     model.forward(X.astype(np.float64))
     if between == "fit":
-        nnc.Trainer(model, batch_size=4).fit(100 * X, Y, verbose=False)
+        with pytest.warns(UserWarning, match="X has a root-mean-square"):
+            nnc.Trainer(model, batch_size=4).fit(100 * X, Y, verbose=False)
     elif between == "gradcheck":
         nnc.gradcheck(model, "softmax_cross_entropy", X[:2].astype(np.float64), Y[:2])
     else:

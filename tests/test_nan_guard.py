@@ -137,6 +137,7 @@ def test_running_statistics_that_overflow_stop_training_and_the_model_stays_load
     np.testing.assert_array_equal(nnc.load(tmp_path / "m.npz").predict(X), model.predict(X))
 
 
+@pytest.mark.filterwarnings("ignore:y has a root-mean-square")  # on purpose
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
 @pytest.mark.parametrize("make", [lambda: nnc.Adam(1e-3), lambda: nnc.RMSprop(1e-3),
                                   lambda: nnc.Adagrad(1e-3)], ids=["Adam", "RMSprop", "Adagrad"])
@@ -157,6 +158,7 @@ def test_a_gradient_whose_square_overflows_the_state_is_refused(backend, make):
     assert np.isfinite(model.flat_params).all()
 
 
+@pytest.mark.filterwarnings("ignore:y has a root-mean-square")  # on purpose
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
 def test_adagrad_sum_that_would_overflow_over_several_steps_is_refused(backend):
     """Adagrad's r only grows: four steps of |g| ≈ 1.2e19 each fit in float32

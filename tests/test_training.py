@@ -513,3 +513,38 @@ def test_callbacks_changed_in_place_are_checked_at_fit():
         trainer.fit(X, y, verbose=False)
     assert trainer.step_count == 0
 
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 10 * 64 * 4 + 5, 1 << 30])
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_shuffled_batches_are_the_permuted_rows_whatever_the_gather_chunk(
+        monkeypatch, backend_name, chunk_bytes, batchnorm):
+    """Rows are gathered several batches at a time (nnc.trainer.GATHER_CHUNK_BYTES):
+    every step must still see exactly X[order[start:stop]], a last partial
+    chunk included, and batch-norm still skips a last batch of one row."""
+    monkeypatch.setattr(nnc.trainer, "GATHER_CHUNK_BYTES", chunk_bytes)
+    Xtr, _, ytr, _ = _digits()
+    X, y = Xtr[:101], ytr[:101]  # batches of 10: ten full, then one row
+    normalise = [nnc.BatchNorm(8)] if batchnorm else []
+    layers = [nnc.Dense(64, 8, bias=not batchnorm), *normalise, nnc.ReLU(), nnc.Dense(8, 10)]
+    model = nnc.Sequential(*layers, backend=backend_name, seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=0.1), batch_size=10)
+    seen = []
+    step = trainer._train_step
+
+    def spy(xb, yb):
+        seen.append((xb.copy(), yb.copy()))
+        return step(xb, yb)
+
+    monkeypatch.setattr(trainer, "_train_step", spy)
+    for epoch in range(2):
+        order = copy.deepcopy(trainer.rng).permutation(len(X))
+        seen.clear()
+        trainer.fit(X, y, epochs=1, verbose=False)
+        expected = [order[start:start + 10] for start in range(0, len(X), 10)]
+        if batchnorm:
+            expected = expected[:-1]
+        assert len(seen) == len(expected)
+        for (xb, yb), index in zip(seen, expected):
+            np.testing.assert_array_equal(xb, X[index])
+            np.testing.assert_array_equal(yb, y[index])
