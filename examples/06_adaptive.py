@@ -6,10 +6,12 @@
               m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
 
 Dividing by the root mean square of each coordinate's gradient gives every
-direction a step of about a: on the ravine L = (x^2 + 100 y^2) / 2 the
-steep y and the flat x move at the same speed, with no tuning to the
-curvature. The price: near the minimum the step stays about a, so
-RMSprop with a constant rate hovers at a distance of order a.
+direction a step of the same size, of order a (RMSprop's first is
+a / sqrt(1 - p), about 3.2 a with p = 0.9, as r starts at 0; it shrinks
+towards a as r fills): on the ravine L = (x^2 + 100 y^2) / 2 the steep y
+and the flat x move at the same speed, with no tuning to the curvature.
+The price: near the minimum the step stays of order a, so RMSprop with a
+constant rate hovers at a distance of order a.
 
 Run:  python examples/06_adaptive.py [--quick] [--out DIR]
 """
@@ -69,7 +71,7 @@ def main(argv=None):
 
     print("\nLesson: RMSprop and Adam scale each coordinate's step by its own gradient "
           "history, so ill-scaled directions need no hand tuning; Adam adds momentum and a "
-          "bias correction for the first steps. Near the minimum their step stays about a: "
+          "bias correction for the first steps. Near the minimum their step stays of order a: "
           "lower or decay it for a precise answer.")
 
     if plotting.available():

@@ -123,6 +123,10 @@ def check_features(x, name, n_features=None, dtype=np.float32, allow_empty=False
             f"{name} must hold float32 or float64 values, got dtype {x.dtype.name}"
             + (f"; convert it with {name}.astype(np.{np.dtype(dtype).name})"
                if x.dtype.kind in "iub" else "")
+            + (f" (mixed types or missing values, as a pandas column of a nullable dtype such "
+               f"as Float64 gives): fill the missing values, then convert it with "
+               f"np.asarray({name}, dtype=np.{np.dtype(dtype).name})"
+               if x.dtype.kind == "O" else "")
         )
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (samples, features), got shape {x.shape}")
@@ -142,6 +146,9 @@ def check_labels(y, name, n_samples, n_classes):
         hint = ""
         if one_hot and y.dtype.kind in "fb":
             hint = f"; for one-hot rows or class probabilities pass {name}.argmax(axis=1)"
+        elif y.dtype.kind == "b":
+            hint = (f"; convert it with {name}.astype(np.int64) (two classes, 0 and 1), or use "
+                    "one output with loss='bce_with_logits'")
         elif y.dtype.kind == "f":
             not_whole = y[~(np.isfinite(y) & (y == np.round(y)))]
             hint = (f"; convert it with {name}.astype(np.int64)" if not not_whole.size else
@@ -173,7 +180,9 @@ def check_targets(y, name, shape, dtype, low=None, high=None):
     y = as_array(y, name)
     if y.dtype.kind not in "fiu" or y.dtype == np.float16:
         raise TypeError(f"{name} must hold real numbers (float32, float64 or integers), "
-                        f"got dtype {y.dtype.name}")
+                        f"got dtype {y.dtype.name}" + (
+                            f"; convert it with {name}.astype(np.{np.dtype(dtype).name})"
+                            if y.dtype.kind in "b" or y.dtype == np.float16 else ""))
     if y.ndim == 1 and len(shape) == 2 and shape[1] == 1:
         y = y.reshape(-1, 1)
     if y.shape != tuple(shape):

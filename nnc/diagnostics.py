@@ -520,8 +520,9 @@ def _check_exploding(history, verdicts):
     if early > 0 and norms[peak] > EXPLODING_GRAD_GROWTH * early:
         verdicts.append(Verdict(
             "exploding_gradients",
-            f"the gradient norm grew from {_fmt(early)} to {_fmt(norms[peak])} "
-            f"({_fmt(norms[peak] / early)}x) by step {peak + 1}: exploding gradients",
+            f"the gradient norm reached {_fmt(norms[peak])} at step {peak + 1}, "
+            f"{_fmt(norms[peak] / early)}x its median over the first {_window(len(norms))} "
+            f"steps ({_fmt(early)}): exploding gradients",
             "clip the gradients (Trainer(clip_norm=...)) or lower the learning rate"))
 
 

@@ -52,7 +52,12 @@ class History:
     def __getitem__(self, name):
         if name in self.epochs:
             return self.epochs[name]
-        return self.steps[name]
+        if name in self.steps:
+            return self.steps[name]
+        hint = (" (val_* metrics come from fit(..., validation_data=(X_val, y_val)))"
+                if isinstance(name, str) and name.startswith("val_") else "")
+        raise KeyError(f"no record {name!r} in this History{hint}; it has "
+                       f"{sorted(set(self.epochs) | set(self.steps))}")
 
     def __contains__(self, name):
         return name in self.epochs or name in self.steps

@@ -41,7 +41,8 @@ class TrainingDiverged(FloatingPointError):
     of the last good step.
 
     Attributes: ``step`` (the index of the refused step, 0-based, equal to
-    ``trainer.step_count``), ``epoch`` (0-based), ``layer`` (index of the
+    ``trainer.step_count``; the message counts steps and epochs from 1),
+    ``epoch`` (0-based), ``layer`` (index of the
     layer whose gradient went non-finite first in back-propagation, or
     ``None``), ``loss``, ``grad_norm``, ``lr`` and ``layer_grad_norms``
     (``{layer index: norm}`` of the refused step).
@@ -142,7 +143,8 @@ def diverged(trainer, loss, norm, lr):
     else:
         weights = " The model keeps the weights of the last finite step."
     undone = " and the running statistics were put back" if trainer._buffers else ""
-    message = (f"training diverged at step {step} (epoch {epoch + 1}): {what}; the update "
+    # counted from 1 in words, as history.report() and the progress bar count
+    message = (f"training diverged at step {step + 1} (epoch {epoch + 1}): {what}; the update "
                f"was not applied{undone}.{weights} Try a lower learning rate (lr={lr:.3g} now), "
                f"gradient clipping (Trainer(clip_norm=1.0)) or inputs (and regression "
                f"targets) scaled to about [-1, 1]; Trainer(nan_guard=False) turns this check "

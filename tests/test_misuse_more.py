@@ -713,3 +713,42 @@ def test_partial_fit_refuses_nan_as_a_class():
     with pytest.raises(ValueError, match="NaN is no class"):
         NNClassifier(hidden_layer_sizes=(4,)).partial_fit(
             np.zeros((3, 2)), np.array([0.0, 1.0, 0.0]), classes=[0.0, 1.0, np.nan])
+
+
+# --- what a newcomer passes: the message says how to convert it -------------------
+
+def _small_trainer(loss="softmax_cross_entropy", outputs=2):
+    return nnc.Trainer(nnc.Sequential(nnc.Dense(3, outputs), seed=0), loss=loss, batch_size=4)
+
+
+def test_boolean_labels_and_targets_are_refused_with_the_conversion():
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    y = X[:, 0] > 0
+    with pytest.raises(TypeError, match=re.escape(
+            "y must hold integer class labels, got dtype bool; convert it with "
+            "y.astype(np.int64)")):
+        _small_trainer().fit(X, y, verbose=False)
+    with pytest.raises(TypeError, match=re.escape("got dtype bool; convert it with "
+                                                  "y.astype(np.float32)")):
+        _small_trainer("bce_with_logits", 1).fit(X, y, verbose=False)
+    history = _small_trainer("bce_with_logits", 1).fit(X, y.astype(np.float32), verbose=False)
+    assert np.isfinite(history["loss"]).all()  # the conversion it names works
+
+
+def test_an_object_array_is_refused_with_how_to_convert_it():
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(object)
+    with pytest.raises(TypeError, match=re.escape(
+            "X must hold float32 or float64 values, got dtype object (mixed types or missing "
+            "values") + ".*" + re.escape("np.asarray(X, dtype=np.float32)")):
+        _small_trainer().fit(X, np.zeros(8, np.int64), verbose=False)
+
+
+def test_a_missing_history_record_is_named_with_the_ones_there():
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    history = _small_trainer().fit(X, np.zeros(8, np.int64), verbose=False)
+    with pytest.raises(KeyError, match=re.escape("no record 'val_loss' in this History (val_* "
+                                                 "metrics come from fit(..., validation_data=")):
+        history["val_loss"]
+    with pytest.raises(KeyError, match=r"no record 'lost' in this History; it has \[.*'loss'"):
+        history["lost"]
+    assert history["loss"] == history.epochs["loss"] and history["lr"] == history.steps["lr"]

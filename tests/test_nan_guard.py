@@ -40,7 +40,7 @@ def test_guard_stops_before_the_update_with_the_last_finite_weights(digits, back
     assert isinstance(error, FloatingPointError)
     assert error.step == trainer.step_count == len(after_steps) - 1 > 0
     message = str(error)
-    assert f"step {error.step} (epoch {error.epoch + 1})" in message
+    assert f"step {error.step + 1} (epoch {error.epoch + 1})" in message  # words count from 1
     assert error.layer is not None and f"layer {error.layer} (Dense" in message
     assert "lower learning rate" in message and "clip_norm" in message
     # weights: exactly those after the last step that was applied, all finite
@@ -59,11 +59,12 @@ def test_non_finite_weights_are_named(digits):
     model.layers[0].params["W"][3, 2] = np.inf
     before = model.flat_params.copy()
     trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.1))
-    with pytest.raises(nnc.TrainingDiverged, match=r"step 0 .*loss is nan.* layer 2 \(Dense.*"
-                                                   r"weights of layer 0 are already non-finite"):
+    with pytest.raises(nnc.TrainingDiverged, match=r"step 1 \(epoch 1\).*loss is nan.* layer 2 "
+                                                   r"\(Dense.*weights of layer 0 are already "
+                                                   r"non-finite") as raised:
         trainer.fit(X, y, verbose=False)
     assert np.array_equal(model.flat_params, before, equal_nan=True)
-    assert trainer.step_count == 0
+    assert trainer.step_count == raised.value.step == 0  # the attributes count from 0
 
 
 def test_guard_off_and_warn_modes(digits):
