@@ -31,9 +31,6 @@ from nnc.optim import SGD, Optimizer
 from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
 
-#: bytes of shuffled training rows gathered at once (see Trainer._chunks)
-GATHER_CHUNK_BYTES = 4 << 20
-
 
 def _fixed(name, why):
     """A read-only attribute (stored as ``_name``) whose assignment says why."""
@@ -315,39 +312,21 @@ class Trainer:
         A last batch of one sample is skipped when the model has batch-norm
         (the variance of one sample is undefined)."""
         n = X.shape[0]
-        size = self.batch_size
-        for chunk_start, x_chunk, y_chunk in self._chunks(X, y, order):
-            for offset in range(0, x_chunk.shape[0], size):
-                start = chunk_start + offset
-                stop = min(start + size, n)
-                if stop - start == 1 and start > 0 and self.model.needs_batch_statistics:
-                    return
-                yield x_chunk[offset:offset + size], y_chunk[offset:offset + size]
-
-    def _chunks(self, X, y, order):
-        """(first row, X rows, y rows) of consecutive runs of whole batches:
-        views of X without shuffling, else the shuffled rows of up to
-        GATHER_CHUNK_BYTES gathered in one pass into reused buffers. Random
-        rows come from memory at the latency of a cache miss; one pass over
-        many of them keeps many misses in flight, where a batch gathered
-        between two steps waits for each."""
-        n = X.shape[0]
-        if order is None:
-            yield 0, X, y
-            return
-        row_bytes = X.itemsize * math.prod(X.shape[1:])
-        batches = max(1, GATHER_CHUNK_BYTES // max(1, self.batch_size * row_bytes))
-        rows = min(n, batches * self.batch_size)
-        x_buffer = self._workspace.get("x", (rows,) + X.shape[1:])
-        y_buffer = self._workspace.get("y", (rows,) + y.shape[1:], dtype=y.dtype)
-        for start in range(0, n, rows):
-            index = order[start:start + rows]
-            x_chunk, y_chunk = x_buffer[:len(index)], y_buffer[:len(index)]
-            self.model.backend.gather_rows(X, index, x_chunk)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if stop - start == 1 and start > 0 and self.model.needs_batch_statistics:
+                return
+            if order is None:
+                yield X[start:stop], y[start:stop]
+                continue
+            index = order[start:stop]
+            xb = self._workspace.get("x", (stop - start,) + X.shape[1:])
+            yb = self._workspace.get("y", (stop - start,) + y.shape[1:], dtype=y.dtype)
+            self.model.backend.gather_rows(X, index, xb)
             # mode="clip": the indices are valid, and mode="raise" would
             # gather through a temporary buffer
-            np.take(y, index, axis=0, out=y_chunk, mode="clip")
-            yield start, x_chunk, y_chunk
+            np.take(y, index, axis=0, out=yb, mode="clip")
+            yield xb, yb
 
     # --- public API ---------------------------------------------------------
     def fit(self, X, y, epochs=1, validation_data=None, shuffle=True, verbose=True,

@@ -515,14 +515,10 @@ def test_callbacks_changed_in_place_are_checked_at_fit():
 
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3 * 10 * 64 * 4 + 5, 1 << 30])
 @pytest.mark.parametrize("batchnorm", [False, True])
-def test_shuffled_batches_are_the_permuted_rows_whatever_the_gather_chunk(
-        monkeypatch, backend_name, chunk_bytes, batchnorm):
-    """Rows are gathered several batches at a time (nnc.trainer.GATHER_CHUNK_BYTES):
-    every step must still see exactly X[order[start:stop]], a last partial
-    chunk included, and batch-norm still skips a last batch of one row."""
-    monkeypatch.setattr(nnc.trainer, "GATHER_CHUNK_BYTES", chunk_bytes)
+def test_shuffled_batches_are_the_permuted_rows(monkeypatch, backend_name, batchnorm):
+    """Every step sees exactly X[order[start:stop]] for the epoch's permutation
+    of the trainer's generator; batch-norm skips a last batch of one row."""
     Xtr, _, ytr, _ = _digits()
     X, y = Xtr[:101], ytr[:101]  # batches of 10: ten full, then one row
     normalise = [nnc.BatchNorm(8)] if batchnorm else []
