@@ -345,9 +345,11 @@ class BatchNorm(Layer):
     needs_batch_statistics = True
     # ρ = 1 freezes the running statistics (PyTorch's momentum=0)
     momentum = number_setting(low=0, high=1)
-    # at least float32's smallest normal (the layer learns its dtype only
-    # when built): a smaller ε vanishes, and a constant feature gives 0/0
-    eps = number_setting(low=float(np.finfo(np.float32).tiny))
+    # within float32's normal range (the layer learns its dtype only when
+    # built): a smaller ε vanishes (a constant feature gives 0/0), a larger
+    # one is inf in float32
+    eps = Setting(lambda value, name: check_float32_range(
+        value, name, low=float(np.finfo(np.float32).tiny)))
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5):
         super().__init__()

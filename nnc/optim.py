@@ -56,16 +56,19 @@ class Optimizer:
         self.state = {}
         self.t = 0
         self._largest_float = None  # of the parameters' dtype, from bind
+        self._lock = None  # the bound model's (see _hold_model)
 
     def bind(self, model, grads=None, backend="cython"):
         """Attach to ``model``'s flat buffers, or to a parameter vector
         ``bind(w, g, backend)`` (1-D float arrays updated in place, as the
         playground does). State starts at zero."""
+        lock = None
         if grads is None:
             if not all(hasattr(model, a) for a in ("flat_params", "flat_grads", "backend")):
                 raise TypeError(f"model must be an nnc.Sequential (or call bind(w, grads) with "
                                 f"two 1-D float arrays), got {model!r:.80}")
             params, grads, backend = model.flat_params, model.flat_grads, model.backend
+            lock = getattr(model, "_lock", None)  # the model's "one thread at a time"
         else:
             params = model
             for name, array in (("w", params), ("grads", grads)):
@@ -86,6 +89,7 @@ class Optimizer:
             self.state[name] = self._checked_state_array(name, self.state[name], params)
         self.params = params
         self.grads = grads
+        self._lock = lock
         self.backend = get_backend(backend, params.dtype)
         self._largest_float = float(np.finfo(params.dtype).max)  # for can_take, every step
         for name in self.state_names:
@@ -106,8 +110,27 @@ class Optimizer:
         if self.t >= MAX_STEPS:  # the kernels take t as a 64-bit int
             raise ValueError(f"the step count t = {self.t} is at its limit 2**63 - 1: "
                              "no further step can be counted")
-        self.t += 1
-        self._update(lr)
+        held = self._hold_model()
+        try:
+            self.t += 1
+            self._update(lr)
+        finally:
+            if held is not None:
+                held.release()
+
+    def _hold_model(self):
+        """The bound model's lock, acquired (None for bare arrays): the
+        parameters are the model's, which another thread may be computing
+        with (see Sequential._in_use)."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return None
+        held = lock.try_acquire()
+        if held is None:
+            raise RuntimeError(f"the model of this {type(self).__name__} is in use in another "
+                               "thread (a fit, predict ...): its parameters cannot change "
+                               "under it; give each thread its own model and optimizer")
+        return held
 
     def can_take(self, largest):
         """Whether a step whose gradient elements are at most ``largest`` in
@@ -135,7 +158,13 @@ class Optimizer:
     def load_state_dict(self, state):
         """Restore what ``state_dict`` returned (arrays copied in place).
         Everything is checked first: a refused state changes nothing."""
-        self._apply_state(*self._checked_state(state))
+        checked = self._checked_state(state)
+        held = self._hold_model()
+        try:
+            self._apply_state(*checked)
+        finally:
+            if held is not None:
+                held.release()
 
     def _checked_state(self, state):
         """(optimizer rebuilt from the config, t, state arrays) of a
@@ -262,6 +291,11 @@ class Optimizer:
 
     def _check_eps(self, dtype):
         eps = getattr(self, "eps", None)
+        largest = math.sqrt(float(np.finfo(dtype).max))
+        if eps is not None and eps > largest:
+            raise ValueError(f"eps must be <= {largest:.3g} for {np.dtype(dtype).name} "
+                             f"parameters (the kernels add it in that dtype, where a larger "
+                             f"one becomes inf with r or sqrt(v) and the update 0), got {eps!r}")
         if eps is not None and eps < self._smallest_eps(dtype):
             raise ValueError(f"eps must be >= {self._smallest_eps(dtype):.3g} for "
                              f"{np.dtype(dtype).name} parameters (below it, a gradient too "
@@ -410,7 +444,16 @@ class Adam(Optimizer):
         self.eps = eps
         self._finish_init()
 
-    weight_decay = 0.0
+    @property
+    def weight_decay(self):
+        """0: Adam decays nothing (AdamW's λ; or the lecture's Trainer(l2=λ))."""
+        return 0.0
+
+    @weight_decay.setter
+    def weight_decay(self, value):
+        raise AttributeError(f"Adam has no weight decay to set (got {value!r}): use "
+                             "nnc.AdamW(weight_decay=...) for decoupled decay, or "
+                             "Trainer(l2=...) for the lecture's L2 penalty")
 
     def _square_weight(self):
         return 1 - self.beta2

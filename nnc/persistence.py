@@ -710,10 +710,12 @@ def load_checkpoint(trainer, path):
             "optimizer": optimizer, "step_count": step_count, "rng": rng,
             "history": history.to_dict(), "model_rng": model_rng,
         })
-    except (ValueError, TypeError) as exc:
+    except BaseException as exc:  # (Ctrl-C too) the model as it was
         for name, value in _model_arrays(model).items():
             value[...] = before[name]
-        raise _bad(file.path, str(exc)) from exc
+        if isinstance(exc, (ValueError, TypeError)):
+            raise _bad(file.path, str(exc)) from exc
+        raise
     trainer.history = history  # with every part (load_state_dict may know fewer)
     if differences:  # (only once the checkpoint is in)
         warnings.warn(f"the checkpoint was trained with {', '.join(differences)}: training "

@@ -252,6 +252,7 @@ class Trainer:
         if self._active_callbacks:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
+            self.model._check_views()  # a callback that replaced a layer's array: say so now
         return loss, correct, n_counted
 
     def _take_back_step(self, recorded):
@@ -310,10 +311,11 @@ class Trainer:
     def _batches(self, X, y, order):
         """Yield (x_batch, y_batch) views or gathered copies in reused buffers.
         A last batch of one sample is skipped when the model has batch-norm
-        (the variance of one sample is undefined)."""
-        n = X.shape[0]
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
+        (the variance of one sample is undefined). A batch_size changed
+        during the epoch applies from the next one."""
+        n, size = X.shape[0], self.batch_size
+        for start in range(0, n, size):
+            stop = min(start + size, n)
             if stop - start == 1 and start > 0 and self.model.needs_batch_statistics:
                 return
             if order is None:
@@ -433,6 +435,7 @@ class Trainer:
         first_epoch = len(self.history.epochs.get("loss", []))
         for epoch in range(first_epoch, first_epoch + epochs):
             self._call("on_epoch_begin", epoch)
+            self.model._check_views()  # (callbacks of the last epoch's end and this one's start)
             self.model.train()
             # int64 whatever the platform's default integer (the gather kernel's type)
             order = self.rng.permutation(n).astype(np.int64, copy=False) if shuffle else None
@@ -597,7 +600,8 @@ class Trainer:
         raises ValueError and changes nothing."""
         from nnc.persistence import load_checkpoint
 
-        load_checkpoint(self, path)
+        with self.model._in_use():  # before anything is written into the model
+            load_checkpoint(self, path)
         return self
 
     def predict(self, X, batch_size=None):

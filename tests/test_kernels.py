@@ -120,6 +120,48 @@ def test_gemm_empty_inner_dimension(cyb, npb, dtype, rng):
     close(out_np, 0.5 * c0, dtype)
 
 
+@pytest.fixture
+def small_gemm_blocks():
+    """BLAS counts in int: rows and inner lengths beyond 2**30 go in blocks.
+    Blocks of 7 here, so that small arrays take the same path."""
+    from nnc._kernels import _blas
+
+    previous = _blas._set_gemm_block(7)
+    yield
+    _blas._set_gemm_block(previous)
+
+
+@pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
+def test_gemm_in_blocks_of_rows_and_inner_length(small_gemm_blocks, cyb, dtype, rng, trans_a,
+                                                 trans_b):
+    m, n, k = 23, 5, 16
+    a = randn(rng, (k, m) if trans_a else (m, k), dtype)
+    b = randn(rng, (n, k) if trans_b else (k, n), dtype)
+    c0 = randn(rng, (m, n), dtype)
+    out = c0.copy()
+    cyb.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=2.0)
+    a64 = a.astype(np.float64).T if trans_a else a.astype(np.float64)
+    b64 = b.astype(np.float64).T if trans_b else b.astype(np.float64)
+    close(out, 0.5 * a64 @ b64 + 2.0 * c0.astype(np.float64), dtype, reduction=k * 10)
+
+
+def test_dense_in_blocks_of_rows(small_gemm_blocks, cyb, npb, dtype, rng):
+    n, f_in, f_out = 30, 9, 4
+    x, w, b = randn(rng, (n, f_in), dtype), randn(rng, (f_in, f_out), dtype), \
+        randn(rng, f_out, dtype)
+    dy = randn(rng, (n, f_out), dtype)
+    outs = {}
+    for name, be in (("cy", cyb), ("np", npb)):
+        out = np.empty((n, f_out), dtype)
+        dw, db, dx = np.empty_like(w), np.empty_like(b), np.empty_like(x)
+        be.dense_forward(x, w, b, out)
+        be.dense_backward(x, w, dy, dw, db, dx)
+        outs[name] = (out, dw, db, dx)
+    for got, want in zip(outs["cy"], outs["np"]):
+        close(got, want, dtype, reduction=n)
+
+
 # --- dense -------------------------------------------------------------------
 
 DENSE_SHAPES = [(1, 1, 1), (1, 4, 3), (9, 5, 7), (2, 33, 17),

@@ -752,3 +752,64 @@ def test_a_missing_history_record_is_named_with_the_ones_there():
     with pytest.raises(KeyError, match=r"no record 'lost' in this History; it has \[.*'loss'"):
         history["lost"]
     assert history["loss"] == history.epochs["loss"] and history["lr"] == history.steps["lr"]
+
+
+# --- fuzz round 4 ------------------------------------------------------------------
+
+def test_plain_adam_has_no_weight_decay_to_set():
+    adam = nnc.Adam()
+    with pytest.raises(AttributeError, match=r"Adam has no weight decay to set \(got nan\).*AdamW"):
+        adam.weight_decay = float("nan")
+    assert adam.weight_decay == 0.0
+    adamw = nnc.AdamW(weight_decay=0.1)
+    adamw.weight_decay = 0.2  # AdamW's is a checked setting
+    with pytest.raises(ValueError, match="weight_decay"):
+        adamw.weight_decay = -1
+
+
+@pytest.mark.parametrize("make", [nnc.Adam, nnc.RMSprop, nnc.Adagrad])
+def test_an_eps_beyond_the_parameters_dtype_is_refused(make):
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    with pytest.raises(ValueError, match=r"eps must be <= 1.84e\+19 for float32"):
+        make(eps=1e300).bind(model)
+    optimizer = make(eps=1e-8).bind(model)
+    with pytest.raises(ValueError, match=r"eps must be <= 1.84e\+19 for float32"):
+        optimizer.eps = 1e20
+    assert optimizer.eps == 1e-8
+    make(eps=1e20).bind(nnc.Sequential(nnc.Dense(3, 2), dtype="float64"))  # fits float64
+
+
+def test_a_batchnorm_eps_beyond_float32_is_refused():
+    with pytest.raises(ValueError, match=r"eps must lie in \[1.17549e-38, 3.402823e\+38\]"):
+        nnc.BatchNorm(3, eps=1e300)
+
+
+def test_a_batch_size_changed_during_an_epoch_applies_from_the_next():
+    X = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    y = np.zeros(200, np.int64)
+    trainer = _small_trainer()
+    trainer.batch_size = 32
+    sizes = []
+
+    class Change(nnc.callbacks.Callback):
+        def on_step_end(self, trainer, logs):
+            sizes.append(len(trainer.model._last_input))
+            trainer.batch_size = 50
+
+    trainer.fit(X, y, epochs=2, verbose=False, callbacks=[Change()])
+    assert sizes == [32] * 6 + [8] + [50] * 4  # every sample once per epoch
+
+
+def test_a_layer_array_replaced_by_a_callback_stops_the_fit_at_once():
+    X = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    trainer = _small_trainer()
+
+    class Replace(nnc.callbacks.Callback):
+        def on_step_end(self, trainer, logs):
+            if logs["step"] == 2:
+                layer = trainer.model.layers[0]
+                layer.params["W"] = layer.params["W"].copy()
+
+    with pytest.raises(ValueError, match=r"params\['W'\] or grads\['W'\] was replaced"):
+        trainer.fit(X, np.zeros(64, np.int64), epochs=3, verbose=False, callbacks=[Replace()])
+    assert trainer.step_count == 2

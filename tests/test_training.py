@@ -475,6 +475,48 @@ def test_a_second_thread_is_refused_while_a_fit_uses_the_model():
     model.predict(X[:5])  # free again
 
 
+def test_a_second_thread_cannot_change_the_weights_of_a_model_in_a_fit(tmp_path):
+    """load_checkpoint, optimizer.step and optimizer.load_state_dict from
+    another thread are refused before they write (load_checkpoint once
+    copied the file's weights in, then was refused, leaving them)."""
+    import threading
+
+    X, y = _small_data(400)
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=10)
+    other = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=1), optimizer=nnc.Adam(1e-3),
+                        batch_size=10)
+    other.fit(X, y, verbose=False)
+    other.save_checkpoint(tmp_path / "other.npz")
+    state = trainer.optimizer.state_dict()
+    started, finish = threading.Event(), threading.Event()
+    seen = {}
+
+    class Hold(nnc.callbacks.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            seen["params"] = trainer.model.flat_params.copy()
+            seen["t"] = trainer.optimizer.t
+            started.set()
+            finish.wait(10)
+
+    fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
+                                                          callbacks=[Hold()]))
+    fitting.start()
+    try:
+        assert started.wait(10)
+        for use in (lambda: trainer.load_checkpoint(tmp_path / "other.npz"),
+                    trainer.optimizer.step,
+                    lambda: trainer.optimizer.load_state_dict(state)):
+            with pytest.raises(RuntimeError, match="in use in another thread"):
+                use()
+            np.testing.assert_array_equal(model.flat_params, seen["params"])
+            assert trainer.optimizer.t == seen["t"]
+    finally:
+        finish.set()
+        fitting.join()
+    trainer.optimizer.step()  # free again
+
+
 def test_the_trainer_calls_the_optimizers_step_and_the_layers_forward():
     """User overrides are honoured: a step that skips updates, a forward that
     doubles its input."""

@@ -11,6 +11,14 @@ cdef inline int check_shape(str name, Py_ssize_t* shape, int ndim,
     return 0
 
 
+cdef inline int check_blas_width(str name, Py_ssize_t columns) except -1:
+    """A row length BLAS can take (its sizes are C ints; any number of rows is split)."""
+    if columns > 2147483647:
+        raise ValueError(f"{name} has {columns} columns: at most 2**31 - 1 (BLAS counts "
+                         "in 32-bit integers)")
+    return 0
+
+
 cdef inline int check_same_shape(str name, Py_ssize_t* shape, str ref_name,
                                  Py_ssize_t* ref_shape, int ndim) except -1:
     cdef int d

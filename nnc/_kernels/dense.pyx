@@ -5,7 +5,7 @@ Backward: dW = Xᵀ dY,  db = Σ_rows dY,  dX = dY Wᵀ
 """
 from cython cimport floating
 
-from nnc._kernels._blas cimport gemm
+from nnc._kernels._blas cimport gemm_long
 include "_reduce.pxi"
 
 include "_checks.pxi"
@@ -26,14 +26,16 @@ def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w no
     arrays[0] = span2(out); arrays[1] = span2(x); arrays[2] = span2(w)
     arrays[3] = span1(b) if has_bias else NO_ARRAY
     check_apart(("out", "x", "w", "b"), arrays, 1, 4, False)
+    check_blas_width("x", f_in)
+    check_blas_width("w", f_out)
     with nogil:
         if has_bias:
             for i in range(n):
                 for j in range(f_out):
                     out[i, j] = b[j]
-        gemm(False, False, <int> n, <int> f_out, <int> f_in, <floating> 1, &x[0, 0],
-             max(1, <int> f_in), &w[0, 0], max(1, <int> f_out),
-             <floating> (1 if has_bias else 0), &out[0, 0], max(1, <int> f_out))
+        gemm_long(False, False, n, <int> f_out, f_in, <floating> 1, &x[0, 0],
+                  max(1, <int> f_in), &w[0, 0], max(1, <int> f_out),
+                  <floating> (1 if has_bias else 0), &out[0, 0], max(1, <int> f_out))
 
 
 def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w not None,
@@ -57,15 +59,17 @@ def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w n
     arrays[2] = span2(dx) if has_dx else NO_ARRAY
     arrays[3] = span2(x); arrays[4] = span2(w); arrays[5] = span2(dy)
     check_apart(("dw", "db", "dx", "x", "w", "dy"), arrays, 3, 6, False)
+    check_blas_width("x", f_in)
+    check_blas_width("w", f_out)
     with nogil:
-        gemm(True, False, <int> f_in, <int> f_out, <int> n, <floating> 1, &x[0, 0],
-             max(1, <int> f_in), &dy[0, 0], max(1, <int> f_out), <floating> 0,
-             &dw[0, 0], max(1, <int> f_out))
+        gemm_long(True, False, f_in, <int> f_out, n, <floating> 1, &x[0, 0],
+                  max(1, <int> f_in), &dy[0, 0], max(1, <int> f_out), <floating> 0,
+                  &dw[0, 0], max(1, <int> f_out))
         if has_bias:
             status = column_sums(&dy[0, 0], n, f_out, &db[0])
         if has_dx:
-            gemm(False, True, <int> n, <int> f_in, <int> f_out, <floating> 1, &dy[0, 0],
-                 max(1, <int> f_out), &w[0, 0], max(1, <int> f_out), <floating> 0,
-                 &dx[0, 0], max(1, <int> f_in))
+            gemm_long(False, True, n, <int> f_in, f_out, <floating> 1, &dy[0, 0],
+                      max(1, <int> f_out), &w[0, 0], max(1, <int> f_out), <floating> 0,
+                      &dx[0, 0], max(1, <int> f_in))
     if status != 0:
         raise MemoryError("dense_backward: could not allocate per-thread partial sums")
