@@ -456,7 +456,7 @@ def _check_lr_too_large(history, verdicts):
         # learns fast has a window mean far below where it started
         start = float(np.mean(losses[:min(SPIKE_START_STEPS, len(losses))]))
         peak = int(np.argmax(losses))
-        if losses[peak] > LOSS_SPIKE_FACTOR * start:
+        if start > 0 and losses[peak] > LOSS_SPIKE_FACTOR * start:
             verdicts.append(Verdict(
                 "lr_too_large",
                 f"the loss spiked to {_fmt(losses[peak])} at step {peak + 1}, "
@@ -561,6 +561,13 @@ def _check_depth(history, verdicts):
             advice = ("use ReLU instead of sigmoid/tanh, " if saturating or not names else "") \
                 + "He/Xavier initialisation, batch-norm, or fewer layers"
         verdicts.append(Verdict("vanishing_gradients", f"{seen}: {cause}", advice))
+    elif a > 0 and b == 0:  # the last layer's gradient is its input times dY
+        verdicts.append(Verdict(
+            "vanishing_gradients",
+            f"no gradient reaches {_layer_name(history, last)} (norm 0, "
+            f"{_layer_name(history, first)}: {_fmt(a)}): its inputs are all zero",
+            "check the initialisation of the layers before it (init='zeros' makes every unit "
+            "output the same; use He/Xavier)"))
     elif a > 0 and b < VANISHING_GRAD_RATIO * a:
         verdicts.append(Verdict(
             "exploding_gradients",
@@ -660,7 +667,7 @@ def _check_progress(history, verdicts):
     if len(epoch_losses) > PLATEAU_EPOCHS:
         before, now = epoch_losses[-1 - PLATEAU_EPOCHS], epoch_losses[-1]
         flat = abs(before - now) < PLATEAU_RELATIVE_CHANGE * abs(before)
-        if flat and now > PLATEAU_LOSS_FRACTION * epoch_losses[0]:
+        if flat and epoch_losses[0] > 0 and now > PLATEAU_LOSS_FRACTION * epoch_losses[0]:
             since = len(epoch_losses) - 1 - PLATEAU_EPOCHS
             while since > 0 and abs(epoch_losses[since - 1] - now) < \
                     PLATEAU_RELATIVE_CHANGE * abs(epoch_losses[since - 1]):

@@ -577,3 +577,49 @@ def test_the_plateau_advice_knows_the_run_used_adam():
     X, y = digits(64)
     trained = fit(mlp(), nnc.Adam(1e-3), X, y, epochs=1, diagnostics=False)
     assert trained.meta["optimizer"].startswith("Adam(")  # recorded without diagnostics
+
+
+def test_a_last_layer_without_gradient_is_named_not_a_division_by_zero():
+    """A zero-initialised hidden layer feeding tanh(0) = 0 into the output
+    layer: the first layer's gradient is finite, the last one's 0."""
+    X, y = digits(200)
+    model = nnc.Sequential(nnc.Dense(64, 16, init="zeros", bias=False), nnc.Tanh(),
+                           nnc.Dense(16, 10, bias=False), seed=0)
+    history = nnc.Trainer(model, optimizer=nnc.SGD(lr=0.0)).fit(X, y, epochs=2, verbose=False)
+    found = {v.kind: v for v in D.diagnose(history)}
+    assert found["vanishing_gradients"].message.startswith(
+        "no gradient reaches layer 2 (Dense) (norm 0, layer 0 (Dense): ")
+    assert "init='zeros'" in found["vanishing_gradients"].advice
+    history.report()
+
+
+def test_losses_of_zero_are_no_division_by_zero():
+    history = History()
+    losses = [0.0] * D.SPIKE_START_STEPS + [5.0] * 20  # a spike from a start of 0
+    history.steps.update({"loss": losses, "lr": [0.1] * 23, "grad_norm": [1.0] * 23})
+    history.epochs["loss"] = [0.0] + [5.0] * (D.PLATEAU_EPOCHS + 2)  # flat, from a first 0
+    assert "nnc diagnosis" in history.report()
+
+
+def test_the_report_of_any_recorded_numbers_is_text_not_an_error():
+    """Zeros, tiny, huge and non-finite values in every record (a ratio of
+    two gradient norms once divided by zero)."""
+    rng = np.random.default_rng(0)
+    values = [0.0, 1.0, 1e-300, 1e300, math.nan, math.inf, 5.0]
+    for _ in range(1000):
+        history = History()
+        n = int(rng.integers(1, 12))
+
+        def pick():
+            return [float(v) for v in rng.choice(values, n)]
+
+        history.steps.update({"loss": pick(), "lr": pick(), "grad_norm": pick(),
+                              "grad_norm.0": pick(), "grad_norm.2": pick()})
+        history.epochs["loss"] = [float(v) for v in rng.choice(values, rng.integers(0, 8))]
+        history.diagnostics = {"step": list(range(1, n + 1)), "epoch": [0] * n,
+                               "dead_fraction.1": pick(), "update_ratio.0": pick(),
+                               "input_rms": pick()}
+        history.meta = {"layers": ["Dense", "ReLU", "Dense"],
+                        "input_rms": float(rng.choice(values)),
+                        "target_rms": float(rng.choice(values))}
+        assert history.report().startswith("nnc diagnosis")
