@@ -206,7 +206,8 @@ class Sequential:
 
     def _initialize(self):
         for i, layer in enumerate(self.layers):
-            layer.initialize(self._default_init(i))
+            # (only layers with parameters look ahead: linear in the depth)
+            layer.initialize(self._default_init(i) if layer.params else None)
         for layer, following in zip(self.layers, self.layers[1:]):
             if isinstance(layer, Dense) and layer.bias and isinstance(following, BatchNorm):
                 warnings.warn(f"{layer!r} has a bias right before BatchNorm: batch-norm "
@@ -216,7 +217,8 @@ class Sequential:
 
     def _default_init(self, index):
         """He-normal when the next activation is ReLU-like, Glorot-normal otherwise."""
-        for layer in self.layers[index + 1:]:
+        for following in range(index + 1, len(self.layers)):  # (no copy of the rest)
+            layer = self.layers[following]
             if isinstance(layer, Dense):
                 break
             if layer.activation is not None:

@@ -64,7 +64,11 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Dense, BatchNorm, Dropout, ReLU, 
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # an archive with no members is only its end record
 _NPY_HEADER_ROOM = 1 << 16  # bytes a .npy member may hold beyond its data
+#: compression ratio beyond which a member is refused unread (a "zip bomb"):
+#: nnc writes members uncompressed, other tools' deflate gives far less on weights
+_MAX_INFLATION = 100
 _MAX_HEADER_BYTES = 1 << 26  # the JSON header: architecture, metadata, a history's extras
+_MAX_LAYERS = 100_000  # a header's layers (building 100 000 takes about a second)
 
 
 # --- what goes into a file ---------------------------------------------------
@@ -233,6 +237,9 @@ def _write(path, header, arrays):
                                   default=_json_value).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:  # (nested too deeply)
         raise TypeError(f"the header (metadata) must be JSON-serialisable: {exc}") from None
+    if len(header.get("layers", ())) > _MAX_LAYERS:  # load would refuse it
+        raise ValueError(f"the model has {len(header['layers'])} layers, more than the "
+                         f"{_MAX_LAYERS} nnc.load builds")
     if len(header_bytes) > _MAX_HEADER_BYTES:  # load would refuse it
         raise ValueError(f"the header would take {len(header_bytes)} bytes, more than the "
                          f"{_MAX_HEADER_BYTES} nnc.load reads: keep large metadata in a file "
@@ -293,6 +300,12 @@ def _open_archive(path):
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise _bad(path, f"the archive is truncated or corrupted ({exc})") from None
+    for info in archive.infolist():  # before anything is inflated
+        if info.file_size > _MAX_INFLATION * info.compress_size + _NPY_HEADER_ROOM:
+            archive.close()
+            raise _bad(path, f"member {info.filename!r} would inflate from "
+                             f"{info.compress_size} to {info.file_size} bytes: not a file nnc "
+                             "wrote (nnc stores its arrays uncompressed)")
     try:
         broken = archive.testzip()  # reads every member, checks its CRC-32
     except Exception as exc:  # zlib.error, EOFError, BadZipFile, OSError ...
@@ -477,6 +490,9 @@ def _build_model(file, backend):
         raise _bad(path, f"header seed must be a non-negative int or null, got {seed!r}")
     if not header["layers"]:
         raise _bad(path, "header lists no layers")
+    if len(header["layers"]) > _MAX_LAYERS:  # each is built before the parameters are read
+        raise _bad(path, f"header lists {len(header['layers'])} layers, more than any nnc "
+                         f"model ({_MAX_LAYERS}): the file was edited")
     layers = [_build_layer(path, i, entry) for i, entry in enumerate(header["layers"])]
     # before memory is allocated for them: the layers' parameters must fit in
     # the file's parameter arrays (a hand-edited width would otherwise

@@ -494,10 +494,11 @@ def test_saving_to_a_folder_name_is_refused_naming_the_path(tmp_path, monkeypatc
         nnc.callbacks.ModelCheckpoint(path)
 
 
-def test_a_header_that_inflates_beyond_any_nnc_header_is_refused_unread(tmp_path):
-    path = tmp_path / "bomb.npz"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("header.json", b'{"format": "nnc"' + b" " * (persistence._MAX_HEADER_BYTES + 1))
+def test_a_header_beyond_any_nnc_header_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(persistence, "_MAX_HEADER_BYTES", 1000)  # (64 MiB otherwise)
+    path = tmp_path / "big.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("header.json", b'{"format": "nnc"' + b" " * 1000 + b"}")
     with pytest.raises(ValueError, match="header.json inflates to"):
         nnc.load(path)
 
@@ -558,3 +559,38 @@ def test_history_and_csv_logs_may_go_to_a_stream(tmp_path):
         pytest.skip("no /dev/null here")
     nnc.History().save("/dev/null")
     nnc.callbacks.CSVLogger("/dev/null")  # a stream: not refused
+
+
+def test_a_member_that_would_inflate_enormously_is_refused_unread(tmp_path):
+    """A 'zip bomb': 64 MiB of zeros deflate to ~64 KiB. The ratio is refused
+    before any member is inflated (testzip once inflated them all)."""
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("header.json", b"{}")
+        archive.writestr("params/0.W.npy", bytes(64 << 20))
+    with pytest.raises(ValueError, match=r"member 'params/0.W.npy' would inflate from \d+ to "
+                                         r"67108864 bytes: not a file nnc wrote"):
+        nnc.load(bomb)
+
+
+def test_a_model_file_recompressed_by_another_tool_still_loads(tmp_path):
+    model = nnc.Sequential(nnc.Dense(20, 30), nnc.ReLU(), nnc.Dense(30, 3), seed=0)
+    model.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as source, \
+            zipfile.ZipFile(tmp_path / "deflated.npz", "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info.filename))
+    X = np.random.default_rng(0).normal(size=(4, 20)).astype(np.float32)
+    np.testing.assert_array_equal(nnc.load(tmp_path / "deflated.npz").predict(X),
+                                  model.predict(X))
+
+
+def test_more_layers_than_load_builds_are_refused_by_save_and_load(tmp_path, monkeypatch):
+    model = nnc.Sequential(nnc.Dense(2, 2), nnc.ReLU(), nnc.ReLU(), nnc.ReLU(), seed=0)
+    model.save(tmp_path / "m.npz")
+    monkeypatch.setattr(persistence, "_MAX_LAYERS", 3)  # (100 000 otherwise)
+    with pytest.raises(ValueError, match="header lists 4 layers, more than any nnc model"):
+        nnc.load(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="the model has 4 layers, more than the 3 nnc.load"):
+        model.save(tmp_path / "again.npz")
+    assert not (tmp_path / "again.npz").exists()
