@@ -43,6 +43,8 @@ class Optimizer:
     state_names = ()
     # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
     lr = number_setting(low=0)
+    #: the number of steps taken (Adam's bias correction counts them)
+    t = Setting(check_step)
     #: state arrays that hold sums or averages of g² (never negative)
     squared_state = ()
     #: True when ε is added under the root, sqrt(r + ε) (RMSprop)
@@ -112,11 +114,30 @@ class Optimizer:
                              "no further step can be counted")
         held = self._hold_model()
         try:
-            self.t += 1
-            self._update(lr)
+            self.__dict__["t"] = self.t + 1  # (in range: checked above)
+            try:
+                self._update(lr)
+            except (TypeError, ValueError):  # e.g. a state array replaced by a wrong one
+                self.__dict__["t"] -= 1
+                self._check_state_arrays()
+                raise
         finally:
             if held is not None:
                 held.release()
+
+    def _check_state_arrays(self):
+        """ValueError naming a state array that is no longer the parameters'
+        shape and dtype (replaced instead of written into)."""
+        for name in self.state_names:
+            array = self.state.get(name)
+            if not (isinstance(array, np.ndarray) and array.shape == self.params.shape
+                    and array.dtype == self.params.dtype and array.flags.c_contiguous
+                    and array.flags.writeable):
+                got = (f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray)
+                       else type(array).__name__)
+                raise ValueError(f"optimizer.state[{name!r}] must be a writable C-contiguous "
+                                 f"{self.params.dtype} array of shape {self.params.shape} "
+                                 f"(write into it: state[{name!r}][...] = values), got {got}")
 
     def _hold_model(self):
         """The bound model's lock, acquired (None for bare arrays): the

@@ -32,6 +32,19 @@ from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
 
 
+def _check_history(value, name):
+    if not isinstance(value, History):
+        raise TypeError(f"{name} must be an nnc History, got {type(value).__name__}")
+    return value
+
+
+def _check_generator(value, name):
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(value).__name__}")
+    return value
+
+
 def _fixed(name, why):
     """A read-only attribute (stored as ``_name``) whose assignment says why."""
     def refuse(self, value):
@@ -110,8 +123,14 @@ class Trainer:
     nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
 
+    history = Setting(lambda value, name: _check_history(value, name))
+    rng = Setting(lambda value, name: _check_generator(value, name))
+
     model = _fixed("model", "its optimizer, buffers and history belong to it: create a new "
                             "Trainer")
+    diagnostics = _fixed("diagnostics", "it is one of the callbacks since construction: pass "
+                                        "Trainer(..., diagnostics=...) or add a "
+                                        "nnc.diagnostics.Diagnostics() to fit(callbacks=...)")
     optimizer = _fixed("optimizer", "it is bound to the model's buffers: create a new Trainer, "
                                     "or change the optimizer's settings (optimizer.lr = ...)")
 
@@ -121,7 +140,7 @@ class Trainer:
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")
         self._model = model
-        self.loss = get_loss(loss, model.backend).bind(model.backend)
+        self.loss = loss
         if optimizer is None:
             optimizer = SGD(lr=0.01)
         if not isinstance(optimizer, Optimizer):
@@ -149,7 +168,7 @@ class Trainer:
         if seed is not None:
             seed = check_int(seed, "seed", low=0)
         self.callbacks = callbacks
-        self.diagnostics = as_diagnostics(diagnostics)
+        self._diagnostics = as_diagnostics(diagnostics)
         if self.diagnostics is not None and self.diagnostics not in self.callbacks:
             self.callbacks.append(self.diagnostics)
         self.stop_training = False
@@ -167,6 +186,15 @@ class Trainer:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(seed)
 
+    @property
+    def loss(self):
+        """The loss object; assign a name ("mse", ...) or an nnc Loss to change it."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, value):
+        self._loss = get_loss(value, self.model.backend).bind(self.model.backend)
+
     def _bind_decayed_views(self):
         model = self.model
         self._decayed_params = model.flat_params[:model.n_decayed]
@@ -181,7 +209,7 @@ class Trainer:
         return state
 
     def __setstate__(self, state):
-        for name in ("model", "optimizer"):  # a Trainer pickled before they were read-only
+        for name in ("model", "optimizer", "loss", "diagnostics"):  # pickled before properties
             if name in state:
                 state["_" + name] = state.pop(name)
         self.__dict__.update(state)

@@ -813,3 +813,32 @@ def test_a_layer_array_replaced_by_a_callback_stops_the_fit_at_once():
     with pytest.raises(ValueError, match=r"params\['W'\] or grads\['W'\] was replaced"):
         trainer.fit(X, np.zeros(64, np.int64), epochs=3, verbose=False, callbacks=[Replace()])
     assert trainer.step_count == 2
+
+
+def test_trainer_and_optimizer_attributes_that_training_reads_are_checked():
+    trainer = _small_trainer()
+    for name, value, error in [("history", None, TypeError), ("rng", None, TypeError),
+                               ("loss", "nope", ValueError)]:
+        with pytest.raises(error, match=name):
+            setattr(trainer, name, value)
+    with pytest.raises(AttributeError, match="diagnostics cannot be replaced"):
+        trainer.diagnostics = 5
+    trainer.loss = "mse"  # a name is turned into the loss object
+    assert isinstance(trainer.loss, nnc.MeanSquaredError)
+    optimizer = trainer.optimizer
+    for value in ("a", -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"t must be an int in \[0, 2\*\*63 - 1\]"):
+            optimizer.t = value
+    assert optimizer.t == 0
+
+
+def test_a_replaced_optimizer_state_array_is_named_and_the_step_not_counted():
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    optimizer = nnc.Adam().bind(model)
+    optimizer.state["v"] = np.zeros(model.n_params, np.float64)
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=r"optimizer.state\['v'\] must be a writable "
+                                         r"C-contiguous float32 array of shape \(8,\)"):
+        optimizer.step()
+    assert optimizer.t == 0
+    np.testing.assert_array_equal(model.flat_params, before)
