@@ -6,6 +6,9 @@ thread that waits on the model would hang both.
 """
 import os
 import threading
+import weakref
+
+_ALL = weakref.WeakSet()  # every ProcessLock, renewed in a forked child
 
 
 class ProcessLock:
@@ -14,22 +17,26 @@ class ProcessLock:
     free lock (the thread that held the parent's does not exist there), and
     so do pickles and copies."""
 
-    _renewing = threading.Lock()
-
     def __init__(self, reentrant=False):
         self._reentrant = reentrant
-        self._pid, self._lock = os.getpid(), self._new()
+        self._lock = self._new()
+        _ALL.add(self)
 
     def _new(self):
         return threading.RLock() if self._reentrant else threading.Lock()
 
     def try_acquire(self):
-        if self._pid != os.getpid():
-            with ProcessLock._renewing:
-                if self._pid != os.getpid():
-                    self._pid, self._lock = os.getpid(), self._new()
         lock = self._lock
         return lock if lock.acquire(blocking=False) else None
 
     def __reduce__(self):
         return ProcessLock, (self._reentrant,)
+
+
+def _renew_after_fork():
+    for lock in list(_ALL):
+        lock._lock = lock._new()
+
+
+if hasattr(os, "register_at_fork"):  # (POSIX; elsewhere there is no fork)
+    os.register_at_fork(after_in_child=_renew_after_fork)

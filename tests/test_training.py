@@ -2,6 +2,7 @@
 History, continuation, determinism, predict and forward contracts."""
 import copy
 import functools
+import os
 import pickle
 
 import numpy as np
@@ -473,6 +474,46 @@ def test_a_second_thread_is_refused_while_a_fit_uses_the_model():
         fitting.join()
     assert trainer.step_count == 40
     model.predict(X[:5])  # free again
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_may_use_a_model_a_thread_of_its_parent_was_fitting():
+    """The child has no copy of the fitting thread, so the model's lock (and
+    its optimizer's, the same) starts free there."""
+    import threading
+
+    X, y = _small_data(400)
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=10)
+    started, finish = threading.Event(), threading.Event()
+
+    class Hold(nnc.callbacks.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            started.set()
+            finish.wait(10)
+
+    fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
+                                                          callbacks=[Hold()]))
+    fitting.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(RuntimeError, match="in use in another thread"):
+            model.predict(X[:5])
+        pid = os.fork()
+        if pid == 0:  # the child: predict, step and fit must work
+            code = 1
+            try:
+                model.predict(X[:5])
+                trainer.optimizer.step()
+                nnc.Trainer(model, batch_size=10).fit(X[:20], y[:20], verbose=False)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        finish.set()
+        fitting.join()
 
 
 def test_a_second_thread_cannot_change_the_weights_of_a_model_in_a_fit(tmp_path):
