@@ -205,13 +205,21 @@ def check_bool(value, name):
 
 def check_int(value, name, low=None, high=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
+        raise TypeError(f"{name} must be an int, got {value!r:.80}")
     value = int(value)
     if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+        raise ValueError(f"{name} must be >= {low}, got {int_text(value)}")
     if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
+        raise ValueError(f"{name} must be <= {high}, got {int_text(value)}")
     return value
+
+
+def int_text(value):
+    """An int for a message: its digits, or its size when they would not be
+    read (or not be written: Python refuses ints of over 4300 digits)."""
+    if abs(value).bit_length() <= 128:
+        return str(value)
+    return f"{'a negative' if value < 0 else 'an'} int of {abs(value).bit_length()} bits"
 
 
 #: the most steps a step counter may hold: the Adam kernel's t is a C long

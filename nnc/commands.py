@@ -199,9 +199,9 @@ def train(args):
     import nnc
 
     for path, what in ((args.save, "--save"), (args.csv, "--csv")):
-        if path:
+        if path is not None:
             _check_output_path(path, what)
-    if args.save and args.csv and _same_file(args.save, args.csv):
+    if args.save is not None and args.csv is not None and _same_file(args.save, args.csv):
         raise CommandError(f"--save and --csv name the same file ({args.save}): the model "
                            "would overwrite the log; give them different paths")
     if args.momentum is not None and args.optimizer not in MOMENTUM_OPTIMIZERS:
@@ -229,7 +229,7 @@ def train(args):
             callbacks.append(nnc.callbacks.EarlyStopping("val_loss", patience=args.patience))
     elif args.patience is not None:
         raise CommandError("--patience watches the validation loss: it needs --val-fraction > 0")
-    if args.csv:
+    if args.csv is not None:
         callbacks.append(nnc.callbacks.CSVLogger(args.csv))
     if args.quiet:
         callbacks.append(nnc.callbacks.LambdaCallback(on_epoch_end=_print_epoch))
@@ -256,7 +256,7 @@ def train(args):
     result = trainer.evaluate(X_test, y_test)
     print(f"test: loss {result['loss']:.4f}, accuracy {result['accuracy']:.4f} "
           f"({len(X_test)} samples)")
-    if args.save:
+    if args.save is not None:
         model.save(args.save, metadata={
             "dataset": args.dataset, "split": split, "test_loss": result["loss"],
             "test_accuracy": result["accuracy"], "epochs": len(trainer.history["loss"]),

@@ -359,6 +359,17 @@ def _finite(values):
     return array[np.isfinite(array)]
 
 
+def _per_layer(records, stem):
+    """[(layer index, values)] of the records named "<stem>.<index>", by index
+    (a record of another name, e.g. added by hand, is left out)."""
+    found = []
+    for name, values in records.items():
+        head, dot, index = name.partition(".")
+        if head == stem and dot and index.isascii() and index.isdigit():
+            found.append((int(index), values))
+    return sorted(found, key=lambda pair: pair[0])
+
+
 def _window(n):
     return max(1, int(round(WINDOW_FRACTION * n)))
 
@@ -470,13 +481,11 @@ def _check_lr_too_large(history, verdicts):
 
 def _median_update_ratios(history):
     """{layer: median ‖Δw‖/‖w‖ over the measured steps (finite values only)}."""
-    d = getattr(history, "diagnostics", {})
     ratios = {}
-    for name, values in d.items():
-        if name.startswith("update_ratio."):
-            finite = _finite(values)
-            if finite.size:
-                ratios[int(name.split(".")[1])] = float(np.median(finite))
+    for i, values in _per_layer(getattr(history, "diagnostics", {}), "update_ratio"):
+        finite = _finite(values)
+        if finite.size:
+            ratios[i] = float(np.median(finite))
     return ratios
 
 
@@ -527,17 +536,16 @@ def _check_exploding(history, verdicts):
 
 
 def _check_depth(history, verdicts):
-    layers = sorted(int(name.split(".")[1]) for name in history.steps
-                    if name.startswith("grad_norm."))
+    layers = _per_layer(history.steps, "grad_norm")
     if len(layers) < 2:
         return
-    first, last = layers[0], layers[-1]
-    n = len(history.steps[f"grad_norm.{first}"])
+    (first, first_norms), (last, last_norms) = layers[0], layers[-1]
+    n = len(first_norms)
     if n == 0:
         return
     w = _window(n)
-    a = _finite(history.steps[f"grad_norm.{first}"][-w:])
-    b = _finite(history.steps[f"grad_norm.{last}"][-w:])
+    a = _finite(first_norms[-w:])
+    b = _finite(last_norms[-w:])
     if not a.size or not b.size:
         return
     a, b = float(np.median(a)), float(np.median(b))
@@ -580,22 +588,18 @@ def _check_depth(history, verdicts):
 def _dead_layers(history, first, last):
     """ReLU layers between ``first`` and ``last`` whose units were (nearly)
     all dead at the last measurement."""
-    d = getattr(history, "diagnostics", {})
     dead = []
-    for name, values in d.items():
-        if name.startswith("dead_fraction.") and values:
-            i = int(name.split(".")[1])
-            if first < i < last and math.isfinite(values[-1]) \
-                    and values[-1] >= DEAD_RELU_FRACTION:
-                dead.append(i)
-    return sorted(dead)
+    for i, values in _per_layer(getattr(history, "diagnostics", {}), "dead_fraction"):
+        if values and first < i < last and math.isfinite(values[-1]) \
+                and values[-1] >= DEAD_RELU_FRACTION:
+            dead.append(i)
+    return dead
 
 
 def _check_dead(history, verdicts):
     d = getattr(history, "diagnostics", {})
     epochs = d.get("epoch", [])
-    dead = sorted((int(name.split(".")[1]), values) for name, values in d.items()
-                  if name.startswith("dead_fraction."))
+    dead = _per_layer(d, "dead_fraction")
     for i, values in dead:
         if not values or not math.isfinite(values[-1]) or values[-1] < DEAD_RELU_FRACTION:
             continue

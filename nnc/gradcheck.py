@@ -85,10 +85,12 @@ def _numeric_gradient(array, f, eps):
     flat, flat_grad = array.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
         original = flat[i]
-        flat[i] = original + eps
-        plus = f()
-        flat[i] = original - eps
-        minus = f()
-        flat[i] = original
+        try:
+            flat[i] = original + eps
+            plus = f()
+            flat[i] = original - eps
+            minus = f()
+        finally:  # (an interrupted check leaves the weight as it was)
+            flat[i] = original
         flat_grad[i] = (plus - minus) / (2 * eps)
     return grad

@@ -166,7 +166,7 @@ def _check_record(part, name, values):
     """A step or diagnostics record the diagnostics can read: numbers (NaN
     and inf allowed), and a layer index after a per-layer statistic's name."""
     stem, dot, layer = name.partition(".")
-    if dot and stem in PER_LAYER and not layer.isdigit():
+    if dot and stem in PER_LAYER and not (layer.isascii() and layer.isdigit()):
         raise ValueError(f"{part}[{name!r}]: a per-layer record must be named "
                          f"'{stem}.<layer index>', e.g. '{stem}.0'")
     try:

@@ -77,7 +77,7 @@ def _layer_series(store, prefix):
     out = []
     for name, values in store.items():
         head, _, index = name.rpartition(".")
-        if head == prefix and index.isdigit():
+        if head == prefix and index.isascii() and index.isdigit():
             out.append((int(index), values))
     return sorted(out)
 

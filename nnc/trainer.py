@@ -17,7 +17,7 @@ import warnings
 from nnc._locks import ProcessLock
 from nnc._validation import (Setting, check_bool, check_features, check_float,
                               check_generator_state, check_int, check_state_array, check_step,
-                              check_verbose, number_setting)
+                              check_verbose, int_text, number_setting)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.diagnostics import scale_warnings
@@ -399,7 +399,7 @@ class Trainer:
         shuffle = check_bool(shuffle, "shuffle")
         verbose = check_verbose(verbose)
         if self.batch_size > X.shape[0]:
-            raise ValueError(f"batch_size {self.batch_size} is larger than the "
+            raise ValueError(f"batch_size {int_text(self.batch_size)} is larger than the "
                              f"{X.shape[0]} training samples")
         if self.model.needs_batch_statistics and min(self.batch_size, X.shape[0]) < 2:
             raise ValueError(f"batch_size {self.batch_size} with {X.shape[0]} training "

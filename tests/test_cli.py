@@ -297,6 +297,13 @@ def test_save_and_csv_naming_one_file_is_refused_before_training(capsys, tmp_pat
     assert "--save and --csv name the same file" in captured.err and "epoch" not in captured.out
 
 
+@pytest.mark.parametrize("flag", ["--save", "--csv"])
+def test_an_empty_output_name_is_refused_not_ignored(capsys, flag):
+    assert run(["train", "--epochs", "1", flag, ""]) == 2
+    captured = capsys.readouterr()
+    assert f"{flag} must be a file name" in captured.err and "epoch" not in captured.out
+
+
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt

@@ -623,3 +623,14 @@ def test_the_report_of_any_recorded_numbers_is_text_not_an_error():
                         "input_rms": float(rng.choice(values)),
                         "target_rms": float(rng.choice(values))}
         assert history.report().startswith("nnc diagnosis")
+
+
+def test_records_named_unlike_a_layer_index_are_left_out_or_refused():
+    history = History()
+    history.steps.update({"loss": [1.0, 0.5], "lr": [0.1, 0.1], "grad_norm": [1.0, 1.0],
+                          "grad_norm.²": [1.0, 1.0], "grad_norm.total": [3.0, 3.0],
+                          "grad_norm.0": [1.0, 2.0], "grad_norm.3": [1e-3, 1e-3]})
+    assert "layer 0 is 2e+03x layer 3's" in history.report()  # the others are left out
+    with pytest.raises(ValueError, match=r"steps\['grad_norm.²'\]: a per-layer record must be "
+                                         r"named 'grad_norm.<layer index>'"):
+        History.from_dict({"steps": {"grad_norm.²": [1.0]}, "epochs": {}})

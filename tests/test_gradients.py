@@ -248,3 +248,24 @@ def test_backward_copies_a_gradient_passed_through_to_an_in_place_layer(backend_
     first = model.backward(dY)
     np.testing.assert_array_equal(dY, kept)
     np.testing.assert_array_equal(model.backward(dY), first)
+
+
+def test_an_interrupted_gradcheck_leaves_every_weight_as_it_was(monkeypatch):
+    model = nnc.Sequential(nnc.Dense(3, 4), nnc.Tanh(), nnc.Dense(4, 2), dtype="float64",
+                           seed=0)
+    before = model.flat_params.copy()
+    loss = nnc.SoftmaxCrossEntropy()
+    calls = {"n": 0}
+    forward = type(loss)._forward
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:  # inside a central difference, a weight moved by eps
+            raise KeyboardInterrupt
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(loss), "_forward", interrupted)
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(KeyboardInterrupt):
+        nnc.gradcheck(model, loss, X, np.array([0, 1, 1, 0, 1]))
+    np.testing.assert_array_equal(model.flat_params, before)

@@ -842,3 +842,15 @@ def test_a_replaced_optimizer_state_array_is_named_and_the_step_not_counted():
         optimizer.step()
     assert optimizer.t == 0
     np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_enormous_ints_are_described_by_their_size():
+    trainer = _small_trainer()
+    trainer.batch_size = 10 ** 400
+    with pytest.raises(ValueError, match=r"batch_size an int of 1329 bits is larger than the 8"):
+        trainer.fit(np.zeros((8, 3), np.float32), np.zeros(8, np.int64), verbose=False)
+    with pytest.raises(ValueError, match=r"batch_size must be >= 1, got a negative int of "
+                                         r"16610 bits"):
+        trainer.batch_size = -10 ** 5000  # (its digits could not even be printed)
+    with pytest.raises(ValueError, match=r"n_classes must be <= 1000, got 1000000"):
+        nnc.datasets.make_mnist_like(10, n_classes=10 ** 6)

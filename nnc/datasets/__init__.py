@@ -52,9 +52,13 @@ def train_test_split(X, y, test_fraction=0.2, seed=0):
     return X[train], X[test], y[train], y[test]
 
 
+#: make_mnist_like's most classes (each draws a pattern of 784 pixels)
+MAX_CLASSES = 1000
+
+
 def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
     """Synthetic MNIST-shaped data: ``n`` images of 28x28 = 784 pixels in
-    [0, 1], ``n_classes`` learnable classes.
+    [0, 1], ``n_classes`` learnable classes (2 to MAX_CLASSES).
 
     Each class is a random pattern of soft strokes; a sample is its class
     pattern blended with a second class's pattern, rescaled and noised, so
@@ -62,7 +66,7 @@ def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
     timing and for tests, not as a stand-in for real MNIST accuracy.
     """
     n = check_int(n, "n", low=1)
-    n_classes = check_int(n_classes, "n_classes", low=2)
+    n_classes = check_int(n_classes, "n_classes", low=2, high=MAX_CLASSES)
     dtype = check_dtype(dtype)
     rng = np.random.default_rng(seed if seed is None else check_int(seed, "seed", low=0))
     grid = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).reshape(-1, 2)
