@@ -1,5 +1,6 @@
 """End to end: the demo network learns the bundled digits; the Trainer's
 History, continuation, determinism, predict and forward contracts."""
+import contextlib
 import copy
 import functools
 import os
@@ -442,36 +443,46 @@ def test_fit_warnings_point_at_the_callers_line(tmp_path):
     assert caught[0].filename == __file__
 
 
-def test_a_second_thread_is_refused_while_a_fit_uses_the_model():
-    """The layers keep one set of buffers: a second thread's predict, fit
-    or state dict during a fit is refused (before, a predict mixed its
-    batch into the fit's). Refused, not queued: a fit calls back into user
-    code, where waiting could hang both threads."""
+@contextlib.contextmanager
+def fit_paused_in_a_thread(trainer, X, y, at_pause=None):
+    """Runs trainer.fit in another thread; the block runs while that fit waits
+    at the end of its first epoch (after ``at_pause(trainer)``)."""
     import threading
 
-    X, y = _small_data(400)
-    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
     started, finish = threading.Event(), threading.Event()
 
     class Hold(nnc.callbacks.Callback):
         def on_epoch_end(self, trainer, epoch, logs):
+            if at_pause is not None and not started.is_set():
+                at_pause(trainer)
             started.set()
             finish.wait(10)
 
-    trainer = nnc.Trainer(model, batch_size=10)
     fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
                                                           callbacks=[Hold()]))
     fitting.start()
     try:
         assert started.wait(10)
+        yield
+    finally:
+        finish.set()
+        fitting.join()
+
+
+def test_a_second_thread_is_refused_while_a_fit_uses_the_model():
+    """The layers keep one set of buffers: a second thread's predict, fit
+    or state dict during a fit is refused (before, a predict mixed its
+    batch into the fit's). Refused, not queued: a fit calls back into user
+    code, where waiting could hang both threads."""
+    X, y = _small_data(400)
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    trainer = nnc.Trainer(model, batch_size=10)
+    with fit_paused_in_a_thread(trainer, X, y):
         for use in (lambda: model.predict(X[:5]), trainer.state_dict,
                     lambda: nnc.Trainer(model, batch_size=10).fit(X[:20], y[:20],
                                                                  verbose=False)):
             with pytest.raises(RuntimeError, match="in use in another thread"):
                 use()
-    finally:
-        finish.set()
-        fitting.join()
     assert trainer.step_count == 40
     model.predict(X[:5])  # free again
 
@@ -480,23 +491,10 @@ def test_a_second_thread_is_refused_while_a_fit_uses_the_model():
 def test_a_forked_child_may_use_a_model_a_thread_of_its_parent_was_fitting():
     """The child has no copy of the fitting thread, so the model's lock (and
     its optimizer's, the same) starts free there."""
-    import threading
-
     X, y = _small_data(400)
     model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
     trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=10)
-    started, finish = threading.Event(), threading.Event()
-
-    class Hold(nnc.callbacks.Callback):
-        def on_epoch_end(self, trainer, epoch, logs):
-            started.set()
-            finish.wait(10)
-
-    fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
-                                                          callbacks=[Hold()]))
-    fitting.start()
-    try:
-        assert started.wait(10)
+    with fit_paused_in_a_thread(trainer, X, y):
         with pytest.raises(RuntimeError, match="in use in another thread"):
             model.predict(X[:5])
         pid = os.fork()
@@ -511,17 +509,12 @@ def test_a_forked_child_may_use_a_model_a_thread_of_its_parent_was_fitting():
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        finish.set()
-        fitting.join()
 
 
 def test_a_second_thread_cannot_change_the_weights_of_a_model_in_a_fit(tmp_path):
     """load_checkpoint, optimizer.step and optimizer.load_state_dict from
     another thread are refused before they write (load_checkpoint once
     copied the file's weights in, then was refused, leaving them)."""
-    import threading
-
     X, y = _small_data(400)
     model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
     trainer = nnc.Trainer(model, optimizer=nnc.Adam(1e-3), batch_size=10)
@@ -530,21 +523,12 @@ def test_a_second_thread_cannot_change_the_weights_of_a_model_in_a_fit(tmp_path)
     other.fit(X, y, verbose=False)
     other.save_checkpoint(tmp_path / "other.npz")
     state = trainer.optimizer.state_dict()
-    started, finish = threading.Event(), threading.Event()
     seen = {}
 
-    class Hold(nnc.callbacks.Callback):
-        def on_epoch_end(self, trainer, epoch, logs):
-            seen["params"] = trainer.model.flat_params.copy()
-            seen["t"] = trainer.optimizer.t
-            started.set()
-            finish.wait(10)
+    def remember(trainer):
+        seen.update(params=trainer.model.flat_params.copy(), t=trainer.optimizer.t)
 
-    fitting = threading.Thread(target=lambda: trainer.fit(X, y, verbose=False,
-                                                          callbacks=[Hold()]))
-    fitting.start()
-    try:
-        assert started.wait(10)
+    with fit_paused_in_a_thread(trainer, X, y, at_pause=remember):
         for use in (lambda: trainer.load_checkpoint(tmp_path / "other.npz"),
                     trainer.optimizer.step,
                     lambda: trainer.optimizer.load_state_dict(state)):
@@ -552,9 +536,6 @@ def test_a_second_thread_cannot_change_the_weights_of_a_model_in_a_fit(tmp_path)
                 use()
             np.testing.assert_array_equal(model.flat_params, seen["params"])
             assert trainer.optimizer.t == seen["t"]
-    finally:
-        finish.set()
-        fitting.join()
     trainer.optimizer.step()  # free again
 
 
