@@ -178,10 +178,9 @@ def _check_output_path(path, what):
 
 
 def _same_file(a, b):
-    """Whether two output paths end at one file (links and relative paths resolved)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)  # hard links
+    """Whether two output paths end at one file (symbolic links and relative
+    paths resolved; a hard link is not overwritten: save replaces the file)."""
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def set_threads(n):

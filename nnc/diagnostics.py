@@ -134,8 +134,10 @@ NEAR_BEST = 0.05
 INPUT_RMS_LIMIT = 10.0
 #: regression targets with a root-mean-square above this: targets not standardised
 TARGET_RMS_LIMIT = 10.0
-#: rows data_rms looks at (evenly spaced): the scale of any data set in microseconds
+#: rows and values data_rms looks at (rows drawn at random, the same each
+#: time): a data set's scale in about a millisecond, whatever its size
 SCALE_SAMPLE_ROWS = 1024
+SCALE_SAMPLE_VALUES = 1 << 18
 
 Verdict = namedtuple("Verdict", "kind message advice")
 Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id such as
@@ -147,13 +149,24 @@ KINDS = ("lr_too_large", "exploding_gradients", "vanishing_gradients", "slow_lea
 
 
 def data_rms(a):
-    """sqrt(mean a²) over at most SCALE_SAMPLE_ROWS evenly spaced rows of ``a``
-    (about 1 for standardised data)."""
+    """sqrt(mean a²) over a sample of the rows of ``a`` (at most
+    SCALE_SAMPLE_ROWS, and SCALE_SAMPLE_VALUES values); about 1 for
+    standardised data."""
     a = np.asarray(a)
     if a.size == 0:
         return math.nan
-    sample = a[::max(1, -(-a.shape[0] // SCALE_SAMPLE_ROWS))] if a.ndim else a
-    return math.sqrt(float(np.mean(np.square(sample, dtype=np.float64))))
+    if a.ndim:
+        row_size = max(1, a.size // a.shape[0])
+        rows = max(1, min(SCALE_SAMPLE_ROWS, SCALE_SAMPLE_VALUES // row_size, a.shape[0]))
+        if rows < a.shape[0]:  # at random: a stride could fall in step with a pattern
+            picked = np.random.default_rng(0).choice(a.shape[0], rows, replace=False)
+            a = a[np.sort(picked)]
+    sample = np.asarray(a, dtype=np.float64)
+    largest = float(np.max(np.abs(sample)))
+    if not 0 < largest < math.inf:
+        return largest  # 0, or not finite
+    # scaled by the largest first: finite values beyond 1e154 would square to inf
+    return largest * math.sqrt(float(np.mean(np.square(sample / largest))))
 
 
 def scale_warnings(trainer, X, y):
@@ -175,8 +188,9 @@ def scale_warnings(trainer, X, y):
                         "StandardScaler)")
     if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
         problems.append(f"y has a root-mean-square of {_fmt(y_rms)} (standardised targets give "
-                        "about 1): the loss and its gradients are that scale squared, so a "
-                        "learning rate that suits one layer does not suit the others; "
+                        "about 1): the output layer must grow outputs that large, and the "
+                        "loss grows with that scale squared, its gradients with the scale, so "
+                        "learning rates that suit standardised problems misbehave; "
                         "standardise y with the training set's mean and std and invert the "
                         "predictions (scikit-learn's TransformedTargetRegressor)")
     return problems
@@ -646,7 +660,7 @@ def _check_data_scale(history, verdicts):
             "unscaled_targets",
             f"the regression targets have a root-mean-square of {_fmt(y_rms)} "
             "(standardised targets give about 1): the network must grow outputs that "
-            "large, and the loss and its gradients are that scale squared",
+            "large, and the loss grows with that scale squared, its gradients with the scale",
             "standardise y with the training set's mean and std and invert the "
             "predictions (scikit-learn's TransformedTargetRegressor(transformer="
             "StandardScaler()))"))

@@ -72,12 +72,15 @@ class Sequential:
 
     # --- construction -------------------------------------------------------
     def _check_chain(self):
-        start, first = next(((i, l) for i, l in enumerate(self.layers)
-                             if hasattr(l, "in_features")), (None, None))
+        # the first layer that knows its input width: a Dense or a BatchNorm
+        start, first, width = next(((i, l, w) for i, l in enumerate(self.layers)
+                                    for w in [getattr(l, "in_features",
+                                                      getattr(l, "num_features", None))]
+                                    if w is not None), (None, None, None))
         if first is None:
-            raise ValueError("the model needs a layer with in_features (e.g. Dense) "
-                             "to know its input size")
-        features = first.in_features
+            raise ValueError("the model needs a layer that knows its input size (a Dense or "
+                             "a BatchNorm)")
+        features = width
         for i, layer in enumerate(self.layers):
             try:
                 features = layer.output_features(features)
@@ -92,9 +95,9 @@ class Sequential:
                     + (f"expects {expected} features" if expected is not None
                        else f"does not accept the model's input ({exc})")
                     + f", but the model's input has {features}: the input size comes from "
-                    f"layer {start} ({first!r}), the first layer with in_features; make the "
-                    "two agree") from None
-        return first.in_features, features
+                    f"layer {start} ({first!r}), the first layer that knows its input size; "
+                    "make the two agree") from None
+        return width, features
 
     def _parameter_layout(self):
         """(undecayed, layer index, name, shape) of every parameter, in buffer
@@ -205,9 +208,8 @@ class Sequential:
                     f"the values into it instead: layer.params[{name!r}][...] = values")
 
     def _initialize(self):
-        for i, layer in enumerate(self.layers):
-            # (only layers with parameters look ahead: linear in the depth)
-            layer.initialize(self._default_init(i) if layer.params else None)
+        for layer, default in zip(self.layers, self._default_inits()):
+            layer.initialize(default)
         for layer, following in zip(self.layers, self.layers[1:]):
             if isinstance(layer, Dense) and layer.bias and isinstance(following, BatchNorm):
                 warnings.warn(f"{layer!r} has a bias right before BatchNorm: batch-norm "
@@ -215,15 +217,18 @@ class Sequential:
                               "costs memory and time; use bias=False (lecture, section 9)",
                               UserWarning, stacklevel=3)
 
-    def _default_init(self, index):
-        """He-normal when the next activation is ReLU-like, Glorot-normal otherwise."""
-        for following in range(index + 1, len(self.layers)):  # (no copy of the rest)
-            layer = self.layers[following]
+    def _default_inits(self):
+        """For each layer, the initialiser the activation after it suits:
+        He-normal when the next activation (before the next Dense) is
+        ReLU-like, Glorot-normal otherwise. One pass from the end."""
+        defaults, upcoming = [], "glorot_normal"
+        for layer in reversed(self.layers):
+            defaults.append(upcoming)
             if isinstance(layer, Dense):
-                break
-            if layer.activation is not None:
-                return "he_normal" if layer.activation == "relu" else "glorot_normal"
-        return "glorot_normal"
+                upcoming = "glorot_normal"
+            elif layer.activation is not None:
+                upcoming = "he_normal" if layer.activation == "relu" else "glorot_normal"
+        return defaults[::-1]
 
     @property
     def needs_batch_statistics(self):

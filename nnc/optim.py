@@ -28,6 +28,7 @@ Adagrad    r ← r + g²;  w ← w - αg/(sqrt(r) + ε)         torch Adagrad(in
 =========  ===========================================  ====================================
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -117,9 +118,10 @@ class Optimizer:
             self.__dict__["t"] = self.t + 1  # (in range: checked above)
             try:
                 self._update(lr)
-            except (TypeError, ValueError):  # e.g. a state array replaced by a wrong one
-                self.__dict__["t"] -= 1
-                self._check_state_arrays()
+            except BaseException as exc:
+                self.__dict__["t"] -= 1  # the step was not taken
+                if isinstance(exc, (TypeError, ValueError)):
+                    self._check_state_arrays()  # e.g. a state array replaced by a wrong one
                 raise
         finally:
             if held is not None:
@@ -165,7 +167,12 @@ class Optimizer:
     def zero_grad(self):
         """Set every gradient to zero."""
         if self.grads is not None:
-            self.grads.fill(0)
+            held = self._hold_model()
+            try:
+                self.grads.fill(0)
+            finally:
+                if held is not None:
+                    held.release()
 
     def state_bytes(self):
         """Memory held by the optimizer's state (lecture, section 7)."""
@@ -472,9 +479,20 @@ class Adam(Optimizer):
 
     @weight_decay.setter
     def weight_decay(self, value):
-        raise AttributeError(f"Adam has no weight decay to set (got {value!r}): use "
-                             "nnc.AdamW(weight_decay=...) for decoupled decay, or "
-                             "Trainer(l2=...) for the lecture's L2 penalty")
+        raise AttributeError(f"{type(self).__name__} has no weight decay to set (got "
+                             f"{value!r}): Adam decays nothing; use nnc.AdamW(weight_decay=...) "
+                             "(or subclass it) for decoupled decay, or Trainer(l2=...) for the "
+                             "lecture's L2 penalty")
+
+    def __setstate__(self, state):
+        # an Adam pickled before 2026-11-28 may hold a weight_decay set by hand
+        fixed = isinstance(getattr(type(self), "weight_decay", None), property)  # (not AdamW's)
+        decay = state.pop("weight_decay", 0.0) if fixed else 0.0
+        if decay:
+            warnings.warn(f"this {type(self).__name__} was pickled with weight_decay={decay!r} "
+                          "set by hand, which Adam no longer takes: it now decays nothing "
+                          "(use nnc.AdamW for decoupled decay)", UserWarning, stacklevel=2)
+        super().__setstate__(state)
 
     def _square_weight(self):
         return 1 - self.beta2

@@ -64,9 +64,10 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Dense, BatchNorm, Dropout, ReLU, 
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # an archive with no members is only its end record
 _NPY_HEADER_ROOM = 1 << 16  # bytes a .npy member may hold beyond its data
-#: compression ratio beyond which a member is refused unread (a "zip bomb"):
-#: nnc writes members uncompressed, other tools' deflate gives far less on weights
+#: an archive whose members would inflate beyond this many times its size,
+#: and beyond the allowance, is refused unread (see _open_archive)
 _MAX_INFLATION = 100
+_INFLATION_ALLOWANCE = 1 << 28
 _MAX_HEADER_BYTES = 1 << 26  # the JSON header: architecture, metadata, a history's extras
 _MAX_LAYERS = 100_000  # a header's layers (building 100 000 takes about a second)
 
@@ -300,12 +301,15 @@ def _open_archive(path):
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise _bad(path, f"the archive is truncated or corrupted ({exc})") from None
-    for info in archive.infolist():  # before anything is inflated
-        if info.file_size > _MAX_INFLATION * info.compress_size + _NPY_HEADER_ROOM:
-            archive.close()
-            raise _bad(path, f"member {info.filename!r} would inflate from "
-                             f"{info.compress_size} to {info.file_size} bytes: not a file nnc "
-                             "wrote (nnc stores its arrays uncompressed)")
+    # before anything is inflated (a "zip bomb"): nnc stores its arrays
+    # uncompressed; another tool's deflate may shrink zero arrays a thousandfold
+    inflated = sum(info.file_size for info in archive.infolist())
+    stored = os.path.getsize(path)
+    if inflated > max(_MAX_INFLATION * stored, _INFLATION_ALLOWANCE):
+        archive.close()
+        raise _bad(path, f"the archive's members would inflate to {inflated} bytes from a "
+                         f"file of {stored}: not a file nnc wrote (nnc stores its arrays "
+                         "uncompressed)")
     try:
         broken = archive.testzip()  # reads every member, checks its CRC-32
     except Exception as exc:  # zlib.error, EOFError, BadZipFile, OSError ...

@@ -32,6 +32,19 @@ from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
 
 
+class _LossSetting:
+    """``trainer.loss``: a name or an nnc Loss, stored bound to the model's
+    backend. Only ``__set__``: reads are plain attribute reads (see Setting)."""
+
+    def __set__(self, trainer, value):
+        trainer.__dict__["loss"] = get_loss(value, trainer.model.backend).bind(
+            trainer.model.backend)
+
+
+#: the callback hooks that run within an epoch
+STEP_HOOKS = ("on_before_update", "on_step_end", "on_step_refused")
+
+
 def _check_history(value, name):
     if not isinstance(value, History):
         raise TypeError(f"{name} must be an nnc History, got {type(value).__name__}")
@@ -39,7 +52,7 @@ def _check_history(value, name):
 
 
 def _check_generator(value, name):
-    if not isinstance(value, np.random.Generator):
+    if not callable(getattr(value, "permutation", None)):  # (a Generator, or a look-alike)
         raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
                         f"got {type(value).__name__}")
     return value
@@ -123,6 +136,7 @@ class Trainer:
     nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
 
+    loss = _LossSetting()
     history = Setting(lambda value, name: _check_history(value, name))
     rng = Setting(lambda value, name: _check_generator(value, name))
 
@@ -172,7 +186,7 @@ class Trainer:
         if self.diagnostics is not None and self.diagnostics not in self.callbacks:
             self.callbacks.append(self.diagnostics)
         self.stop_training = False
-        self._active_callbacks = ()
+        self._active_callbacks, self._step_hooks = (), False
         self._validating, self._fit_callbacks = False, ()
         self.history = History()
         for layer, _ in self._layer_params:
@@ -185,15 +199,6 @@ class Trainer:
         if seed is None:
             seed = int(model.rng.integers(2**63))
         self.rng = np.random.default_rng(seed)
-
-    @property
-    def loss(self):
-        """The loss object; assign a name ("mse", ...) or an nnc Loss to change it."""
-        return self._loss
-
-    @loss.setter
-    def loss(self, value):
-        self._loss = get_loss(value, self.model.backend).bind(self.model.backend)
 
     def _bind_decayed_views(self):
         model = self.model
@@ -209,13 +214,15 @@ class Trainer:
         return state
 
     def __setstate__(self, state):
-        for name in ("model", "optimizer", "loss", "diagnostics"):  # pickled before properties
+        for name in ("model", "optimizer", "diagnostics"):  # pickled before they were read-only
             if name in state:
                 state["_" + name] = state.pop(name)
         self.__dict__.update(state)
         self._bind_decayed_views()
         if not isinstance(state.get("_fit_lock"), ProcessLock):  # (older pickles)
             self._fit_lock = ProcessLock()
+        if getattr(self.optimizer, "_lock", None) is None:  # (pickled before it had one)
+            self.optimizer._lock = getattr(self.model, "_lock", None)
 
     @staticmethod
     def _check_callbacks(callbacks):
@@ -280,7 +287,8 @@ class Trainer:
         if self._active_callbacks:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
-            self.model._check_views()  # a callback that replaced a layer's array: say so now
+            if self._step_hooks:  # one that replaced a layer's array: say so now
+                self.model._check_views()
         return loss, correct, n_counted
 
     def _take_back_step(self, recorded):
@@ -429,7 +437,14 @@ class Trainer:
                 return self.history
             epochs -= done
         self._active_callbacks = active
+        # callbacks that run inside epochs (others are checked at epoch starts)
+        self._step_hooks = any(
+            getattr(getattr(callback, hook), "__func__", None) is not getattr(Callback, hook)
+            for callback in active for hook in STEP_HOOKS)
         self.stop_training = False
+        steps = self.history.steps  # (a History assigned by hand may lack the per-layer norms)
+        for layer, _ in self._layer_params:
+            steps.setdefault(f"grad_norm.{layer}", [math.nan] * len(steps.get("grad_norm", ())))
         if isinstance(getattr(self.history, "meta", None), dict):  # what diagnose reads
             self.history.meta.setdefault("optimizer", repr(self.optimizer))
             self.history.meta.setdefault("layers", [type(layer).__name__

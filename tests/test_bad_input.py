@@ -242,7 +242,7 @@ BAD_CALLS = [
     ("seq-layer-reused", _reused_layer, ValueError, "layer 0"),
     ("seq-chain-mismatch", lambda: nnc.Sequential(nnc.Dense(4, 5), nnc.Dense(6, 2)),
      ValueError, "6 input features.*gives 5"),
-    ("seq-no-dense", lambda: nnc.Sequential(nnc.ReLU()), ValueError, "in_features"),
+    ("seq-no-dense", lambda: nnc.Sequential(nnc.ReLU()), ValueError, "knows its input size"),
     ("seq-dtype-float16", lambda: nnc.Sequential(nnc.Dense(2, 2), dtype="float16"),
      TypeError, "dtype"),
     ("seq-dtype-int", lambda: nnc.Sequential(nnc.Dense(2, 2), dtype=np.int32), TypeError, "dtype"),

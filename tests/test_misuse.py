@@ -299,8 +299,7 @@ def test_the_shuffle_gather_takes_any_integer_indices():
         def permutation(self, n):
             return self.rng.permutation(n).astype(np.int32)
 
-    # (past the setting's check, which wants a numpy Generator)
-    trainer.__dict__["rng"] = Int32Permutations(trainer.rng)
+    trainer.rng = Int32Permutations(trainer.rng)
     trainer.fit(X, Y, epochs=2, verbose=False)
     assert np.isfinite(model.flat_params).all()
 

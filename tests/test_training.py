@@ -526,15 +526,17 @@ def test_a_second_thread_cannot_change_the_weights_of_a_model_in_a_fit(tmp_path)
     seen = {}
 
     def remember(trainer):
-        seen.update(params=trainer.model.flat_params.copy(), t=trainer.optimizer.t)
+        seen.update(params=trainer.model.flat_params.copy(), t=trainer.optimizer.t,
+                    grads=trainer.model.flat_grads.copy())
 
     with fit_paused_in_a_thread(trainer, X, y, at_pause=remember):
         for use in (lambda: trainer.load_checkpoint(tmp_path / "other.npz"),
-                    trainer.optimizer.step,
+                    trainer.optimizer.step, trainer.optimizer.zero_grad,
                     lambda: trainer.optimizer.load_state_dict(state)):
             with pytest.raises(RuntimeError, match="in use in another thread"):
                 use()
             np.testing.assert_array_equal(model.flat_params, seen["params"])
+            np.testing.assert_array_equal(model.flat_grads, seen["grads"])
             assert trainer.optimizer.t == seen["t"]
     trainer.optimizer.step()  # free again
 
