@@ -231,8 +231,21 @@ def check_step(value, name):
     (ValueError otherwise, naming ``name``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or not 0 <= value <= MAX_STEPS:
-        raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {value!r:.80}")
+        got = int_text(int(value)) if isinstance(value, numbers.Integral) else f"{value!r:.80}"
+        raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {got}")
     return int(value)
+
+
+#: the most features a layer may have (BLAS counts a row in a C int)
+MAX_FEATURES = 2 ** 31 - 1
+
+#: the largest seed taken (numpy takes any; beyond 128 bits adds nothing)
+MAX_SEED = 2 ** 128 - 1
+
+
+def check_seed(value, name="seed"):
+    """A seed for np.random.default_rng: an int in [0, MAX_SEED]."""
+    return check_int(value, name, low=0, high=MAX_SEED)
 
 
 def check_verbose(value, name="verbose"):
@@ -251,7 +264,7 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     try:
         value = float(value)
     except OverflowError:  # an int beyond the float range
-        raise ValueError(f"{name} must be finite, got {value!r:.40}") from None
+        raise ValueError(f"{name} must be finite, got {int_text(int(value))}") from None
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"

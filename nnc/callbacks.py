@@ -35,7 +35,9 @@ class Callback:
         pass
 
     def on_before_update(self, trainer):
-        """Gradients are final (after L2 and clipping); weights not yet updated."""
+        """Gradients are final (after L2, clipping and the NaN guard); weights
+        not yet updated. For reading: a gradient changed here is applied
+        unchecked."""
 
     def on_step_end(self, trainer, logs):
         """After the update; ``logs`` has ``step``, ``loss``, ``lr``, ``grad_norm``."""

@@ -8,6 +8,7 @@ Errors in what the user typed exit with status 2 and one line on stderr
 """
 import argparse
 import os
+import shlex
 import sys
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -260,7 +261,8 @@ def train(args):
             "dataset": args.dataset, "split": split, "test_loss": result["loss"],
             "test_accuracy": result["accuracy"], "epochs": len(trainer.history["loss"]),
             "optimizer": repr(optimizer), "batch_size": args.batch_size})
-        print(f"saved to {args.save}; check it with: python -m nnc evaluate {args.save}")
+        print(f"saved to {args.save}; check it with: python -m nnc evaluate "
+              f"{shlex.quote(args.save)}")
     return 0
 
 

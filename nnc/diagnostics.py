@@ -69,8 +69,8 @@ one step); its loss is the mean of the mini-batch losses in it.
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
 - **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
   training data's, ``meta["input_rms"]``, which every fit records) exceeds
-  ``INPUT_RMS_LIMIT`` (not reported when the first layer is a BatchNorm,
-  which standardises). ``fit`` warns about it too.
+  ``INPUT_RMS_LIMIT`` (not reported when a BatchNorm, which standardises,
+  comes before the first Dense). ``fit`` warns about it too.
 - **unscaled targets** — a regression's targets have a root-mean-square
   (``meta["target_rms"]``) above ``TARGET_RMS_LIMIT``; ``fit`` warns too.
 - **loss not decreasing** — the last window's loss is not below
@@ -91,7 +91,8 @@ import numpy as np
 
 from nnc._validation import check_int
 from nnc.callbacks import Callback
-from nnc.layers import BatchNorm, ReLU
+from nnc.history import per_layer_records
+from nnc.layers import ReLU
 
 #: share of the steps averaged for the "first" and "last" loss windows
 WINDOW_FRACTION = 0.1
@@ -180,7 +181,8 @@ def scale_warnings(trainer, X, y):
         if y_rms is not None:
             meta["target_rms"] = y_rms
     problems = []
-    if x_rms > INPUT_RMS_LIMIT and not isinstance(trainer.model.layers[0], BatchNorm):
+    if x_rms > INPUT_RMS_LIMIT and not _input_standardised(
+            [type(layer).__name__ for layer in trainer.model.layers]):
         problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
                         "give about 1): features this far from unit scale make the first "
                         "steps huge (ReLU units die, the loss jumps); standardise them with "
@@ -373,17 +375,6 @@ def _finite(values):
     return array[np.isfinite(array)]
 
 
-def _per_layer(records, stem):
-    """[(layer index, values)] of the records named "<stem>.<index>", by index
-    (a record of another name, e.g. added by hand, is left out)."""
-    found = []
-    for name, values in records.items():
-        head, dot, index = name.partition(".")
-        if head == stem and dot and index.isascii() and index.isdigit():
-            found.append((int(index), values))
-    return sorted(found, key=lambda pair: pair[0])
-
-
 def _window(n):
     return max(1, int(round(WINDOW_FRACTION * n)))
 
@@ -496,7 +487,7 @@ def _check_lr_too_large(history, verdicts):
 def _median_update_ratios(history):
     """{layer: median ‖Δw‖/‖w‖ over the measured steps (finite values only)}."""
     ratios = {}
-    for i, values in _per_layer(getattr(history, "diagnostics", {}), "update_ratio"):
+    for i, values in per_layer_records(getattr(history, "diagnostics", {}), "update_ratio"):
         finite = _finite(values)
         if finite.size:
             ratios[i] = float(np.median(finite))
@@ -550,7 +541,7 @@ def _check_exploding(history, verdicts):
 
 
 def _check_depth(history, verdicts):
-    layers = _per_layer(history.steps, "grad_norm")
+    layers = per_layer_records(history.steps, "grad_norm")
     if len(layers) < 2:
         return
     (first, first_norms), (last, last_norms) = layers[0], layers[-1]
@@ -603,7 +594,7 @@ def _dead_layers(history, first, last):
     """ReLU layers between ``first`` and ``last`` whose units were (nearly)
     all dead at the last measurement."""
     dead = []
-    for i, values in _per_layer(getattr(history, "diagnostics", {}), "dead_fraction"):
+    for i, values in per_layer_records(getattr(history, "diagnostics", {}), "dead_fraction"):
         if values and first < i < last and math.isfinite(values[-1]) \
                 and values[-1] >= DEAD_RELU_FRACTION:
             dead.append(i)
@@ -613,7 +604,7 @@ def _dead_layers(history, first, last):
 def _check_dead(history, verdicts):
     d = getattr(history, "diagnostics", {})
     epochs = d.get("epoch", [])
-    dead = _per_layer(d, "dead_fraction")
+    dead = per_layer_records(d, "dead_fraction")
     for i, values in dead:
         if not values or not math.isfinite(values[-1]) or values[-1] < DEAD_RELU_FRACTION:
             continue
@@ -631,6 +622,16 @@ def _check_dead(history, verdicts):
             "lower the learning rate, use He initialisation, LeakyReLU, or batch-norm"))
 
 
+def _input_standardised(layer_names):
+    """Whether a BatchNorm comes before the first Dense: it standardises the input."""
+    for name in layer_names:
+        if name == "Dense":
+            return False
+        if name == "BatchNorm":
+            return True
+    return False
+
+
 def _meta_number(history, key):
     """history.meta[key] if it is a finite number (files may hold anything), else None."""
     value = getattr(history, "meta", {}).get(key)
@@ -644,8 +645,7 @@ def _check_data_scale(history, verdicts):
     layers = getattr(history, "meta", {}).get("layers") or []
     x_rms = float(np.median(rms)) if rms.size else _meta_number(history, "input_rms")
     where = "median over the measured steps" if rms.size else "over the training data"
-    if x_rms is not None and x_rms > INPUT_RMS_LIMIT and not (layers and layers[0] ==
-                                                               "BatchNorm"):
+    if x_rms is not None and x_rms > INPUT_RMS_LIMIT and not _input_standardised(layers):
         verdicts.append(Verdict(
             "unscaled_inputs",
             f"the inputs have a root-mean-square of {_fmt(x_rms)} ({where}; standardised "
@@ -708,6 +708,12 @@ def diagnose(history):
     if not hasattr(history, "steps"):
         raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
     verdicts = []
+    with np.errstate(all="ignore"):  # (means of huge losses may overflow: inf is the answer)
+        _diagnose(history, verdicts)
+    return verdicts
+
+
+def _diagnose(history, verdicts):
     _check_data_scale(history, verdicts)  # first: the cause of much of the rest
     lr_flagged = _check_lr_too_large(history, verdicts)
     _check_exploding(history, verdicts)
@@ -716,7 +722,6 @@ def diagnose(history):
     _check_update_ratios(history, verdicts, lr_flagged)
     if not lr_flagged:
         _check_progress(history, verdicts)
-    return verdicts
 
 
 def report(history):

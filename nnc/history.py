@@ -83,8 +83,8 @@ class History:
                     raise ValueError(f"{part}[{name!r}] must be a list of values, "
                                      f"got {values!r:.60}")
                 # what nnc reads (diagnostics, report, callbacks); other
-                # epoch records may hold anything a callback logged
-                if part != "epochs" or name in EPOCH_METRICS:
+                # records may hold anything a callback logged
+                if _read_by_nnc(part, str(name)):
                     _check_record(part, str(name), values)
                 getattr(history, part)[name] = list(values)
         meta = state.get("meta") or {}
@@ -114,7 +114,7 @@ class History:
         with open(path, encoding="utf-8") as f:
             try:
                 state = json.load(f)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # (also ints beyond 4300 digits)
                 raise ValueError(f"{path!r} is not an nnc History file (expected the JSON "
                                  f"written by history.save): {exc}") from None
         if not isinstance(state, dict) or state.get("format", "nnc.History") != "nnc.History":
@@ -162,13 +162,34 @@ PER_LAYER = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
              "dead_fraction", "bn_mean", "bn_var")
 
 
+#: the step records nnc reads (besides the per-layer ones)
+STEP_RECORDS = ("loss", "lr", "grad_norm")
+
+
+def per_layer_records(records, stem):
+    """[(layer index, values)] of the records named "<stem>.<index>", by index
+    (a record of another name, e.g. one a callback logs, is left out)."""
+    found = []
+    for name, values in records.items():
+        head, dot, index = str(name).partition(".")
+        if head == stem and dot and index.isascii() and index.isdigit():
+            found.append((int(index), values))
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _read_by_nnc(part, name):
+    """Whether nnc itself reads this record (the diagnostics, report, plots,
+    callbacks): it must then hold numbers; others may hold anything."""
+    if part == "epochs":
+        return name in EPOCH_METRICS
+    stem, dot, index = name.partition(".")
+    if dot:
+        return stem in PER_LAYER and index.isascii() and index.isdigit()
+    return part == "diagnostics" or name in STEP_RECORDS
+
+
 def _check_record(part, name, values):
-    """A step or diagnostics record the diagnostics can read: numbers (NaN
-    and inf allowed), and a layer index after a per-layer statistic's name."""
-    stem, dot, layer = name.partition(".")
-    if dot and stem in PER_LAYER and not (layer.isascii() and layer.isdigit()):
-        raise ValueError(f"{part}[{name!r}]: a per-layer record must be named "
-                         f"'{stem}.<layer index>', e.g. '{stem}.0'")
+    """A record nnc reads: numbers (NaN and inf allowed)."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):

@@ -15,7 +15,8 @@ import functools
 
 import numpy as np
 
-from nnc._validation import Setting, as_finite, check_float32_range, check_int, number_setting
+from nnc._validation import (MAX_FEATURES, Setting, as_finite, check_float32_range, check_int,
+                             number_setting)
 from nnc.init import get_initializer
 
 
@@ -174,8 +175,8 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, init=None, bias=True):
         super().__init__()
-        self.in_features = check_int(in_features, "in_features", low=1)
-        self.out_features = check_int(out_features, "out_features", low=1)
+        self.in_features = check_int(in_features, "in_features", low=1, high=MAX_FEATURES)
+        self.out_features = check_int(out_features, "out_features", low=1, high=MAX_FEATURES)
         self.init = init if init is None else get_initializer(init)
         self._init_name = init if isinstance(init, str) or init is None else getattr(
             init, "__name__", repr(init))
@@ -353,7 +354,7 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5):
         super().__init__()
-        self.num_features = check_int(num_features, "num_features", low=1)
+        self.num_features = check_int(num_features, "num_features", low=1, high=MAX_FEATURES)
         self.momentum = momentum
         self.eps = eps
         self._x = self._x_hat = None

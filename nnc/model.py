@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from nnc._locks import ProcessLock
-from nnc._validation import check_bool, check_dtype, check_features, check_int
+from nnc._validation import check_bool, check_dtype, check_features, check_int, check_seed
 from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
 from nnc.seed import get_seed
@@ -47,7 +47,7 @@ class Sequential:
             if layer.backend is not None:
                 raise ValueError(f"layer {i} ({layer!r}) already belongs to a model")
         if seed is not None:
-            seed = check_int(seed, "seed", low=0)
+            seed = check_seed(seed)
         else:
             seed = get_seed()  # nnc.set_seed's default (None: fresh entropy)
         self.layers = list(layers)

@@ -120,7 +120,7 @@ class Optimizer:
                 self._update(lr)
             except BaseException as exc:
                 self.__dict__["t"] -= 1  # the step was not taken
-                if isinstance(exc, (TypeError, ValueError)):
+                if isinstance(exc, (TypeError, ValueError, KeyError)):
                     self._check_state_arrays()  # e.g. a state array replaced by a wrong one
                 raise
         finally:
@@ -128,8 +128,13 @@ class Optimizer:
                 held.release()
 
     def _check_state_arrays(self):
-        """ValueError naming a state array that is no longer the parameters'
-        shape and dtype (replaced instead of written into)."""
+        """ValueError naming a state array (or the gradients) no longer the
+        parameters' shape and dtype (replaced instead of written into)."""
+        if not (isinstance(self.grads, np.ndarray) and self.grads.shape == self.params.shape
+                and self.grads.dtype == self.params.dtype):
+            raise ValueError(f"optimizer.grads must be the {self.params.dtype} gradient array "
+                             f"of shape {self.params.shape} it was bound to (bind sets it), got "
+                             f"{type(self.grads).__name__}")
         for name in self.state_names:
             array = self.state.get(name)
             if not (isinstance(array, np.ndarray) and array.shape == self.params.shape

@@ -330,7 +330,7 @@ def _parse_header(path, archive):
                          f"than any nnc header ({_MAX_HEADER_BYTES}): not a file written by nnc")
     try:
         header = json.loads(archive.read(HEADER).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # (also ints beyond 4300 digits)
         raise _bad(path, f"{HEADER} is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise _bad(path, f"{HEADER} must hold a JSON object, got {type(header).__name__}")

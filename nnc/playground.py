@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from nnc._validation import check_float, check_int
+from nnc._validation import check_float, check_int, check_seed
 from nnc.optim import Optimizer
 
 
@@ -198,7 +198,7 @@ def run(optimizer, surface, start=None, steps=100, clip_norm=None, schedule=None
     if clip_norm is not None:
         clip_norm = check_float(clip_norm, "clip_norm", low=0, low_open=True)
     noise = check_float(noise, "noise", low=0)
-    rng = np.random.default_rng(check_int(seed, "seed", low=0)) if noise else None
+    rng = np.random.default_rng(check_seed(seed)) if noise else None
     if schedule is not None and not callable(schedule):
         raise TypeError(f"schedule must be callable (t -> learning rate), got {schedule!r}")
     try:

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from nnc.history import per_layer_records
+
 
 def available():
     """True when matplotlib can be imported."""
@@ -72,16 +74,6 @@ def _epoch_ends(n_steps, n_epochs):
     return [round((e + 1) * n_steps / n_epochs) for e in range(n_epochs)]
 
 
-def _layer_series(store, prefix):
-    """[(layer index, values)] for the names ``prefix.<i>``, by layer."""
-    out = []
-    for name, values in store.items():
-        head, _, index = name.rpartition(".")
-        if head == prefix and index.isascii() and index.isdigit():
-            out.append((int(index), values))
-    return sorted(out)
-
-
 def _legend(ax, **kwargs):
     """A legend when something has a label (no warning for empty panels)."""
     if ax.get_legend_handles_labels()[0]:
@@ -119,7 +111,7 @@ def plot_history(history, path=None):
     panels += ["lr", "grad_norm"]
     if diag.get("step"):
         panels += ["activations", "update_ratio"]
-        if _layer_series(diag, "dead_fraction"):
+        if per_layer_records(diag, "dead_fraction"):
             panels.append("dead")
     ncols = 2
     nrows = math.ceil(len(panels) / ncols)
@@ -156,7 +148,7 @@ def plot_history(history, path=None):
             if n_steps:
                 ax.plot(x_steps, _positive(steps.get("grad_norm", [np.nan] * n_steps)),
                         color="k", lw=1.2, label="global")
-            for i, values in _layer_series(steps, "grad_norm"):
+            for i, values in per_layer_records(steps, "grad_norm"):
                 ax.plot(np.arange(1, len(values) + 1), _positive(values), lw=0.8,
                         label=_layer_label(history, i))
             ax.set_yscale("log")
@@ -165,7 +157,7 @@ def plot_history(history, path=None):
             _legend(ax, fontsize="x-small", ncol=2)
         elif panel == "activations":
             x = diag["step"]
-            for i, values in _layer_series(diag, "act_std"):
+            for i, values in per_layer_records(diag, "act_std"):
                 line, = ax.plot(x[:len(values)], values, lw=1,
                                 label=f"std {_layer_label(history, i)}")
                 means = diag.get(f"act_mean.{i}")
@@ -176,7 +168,7 @@ def plot_history(history, path=None):
             _legend(ax, fontsize="x-small", ncol=2)
         elif panel == "update_ratio":
             x = diag["step"]
-            for i, values in _layer_series(diag, "update_ratio"):
+            for i, values in per_layer_records(diag, "update_ratio"):
                 ax.plot(x[:len(values)], _positive(values), lw=1, label=_layer_label(history, i))
             ax.axhline(1e-3, color="0.6", ls=":", lw=1)
             ax.set_yscale("log")
@@ -185,7 +177,7 @@ def plot_history(history, path=None):
             _legend(ax, fontsize="x-small")
         elif panel == "dead":
             x = diag["step"]
-            for i, values in _layer_series(diag, "dead_fraction"):
+            for i, values in per_layer_records(diag, "dead_fraction"):
                 ax.plot(x[:len(values)], values, lw=1, label=_layer_label(history, i))
             ax.set_ylim(-0.02, 1.02)
             ax.set_title("dead ReLU units (fraction)")

@@ -16,7 +16,7 @@ bit-identical weights and history; a different thread count changes only the
 rounding of the reductions (batch-norm statistics, gradient norms), about
 1e-7 relative in float32.
 """
-from nnc._validation import check_int
+from nnc._validation import check_seed
 
 _default_seed = None
 
@@ -25,7 +25,7 @@ def set_seed(seed):
     """Set the default seed used by every ``Sequential`` built with
     ``seed=None`` (a non-negative int), or ``None`` for fresh entropy."""
     global _default_seed
-    _default_seed = None if seed is None else check_int(seed, "seed", low=0)
+    _default_seed = None if seed is None else check_seed(seed)
 
 
 def get_seed():

@@ -15,9 +15,9 @@ import operator
 import warnings
 
 from nnc._locks import ProcessLock
-from nnc._validation import (Setting, check_bool, check_features, check_float,
-                              check_generator_state, check_int, check_state_array, check_step,
-                              check_verbose, int_text, number_setting)
+from nnc._validation import (MAX_STEPS, Setting, check_bool, check_features, check_float,
+                              check_generator_state, check_int, check_seed, check_state_array,
+                              check_step, check_verbose, int_text, number_setting)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.diagnostics import scale_warnings
@@ -32,30 +32,57 @@ from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
 
 
-class _LossSetting:
-    """``trainer.loss``: a name or an nnc Loss, stored bound to the model's
-    backend. Only ``__set__``: reads are plain attribute reads (see Setting)."""
+class _FitSetting:
+    """A Trainer attribute checked when set, ``convert(trainer, value, name)``,
+    and fixed while a fit runs (its steps rely on it: the targets were
+    checked for the loss, the history holds the step's records). Only
+    ``__set__``: reads are plain attribute reads (see Setting)."""
+
+    def __init__(self, convert):
+        self.convert = convert
+
+    def __set_name__(self, owner, name):
+        self.name = name
 
     def __set__(self, trainer, value):
-        trainer.__dict__["loss"] = get_loss(value, trainer.model.backend).bind(
-            trainer.model.backend)
+        if trainer.__dict__.get("_fitting"):
+            raise RuntimeError(f"trainer.{self.name} cannot change while fit runs (from a "
+                               "callback or another thread): change it between fits")
+        trainer.__dict__[self.name] = self.convert(trainer, value, f"trainer.{self.name}")
+
+    def __delete__(self, trainer):
+        raise AttributeError(f"trainer.{self.name} cannot be deleted; assign a new value instead")
+
+
+def _bound_loss(trainer, value, name):
+    return get_loss(value, trainer.model.backend).bind(trainer.model.backend)
+
+
+def _checked_history(trainer, value, name):
+    """A History whose records nnc can read (its parts dicts, its numbers numbers)."""
+    if not isinstance(value, History):
+        raise TypeError(f"{name} must be an nnc History, got {type(value).__name__}")
+    for part in ("steps", "epochs", "diagnostics", "meta"):
+        if not isinstance(getattr(value, part, {}), dict):
+            raise TypeError(f"{name}.{part} must be a dict, got "
+                            f"{type(getattr(value, part)).__name__}")
+    try:
+        History.from_dict(value.to_dict())
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return value
+
+
+def _checked_generator(trainer, value, name):
+    """A numpy Generator (checkpoints keep its bit generator's state)."""
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(value).__name__}")
+    return value
 
 
 #: the callback hooks that run within an epoch
 STEP_HOOKS = ("on_before_update", "on_step_end", "on_step_refused")
-
-
-def _check_history(value, name):
-    if not isinstance(value, History):
-        raise TypeError(f"{name} must be an nnc History, got {type(value).__name__}")
-    return value
-
-
-def _check_generator(value, name):
-    if not callable(getattr(value, "permutation", None)):  # (a Generator, or a look-alike)
-        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(value).__name__}")
-    return value
 
 
 def _fixed(name, why):
@@ -119,13 +146,14 @@ class Trainer:
 
     ``fit`` warns (UserWarning) when X, or a regression's y, is far from
     unit scale (root-mean-square above 10, ``nnc.diagnostics.INPUT_RMS_LIMIT``
-    and ``TARGET_RMS_LIMIT``; not for X when the first layer is a BatchNorm);
+    and ``TARGET_RMS_LIMIT``; not for X when a BatchNorm comes before the
+    first Dense);
     ``trainer.warn_unscaled = False`` silences it (``history.report()``
     still says it).
     """
 
     #: whether fit warns about data far from unit scale (see above)
-    warn_unscaled = True
+    warn_unscaled = Setting(check_bool)
 
     batch_size = Setting(lambda value, name: check_int(value, name, low=1))
     clip_norm = Setting(_positive_or_none)
@@ -136,9 +164,9 @@ class Trainer:
     nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
 
-    loss = _LossSetting()
-    history = Setting(lambda value, name: _check_history(value, name))
-    rng = Setting(lambda value, name: _check_generator(value, name))
+    loss = _FitSetting(_bound_loss)
+    history = _FitSetting(_checked_history)
+    rng = _FitSetting(_checked_generator)
 
     model = _fixed("model", "its optimizer, buffers and history belong to it: create a new "
                             "Trainer")
@@ -166,6 +194,7 @@ class Trainer:
         self.schedule = schedule
         self.l2 = l2
         self.nan_guard = check_guard_mode(nan_guard)  # (None is only the stored "off")
+        self.warn_unscaled = True
         self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
         self._bind_decayed_views()
@@ -180,7 +209,7 @@ class Trainer:
         self._layer_params = [(i, [p for p, owner in enumerate(model.param_layers) if owner == i])
                               for i in sorted(set(model.param_layers))]
         if seed is not None:
-            seed = check_int(seed, "seed", low=0)
+            seed = check_seed(seed)
         self.callbacks = callbacks
         self._diagnostics = as_diagnostics(diagnostics)
         if self.diagnostics is not None and self.diagnostics not in self.callbacks:
@@ -211,9 +240,11 @@ class Trainer:
         state = self.__dict__.copy()
         state["_decayed_params"] = state["_decayed_grads"] = None
         state["_active_callbacks"] = state["_fit_callbacks"] = ()  # (a fit's, in progress)
+        state["_fitting"] = False
         return state
 
     def __setstate__(self, state):
+        state.setdefault("warn_unscaled", True)  # (older pickles)
         for name in ("model", "optimizer", "diagnostics"):  # pickled before they were read-only
             if name in state:
                 state["_" + name] = state.pop(name)
@@ -290,6 +321,28 @@ class Trainer:
             if self._step_hooks:  # one that replaced a layer's array: say so now
                 self.model._check_views()
         return loss, correct, n_counted
+
+    def _permutation(self, n):
+        """This epoch's order of the samples, as int64 (the gather kernel's type)."""
+        order = self.rng.permutation(n)
+        if not (isinstance(order, np.ndarray) and order.shape == (n,)
+                and order.dtype.kind in "iu"):
+            raise TypeError(f"trainer.rng.permutation({n}) must return {n} integer indices, "
+                            f"got {type(order).__name__} {getattr(order, 'shape', '')}")
+        return order.astype(np.int64, copy=False)
+
+    def _check_history_records(self):
+        """The per-layer gradient norms the steps record, one per global norm
+        (a History assigned by hand may lack them: NaN before it)."""
+        steps = self.history.steps
+        for name in ("loss", "lr"):
+            steps.setdefault(name, [])
+        measured = len(steps.setdefault("grad_norm", []))
+        for layer, _ in self._layer_params:
+            norms = steps.setdefault(f"grad_norm.{layer}", [math.nan] * measured)
+            if len(norms) != measured:
+                raise ValueError(f"trainer.history: steps['grad_norm.{layer}'] has {len(norms)} "
+                                 f"entries, steps['grad_norm'] {measured}: one per step each")
 
     def _take_back_step(self, recorded):
         """Undo what a refused step left: gradient norms recorded beyond
@@ -396,6 +449,7 @@ class Trainer:
                                  resume_from)
         finally:
             self._active_callbacks = self._fit_callbacks = ()  # (callbacks may not pickle)
+            self._fitting = False
             self.model._last_input = None  # (a view of the caller's X)
             held.release()
 
@@ -403,7 +457,7 @@ class Trainer:
         self.model._check_views()
         self.callbacks = self.callbacks  # checked again: the list may have been changed in place
         X, y = self._check_data(X, y)
-        epochs = check_int(epochs, "epochs", low=1)
+        epochs = check_int(epochs, "epochs", low=1, high=MAX_STEPS)
         shuffle = check_bool(shuffle, "shuffle")
         verbose = check_verbose(verbose)
         if self.batch_size > X.shape[0]:
@@ -442,9 +496,7 @@ class Trainer:
             getattr(getattr(callback, hook), "__func__", None) is not getattr(Callback, hook)
             for callback in active for hook in STEP_HOOKS)
         self.stop_training = False
-        steps = self.history.steps  # (a History assigned by hand may lack the per-layer norms)
-        for layer, _ in self._layer_params:
-            steps.setdefault(f"grad_norm.{layer}", [math.nan] * len(steps.get("grad_norm", ())))
+        self._check_history_records()
         if isinstance(getattr(self.history, "meta", None), dict):  # what diagnose reads
             self.history.meta.setdefault("optimizer", repr(self.optimizer))
             self.history.meta.setdefault("layers", [type(layer).__name__
@@ -452,6 +504,7 @@ class Trainer:
         for problem in scale_warnings(self, X, y):
             if self.warn_unscaled:
                 warnings.warn(problem, UserWarning, stacklevel=3)  # fit's caller
+        self._fitting = True  # (loss, history and rng are fixed until fit returns)
         try:
             self._call("on_train_begin")
             try:
@@ -481,7 +534,7 @@ class Trainer:
             self.model._check_views()  # (callbacks of the last epoch's end and this one's start)
             self.model.train()
             # int64 whatever the platform's default integer (the gather kernel's type)
-            order = self.rng.permutation(n).astype(np.int64, copy=False) if shuffle else None
+            order = self._permutation(n) if shuffle else None
             total_loss, total_correct, total_counted, seen = 0.0, 0, 0, 0
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
                        unit="batch", disable=verbose != 1, leave=True, mininterval=0.2)

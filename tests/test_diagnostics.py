@@ -625,12 +625,17 @@ def test_the_report_of_any_recorded_numbers_is_text_not_an_error():
         assert history.report().startswith("nnc diagnosis")
 
 
-def test_records_named_unlike_a_layer_index_are_left_out_or_refused():
+def test_records_a_callback_logs_are_left_out_of_the_report_and_kept_by_files(tmp_path):
+    """Only records nnc reads must hold numbers (a checkpoint with a callback's
+    "grad_norm.clipped" or text notes was written, then refused on loading)."""
     history = History()
     history.steps.update({"loss": [1.0, 0.5], "lr": [0.1, 0.1], "grad_norm": [1.0, 1.0],
-                          "grad_norm.²": [1.0, 1.0], "grad_norm.total": [3.0, 3.0],
+                          "grad_norm.²": [1.0, 1.0], "grad_norm.clipped": [3.0, 3.0],
+                          "note": ["warm-up", "main"],
                           "grad_norm.0": [1.0, 2.0], "grad_norm.3": [1e-3, 1e-3]})
     assert "layer 0 is 2e+03x layer 3's" in history.report()  # the others are left out
-    with pytest.raises(ValueError, match=r"steps\['grad_norm.²'\]: a per-layer record must be "
-                                         r"named 'grad_norm.<layer index>'"):
-        History.from_dict({"steps": {"grad_norm.²": [1.0]}, "epochs": {}})
+    history.save(tmp_path / "run.json")
+    again = History.load(tmp_path / "run.json")
+    assert again.steps == history.steps
+    with pytest.raises(ValueError, match=r"steps\['grad_norm.3'\]\[0\] must be a number"):
+        History.from_dict({"steps": {"grad_norm.3": ["x"]}, "epochs": {}})

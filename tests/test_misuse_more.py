@@ -5,6 +5,7 @@ that blamed a layer that is not there, and mixed-kind ``classes`` in
 NNClassifier.partial_fit. (Hand-edited files with NaN/Inf weights:
 tests/test_persistence.py.)"""
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -149,8 +150,8 @@ def test_a_header_with_huge_widths_is_refused_before_allocating(tmp_path):
     nnc.Sequential(nnc.Dense(3, 4), nnc.ReLU(), nnc.Dense(4, 2), seed=0).save(path)
 
     def widen(header):
-        header["layers"][0]["config"]["out_features"] = 2 ** 40
-        header["layers"][2]["config"]["in_features"] = 2 ** 40
+        header["layers"][0]["config"]["out_features"] = 2 ** 30
+        header["layers"][2]["config"]["in_features"] = 2 ** 30
 
     rewrite(path, header=widen)
     with pytest.raises(ValueError, match=r"m\.npz: the header's layers have \d+ parameters, more"):
@@ -923,3 +924,106 @@ def test_a_subclass_of_adam_is_told_to_subclass_adamw_for_decay():
 
     with pytest.raises(AttributeError, match=r"MyAdam has no weight decay to set.*subclass it"):
         MyAdam(0.1)
+
+
+# --- fuzz round 5 ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, value", [("loss", "mse"), ("history", nnc.History()),
+                                         ("rng", np.random.default_rng(0))])
+def test_loss_history_and_rng_cannot_change_while_fit_runs(name, value):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    trainer = _small_trainer()
+
+    class Change(nnc.callbacks.Callback):
+        def on_step_end(self, trainer, logs):
+            setattr(trainer, name, value)
+
+    with pytest.raises(RuntimeError, match=f"trainer.{name} cannot change while fit runs"):
+        trainer.fit(X, np.zeros(16, np.int64), verbose=False, callbacks=[Change()])
+    setattr(trainer, name, value)  # between fits it may
+    with pytest.raises(AttributeError, match=f"trainer.{name} cannot be deleted"):
+        delattr(trainer, name)
+
+
+def test_a_history_set_by_hand_must_be_readable_and_consistent():
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    trainer = _small_trainer()
+    broken = nnc.History()
+    broken.steps = None
+    with pytest.raises(TypeError, match="trainer.history.steps must be a dict, got NoneType"):
+        trainer.history = broken
+    uneven = nnc.History()
+    uneven.steps.update({"grad_norm": [1.0, 2.0], "grad_norm.0": [1.0]})
+    trainer.history = uneven
+    with pytest.raises(ValueError, match=r"steps\['grad_norm.0'\] has 1 entries, "
+                                         r"steps\['grad_norm'\] 2"):
+        trainer.fit(X, np.zeros(8, np.int64), verbose=False)
+
+
+def test_the_shuffling_generator_must_be_a_numpy_generator():
+    trainer = _small_trainer()
+    with pytest.raises(TypeError, match="trainer.rng|rng must be a numpy.random.Generator"):
+        trainer.rng = np.random.RandomState(0)  # checkpoints need its bit generator
+
+
+def test_a_checkpoint_keeps_records_a_callback_logged(tmp_path):
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    trainer = _small_trainer()
+
+    class Log(nnc.callbacks.Callback):
+        def on_step_end(self, trainer, logs):
+            trainer.history.steps.setdefault("grad_norm.clipped", []).append(1.0)
+            trainer.history.steps.setdefault("note", []).append("warm-up")
+
+    trainer.fit(X, np.zeros(8, np.int64), verbose=False, callbacks=[Log()])
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    again = _small_trainer()
+    again.load_checkpoint(tmp_path / "c.npz")
+    assert again.history.steps["note"] == ["warm-up", "warm-up"]
+    assert again.history.steps["grad_norm.clipped"] == [1.0, 1.0]
+
+
+def test_warn_unscaled_is_a_checked_setting_and_a_batchnorm_anywhere_before_dense_counts():
+    trainer = _small_trainer()
+    with pytest.raises(TypeError, match="warn_unscaled"):
+        trainer.warn_unscaled = "False"
+    X = 100 * np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    model = nnc.Sequential(nnc.Dropout(0.1), nnc.BatchNorm(3), nnc.Dense(3, 2), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = nnc.Trainer(model, batch_size=4).fit(X, np.zeros(16, np.int64), verbose=False)
+    assert "unscaled_inputs" not in [v.kind for v in nnc.diagnostics.diagnose(history)]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: setattr(nnc.Adam(), "t", 10 ** 5000), "t must be an int in .* got an int of"),
+    (lambda: setattr(nnc.Adam(), "lr", 10 ** 5000), "lr must be finite, got an int of"),
+    (lambda: nnc.Dense(10 ** 5000, 2), "in_features must be <= 2147483647, got an int of"),
+    (lambda: nnc.Sequential(nnc.Dense(2, 2), seed=10 ** 5000), "seed must be <= "),
+    (lambda: _small_trainer().fit(np.zeros((8, 3), np.float32), np.zeros(8, np.int64),
+                                  epochs=10 ** 5000), "epochs must be <= "),
+])
+def test_ints_of_thousands_of_digits_are_refused_with_a_message(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_a_broken_optimizer_state_or_gradient_is_named():
+    model = nnc.Sequential(nnc.Dense(3, 2), seed=0)
+    optimizer = nnc.Adam().bind(model)
+    del optimizer.state["m"]
+    with pytest.raises(ValueError, match=r"optimizer.state\['m'\] must be .* got NoneType"):
+        optimizer.step()
+    optimizer = nnc.Adam().bind(nnc.Sequential(nnc.Dense(3, 2), seed=0))
+    optimizer.grads = None
+    with pytest.raises(ValueError, match="optimizer.grads must be the float32 gradient array"):
+        optimizer.step()
+    assert optimizer.t == 0
+
+
+def test_the_report_of_huge_losses_warns_of_no_overflow():
+    history = nnc.History()
+    history.steps.update({"loss": [1e308] * 20, "lr": [0.1] * 20, "grad_norm": [1.0] * 20})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert history.report().startswith("nnc diagnosis")

@@ -118,6 +118,7 @@ def gemm_into(const floating[:, ::1] a not None, const floating[:, ::1] b not No
         raise ValueError(f"gemm: out has shape ({out.shape[0]}, {out.shape[1]}), expected ({m}, {n})")
     check_blas_width("a", a.shape[1])
     check_blas_width("b", b.shape[1])
+    check_blas_width("out", n)
     cdef Extent arrays[3]
     arrays[0] = span2(out); arrays[1] = span2(a); arrays[2] = span2(b)
     check_apart(("out", "a", "b"), arrays, 1, 3, False)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import as_array, check_dtype, check_float, check_int
+from nnc._validation import as_array, check_dtype, check_float, check_int, check_seed, int_text
 from nnc.datasets.mnist import load_fashion_mnist, load_mnist  # noqa: F401
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +40,7 @@ def train_test_split(X, y, test_fraction=0.2, seed=0):
         raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
     if len(X) < 2:
         raise ValueError(f"X has {len(X)} sample(s): a split needs at least 2")
-    seed = seed if seed is None else check_int(seed, "seed", low=0)
+    seed = seed if seed is None else check_seed(seed)
     test_fraction = check_float(test_fraction, "test_fraction", low=0, high=1,
                                 low_open=True, high_open=True)
     order = np.random.default_rng(seed).permutation(len(X))
@@ -68,7 +68,7 @@ def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
     n = check_int(n, "n", low=1)
     n_classes = check_int(n_classes, "n_classes", low=2, high=MAX_CLASSES)
     dtype = check_dtype(dtype)
-    rng = np.random.default_rng(seed if seed is None else check_int(seed, "seed", low=0))
+    rng = np.random.default_rng(seed if seed is None else check_seed(seed))
     grid = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).reshape(-1, 2)
     prototypes = np.zeros((n_classes, 784))
     for c in range(n_classes):
@@ -83,8 +83,8 @@ def make_mnist_like(n=60000, seed=0, n_classes=10, dtype=np.float32):
         mix = rng.uniform(0.0, 0.45, size=(n, 1))
         X = (1 - mix) * prototypes[y] + mix * prototypes[other]
     except (ValueError, MemoryError) as exc:  # NumPy's "array is too big"
-        raise MemoryError(f"n={n}: {n} samples of 784 pixels do not fit in memory "
-                          f"({exc})") from None
+        raise MemoryError(f"n={int_text(n)}: that many samples of 784 pixels do not fit in "
+                          f"memory ({exc})") from None
     X *= rng.uniform(0.7, 1.2, size=(n, 1))
     X += rng.normal(0.0, 0.25, size=X.shape)
     np.clip(X, 0.0, 1.0, out=X)
