@@ -231,7 +231,8 @@ def check_step(value, name):
     (ValueError otherwise, naming ``name``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or not 0 <= value <= MAX_STEPS:
-        got = int_text(int(value)) if isinstance(value, numbers.Integral) else f"{value!r:.80}"
+        got = (int_text(int(value)) if isinstance(value, numbers.Integral)
+               and not isinstance(value, (bool, np.bool_)) else f"{value!r:.80}")
         raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {got}")
     return int(value)
 

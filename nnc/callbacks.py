@@ -4,6 +4,10 @@ A callback overrides any of the hooks below; each receives the trainer
 (``trainer.model``, ``trainer.optimizer``, ``trainer.history``,
 ``trainer.step_count``). Setting ``trainer.stop_training = True`` ends
 ``fit`` after the current step. With no callbacks the hooks cost nothing.
+Settings (``optimizer.lr``, ``trainer.clip_norm`` ...) may change in any
+hook; ``trainer.loss`` only in ``on_train_end`` or between fits (the
+targets were checked for it); a layer's arrays are written into, never
+replaced (checked after each step's hooks).
 
 Order within one step: forward, loss, backward, L2, gradient norms,
 clipping, the NaN guard, ``on_before_update``, ``optimizer.step()``,

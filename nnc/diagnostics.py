@@ -92,7 +92,7 @@ import numpy as np
 from nnc._validation import check_int
 from nnc.callbacks import Callback
 from nnc.history import per_layer_records
-from nnc.layers import ReLU
+from nnc.layers import BatchNorm, Dense, ReLU
 
 #: share of the steps averaged for the "first" and "last" loss windows
 WINDOW_FRACTION = 0.1
@@ -181,8 +181,10 @@ def scale_warnings(trainer, X, y):
         if y_rms is not None:
             meta["target_rms"] = y_rms
     problems = []
-    if x_rms > INPUT_RMS_LIMIT and not _input_standardised(
-            [type(layer).__name__ for layer in trainer.model.layers]):
+    standardised = input_standardised(trainer.model.layers)
+    if isinstance(meta, dict):
+        meta["input_standardised"] = standardised
+    if x_rms > INPUT_RMS_LIMIT and not standardised:
         problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
                         "give about 1): features this far from unit scale make the first "
                         "steps huge (ReLU units die, the loss jumps); standardise them with "
@@ -622,12 +624,14 @@ def _check_dead(history, verdicts):
             "lower the learning rate, use He initialisation, LeakyReLU, or batch-norm"))
 
 
-def _input_standardised(layer_names):
-    """Whether a BatchNorm comes before the first Dense: it standardises the input."""
-    for name in layer_names:
-        if name == "Dense":
+def input_standardised(layers):
+    """Whether a BatchNorm comes before the first Dense (it standardises the
+    input): ``layers`` the model's layers, or their class names (a History's
+    ``meta["layers"]``)."""
+    for layer in layers:
+        if isinstance(layer, Dense) or layer == "Dense":
             return False
-        if name == "BatchNorm":
+        if isinstance(layer, BatchNorm) or layer == "BatchNorm":
             return True
     return False
 
@@ -645,7 +649,10 @@ def _check_data_scale(history, verdicts):
     layers = getattr(history, "meta", {}).get("layers") or []
     x_rms = float(np.median(rms)) if rms.size else _meta_number(history, "input_rms")
     where = "median over the measured steps" if rms.size else "over the training data"
-    if x_rms is not None and x_rms > INPUT_RMS_LIMIT and not _input_standardised(layers):
+    standardised = getattr(history, "meta", {}).get("input_standardised")
+    if not isinstance(standardised, bool):  # (a History from before it was recorded)
+        standardised = input_standardised(layers)
+    if x_rms is not None and x_rms > INPUT_RMS_LIMIT and not standardised:
         verdicts.append(Verdict(
             "unscaled_inputs",
             f"the inputs have a root-mean-square of {_fmt(x_rms)} ({where}; standardised "

@@ -44,8 +44,8 @@ import zipfile
 
 import numpy as np
 
-from nnc._validation import (all_finite, as_finite, check_file_path, check_generator_state,
-                             check_step)
+from nnc._validation import (MAX_SEED, all_finite, as_finite, check_file_path,
+                             check_generator_state, check_step)
 from nnc._version import __version__
 from nnc.backends import get_backend
 from nnc.history import History
@@ -510,9 +510,13 @@ def _build_model(file, backend):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # warned when it was built
-            model = Sequential(*layers, dtype=header["dtype"], backend=backend, seed=seed)
+            # (a seed beyond today's cap, from an older nnc, is kept as written:
+            # the generator's state comes from the file)
+            model = Sequential(*layers, dtype=header["dtype"], backend=backend,
+                               seed=seed if seed is None or seed <= MAX_SEED else 0)
     except ValueError as exc:
         raise _bad(path, f"cannot build the model the header describes: {exc}") from None
+    model.seed = seed
     return model
 
 

@@ -94,8 +94,8 @@ def plot_history(history, path=None):
     diag = getattr(history, "diagnostics", {}) or {}
     n_steps = len(steps.get("loss", []))
     n_epochs = len(epochs.get("loss", []))
-    drawn = {"steps": ["lr", "grad_norm"] + [name for name in steps
-                                               if name.startswith("grad_norm.")],
+    drawn = {"steps": ["lr", "grad_norm"] + [f"grad_norm.{i}" for i, _ in
+                                               per_layer_records(steps, "grad_norm")],
              "epochs": ["accuracy", "val_loss", "val_accuracy"]}
     for part, records, n in (("steps", steps, n_steps), ("epochs", epochs, n_epochs)):
         for name in drawn[part]:  # against the loss; the Trainer keeps them in step

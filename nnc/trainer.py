@@ -33,19 +33,19 @@ from nnc.workspace import Workspace
 
 
 class _FitSetting:
-    """A Trainer attribute checked when set, ``convert(trainer, value, name)``,
-    and fixed while a fit runs (its steps rely on it: the targets were
-    checked for the loss, the history holds the step's records). Only
-    ``__set__``: reads are plain attribute reads (see Setting)."""
+    """A Trainer attribute checked when set, ``convert(trainer, value, name)``;
+    ``fixed_in_fit``: refused while a fit steps (the loss: the targets were
+    checked for it). Only ``__set__``: reads are plain attribute reads (see
+    Setting)."""
 
-    def __init__(self, convert):
-        self.convert = convert
+    def __init__(self, convert, fixed_in_fit=False):
+        self.convert, self.fixed_in_fit = convert, fixed_in_fit
 
     def __set_name__(self, owner, name):
         self.name = name
 
     def __set__(self, trainer, value):
-        if trainer.__dict__.get("_fitting"):
+        if self.fixed_in_fit and trainer.__dict__.get("_fitting"):
             raise RuntimeError(f"trainer.{self.name} cannot change while fit runs (from a "
                                "callback or another thread): change it between fits")
         trainer.__dict__[self.name] = self.convert(trainer, value, f"trainer.{self.name}")
@@ -70,6 +70,8 @@ def _checked_history(trainer, value, name):
         History.from_dict(value.to_dict())
     except (AttributeError, TypeError, ValueError) as exc:
         raise ValueError(f"{name}: {exc}") from None
+    if "_layer_params" in trainer.__dict__:  # (a mid-fit replacement: the steps append to it)
+        trainer._check_history_records(value)
     return value
 
 
@@ -153,7 +155,7 @@ class Trainer:
     """
 
     #: whether fit warns about data far from unit scale (see above)
-    warn_unscaled = Setting(check_bool)
+    warn_unscaled = True
 
     batch_size = Setting(lambda value, name: check_int(value, name, low=1))
     clip_norm = Setting(_positive_or_none)
@@ -164,7 +166,7 @@ class Trainer:
     nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
 
-    loss = _FitSetting(_bound_loss)
+    loss = _FitSetting(_bound_loss, fixed_in_fit=True)
     history = _FitSetting(_checked_history)
     rng = _FitSetting(_checked_generator)
 
@@ -194,7 +196,6 @@ class Trainer:
         self.schedule = schedule
         self.l2 = l2
         self.nan_guard = check_guard_mode(nan_guard)  # (None is only the stored "off")
-        self.warn_unscaled = True
         self._update_limit = update_limit(model.dtype)
         # views and buffers the step reuses (created once, never per step)
         self._bind_decayed_views()
@@ -244,7 +245,6 @@ class Trainer:
         return state
 
     def __setstate__(self, state):
-        state.setdefault("warn_unscaled", True)  # (older pickles)
         for name in ("model", "optimizer", "diagnostics"):  # pickled before they were read-only
             if name in state:
                 state["_" + name] = state.pop(name)
@@ -331,10 +331,16 @@ class Trainer:
                             f"got {type(order).__name__} {getattr(order, 'shape', '')}")
         return order.astype(np.int64, copy=False)
 
-    def _check_history_records(self):
-        """The per-layer gradient norms the steps record, one per global norm
-        (a History assigned by hand may lack them: NaN before it)."""
-        steps = self.history.steps
+    def _check_history_records(self, history=None):
+        """The records the steps append to, as lists, and the per-layer
+        gradient norms, one per global norm (a History assigned by hand may
+        lack them: NaN before it)."""
+        steps = (self.history if history is None else history).steps
+        names = ["loss", "lr", "grad_norm"] + [f"grad_norm.{layer}"
+                                               for layer, _ in self._layer_params]
+        for name in names:
+            if name in steps and not isinstance(steps[name], list):
+                steps[name] = list(steps[name])
         for name in ("loss", "lr"):
             steps.setdefault(name, [])
         measured = len(steps.setdefault("grad_norm", []))
@@ -501,10 +507,11 @@ class Trainer:
             self.history.meta.setdefault("optimizer", repr(self.optimizer))
             self.history.meta.setdefault("layers", [type(layer).__name__
                                                     for layer in self.model.layers])
+        warn = check_bool(self.warn_unscaled, "trainer.warn_unscaled")
         for problem in scale_warnings(self, X, y):
-            if self.warn_unscaled:
+            if warn:
                 warnings.warn(problem, UserWarning, stacklevel=3)  # fit's caller
-        self._fitting = True  # (loss, history and rng are fixed until fit returns)
+        self._fitting = True  # (the loss is fixed: the targets were checked for it)
         try:
             self._call("on_train_begin")
             try:
@@ -513,6 +520,7 @@ class Trainer:
                 if self.nan_guard != "warn":
                     raise
                 warnings.warn(str(exc), RuntimeWarning, stacklevel=3)  # fit's caller
+            self._fitting = False  # (no step follows: callbacks may restore, reset ...)
             self._call("on_train_end")
         finally:
             self._active_callbacks = ()

@@ -928,21 +928,42 @@ def test_a_subclass_of_adam_is_told_to_subclass_adamw_for_decay():
 
 # --- fuzz round 5 ------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, value", [("loss", "mse"), ("history", nnc.History()),
-                                         ("rng", np.random.default_rng(0))])
-def test_loss_history_and_rng_cannot_change_while_fit_runs(name, value):
+def test_the_loss_cannot_change_while_fit_steps_history_and_rng_may():
     X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
     trainer = _small_trainer()
+    changes = {"loss": "mse", "history": nnc.History(), "rng": np.random.default_rng(1)}
+    for name, value in changes.items():
+        class Change(nnc.callbacks.Callback):
+            def on_step_end(self, trainer, logs, name=name, value=value):
+                setattr(trainer, name, value)
 
-    class Change(nnc.callbacks.Callback):
-        def on_step_end(self, trainer, logs):
-            setattr(trainer, name, value)
+        if name == "loss":  # the targets were checked for the old one
+            with pytest.raises(RuntimeError, match="trainer.loss cannot change while fit runs"):
+                trainer.fit(X, y, verbose=False, callbacks=[Change()])
+        else:  # a fresh History gets the records the steps append to
+            trainer.fit(X, y, verbose=False, callbacks=[Change()])
+            assert trainer.history is not None and getattr(trainer, name) is value
+        with pytest.raises(AttributeError, match=f"trainer.{name} cannot be deleted"):
+            delattr(trainer, name)
+    assert len(trainer.history.steps["grad_norm.0"]) == len(trainer.history.steps["grad_norm"])
 
-    with pytest.raises(RuntimeError, match=f"trainer.{name} cannot change while fit runs"):
-        trainer.fit(X, np.zeros(16, np.int64), verbose=False, callbacks=[Change()])
-    setattr(trainer, name, value)  # between fits it may
-    with pytest.raises(AttributeError, match=f"trainer.{name} cannot be deleted"):
-        delattr(trainer, name)
+
+def test_callbacks_may_restore_a_state_or_change_the_loss_once_the_steps_are_done(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    trainer = _small_trainer()
+    trainer.fit(X, y, verbose=False)
+    state = trainer.state_dict()
+
+    class Restore(nnc.callbacks.Callback):
+        def on_train_end(self, trainer):
+            trainer.load_state_dict(state)
+            trainer.loss = "softmax_cross_entropy"
+
+    trainer.fit(X, y, epochs=2, verbose=False, callbacks=[Restore()])
+    assert trainer.step_count == 4 == len(trainer.history.steps["loss"])
+    np.testing.assert_array_equal(trainer.model.flat_params, state["params"])
 
 
 def test_a_history_set_by_hand_must_be_readable_and_consistent():
@@ -954,10 +975,14 @@ def test_a_history_set_by_hand_must_be_readable_and_consistent():
         trainer.history = broken
     uneven = nnc.History()
     uneven.steps.update({"grad_norm": [1.0, 2.0], "grad_norm.0": [1.0]})
-    trainer.history = uneven
     with pytest.raises(ValueError, match=r"steps\['grad_norm.0'\] has 1 entries, "
                                          r"steps\['grad_norm'\] 2"):
-        trainer.fit(X, np.zeros(8, np.int64), verbose=False)
+        trainer.history = uneven
+    tuples = nnc.History()
+    tuples.steps["loss"] = ()  # records the steps append to become lists
+    trainer.history = tuples
+    trainer.fit(X, np.zeros(8, np.int64), verbose=False)
+    assert len(tuples.steps["loss"]) == 2
 
 
 def test_the_shuffling_generator_must_be_a_numpy_generator():
@@ -983,11 +1008,28 @@ def test_a_checkpoint_keeps_records_a_callback_logged(tmp_path):
     assert again.history.steps["grad_norm.clipped"] == [1.0, 1.0]
 
 
-def test_warn_unscaled_is_a_checked_setting_and_a_batchnorm_anywhere_before_dense_counts():
+def test_warn_unscaled_is_checked_and_a_batchnorm_anywhere_before_dense_counts():
     trainer = _small_trainer()
-    with pytest.raises(TypeError, match="warn_unscaled"):
-        trainer.warn_unscaled = "False"
+    trainer.warn_unscaled = "False"
+    with pytest.raises(TypeError, match="trainer.warn_unscaled"):
+        trainer.fit(np.zeros((8, 3), np.float32), np.zeros(8, np.int64), verbose=False)
+
+    class Quiet(nnc.Trainer):
+        warn_unscaled = False  # a subclass's default holds
+
     X = 100 * np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Quiet(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=4).fit(
+            X, np.zeros(16, np.int64), verbose=False)
+
+    class MyDense(nnc.Dense):
+        pass
+
+    with pytest.warns(UserWarning, match="X has a root-mean-square"):  # a Dense comes first
+        nnc.Trainer(nnc.Sequential(MyDense(3, 3, bias=False), nnc.BatchNorm(3), nnc.Dense(3, 2),
+                                   seed=0),
+                    batch_size=4).fit(X, np.zeros(16, np.int64), verbose=False)
     model = nnc.Sequential(nnc.Dropout(0.1), nnc.BatchNorm(3), nnc.Dense(3, 2), seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -1027,3 +1069,39 @@ def test_the_report_of_huge_losses_warns_of_no_overflow():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert history.report().startswith("nnc diagnosis")
+
+
+def test_a_user_optimizers_own_error_is_not_replaced_by_a_state_check():
+    from nnc.optim import Optimizer
+
+    class Mine(Optimizer):
+        state_names = ("acc",)
+
+        def _update(self, lr):
+            raise KeyError("mine")
+
+    optimizer = Mine(0.1).bind(nnc.Sequential(nnc.Dense(2, 2), seed=0))
+    with pytest.raises(KeyError, match="mine"):
+        optimizer.step()
+    assert optimizer.t == 0
+
+
+def test_a_model_file_with_a_seed_beyond_todays_cap_still_loads(tmp_path):
+    nnc.Sequential(nnc.Dense(2, 2), seed=5).save(tmp_path / "m.npz")
+    rewrite(str(tmp_path / "m.npz"), header=lambda header: header.__setitem__("seed", 2 ** 200))
+    assert nnc.load(tmp_path / "m.npz").seed == 2 ** 200  # as an older nnc wrote it
+
+
+def test_plots_leave_out_records_a_callback_logs_under_per_layer_looking_names(tmp_path):
+    pytest.importorskip("matplotlib")
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    trainer = _small_trainer()
+
+    class Log(nnc.callbacks.Callback):
+        def on_step_end(self, trainer, logs):
+            if logs["step"] % 2:  # on some steps only
+                trainer.history.steps.setdefault("grad_norm.clipped", []).append(1.0)
+
+    history = trainer.fit(X, np.zeros(16, np.int64), epochs=2, verbose=False, callbacks=[Log()])
+    history.plot(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
