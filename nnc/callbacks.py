@@ -130,7 +130,11 @@ class _Best:
 
     def value(self, logs):
         self._check_logged(logs)
-        return float(logs[self.monitor])
+        try:
+            return float(logs[self.monitor])
+        except (TypeError, ValueError):
+            raise TypeError(f"{self.owner}: monitor {self.monitor!r} must be a number in the "
+                            f"epoch logs, got {logs[self.monitor]!r:.60}") from None
 
     def _check_logged(self, names):
         if self.monitor in names:
@@ -146,6 +150,10 @@ class _Best:
                          f"have {sorted(names)}{hint}")
 
     def improved(self, value):
+        try:  # (a restored history may hold what a callback logged: not a number, no record)
+            value = float(value)
+        except (TypeError, ValueError):
+            return False
         if not math.isfinite(value):
             return False
         if self.mode == "min":

@@ -1105,3 +1105,21 @@ def test_plots_leave_out_records_a_callback_logs_under_per_layer_looking_names(t
     history = trainer.fit(X, np.zeros(16, np.int64), epochs=2, verbose=False, callbacks=[Log()])
     history.plot(tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_a_monitored_metric_that_is_not_a_number_is_named(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    trainer = _small_trainer()
+    trainer.history.epochs["score"] = [None, "n/a"]  # restored from a run that logged these
+
+    class Score(nnc.callbacks.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            logs["score"] = None if epoch else 0.5
+
+    checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="score",
+                                               save_best_only=True)
+    with pytest.raises(TypeError, match=r"ModelCheckpoint: monitor 'score' must be a number in "
+                                        r"the epoch logs, got None"):
+        trainer.fit(X, np.zeros(16, np.int64), epochs=2, verbose=False,
+                    callbacks=[Score(), checkpoint])
+    assert (tmp_path / "best.npz").exists()  # the first epoch's 0.5 was saved
