@@ -19,6 +19,7 @@ Ready-made: ``LambdaCallback`` (plain functions), ``EarlyStopping``,
 """
 import csv
 import math
+import numbers
 import os
 
 import numpy as np
@@ -96,6 +97,18 @@ def _may_add_metrics(callback):
             and type(callback).on_epoch_end is not Callback.on_epoch_end)
 
 
+def _number(value):
+    """``value`` as a float if it is a real number (not text, not a bool), else None."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+
+
 class _Best:
     """The best value so far of one epoch metric (``monitor``), lower is
     better for ``mode="min"``, higher for ``"max"``; ``"auto"`` picks max
@@ -130,11 +143,20 @@ class _Best:
 
     def value(self, logs):
         self._check_logged(logs)
-        try:
-            return float(logs[self.monitor])
-        except (TypeError, ValueError):
+        value = _number(logs[self.monitor])
+        if value is None:
             raise TypeError(f"{self.owner}: monitor {self.monitor!r} must be a number in the "
-                            f"epoch logs, got {logs[self.monitor]!r:.60}") from None
+                            f"epoch logs, got {logs[self.monitor]!r:.60}")
+        return value
+
+    def restore(self, history):
+        """The best of ``monitor``'s values in a History a fit continues (what
+        is not a number there, e.g. a callback's text, counts as no record)."""
+        self.reset()
+        for value in history.epochs.get(self.monitor, []):
+            value = _number(value)
+            if value is not None and self.improved(value):
+                self.best = value
 
     def _check_logged(self, names):
         if self.monitor in names:
@@ -150,10 +172,6 @@ class _Best:
                          f"have {sorted(names)}{hint}")
 
     def improved(self, value):
-        try:  # (a restored history may hold what a callback logged: not a number, no record)
-            value = float(value)
-        except (TypeError, ValueError):
-            return False
         if not math.isfinite(value):
             return False
         if self.mode == "min":
@@ -267,10 +285,7 @@ class ModelCheckpoint(Callback):
         _check_folder("ModelCheckpoint", self._filled_in(1, dict.fromkeys(names, 0.5)))
 
     def on_train_begin(self, trainer):
-        self._best.reset()
-        for value in trainer.history.epochs.get(self.monitor, []):
-            if self._best.improved(value):
-                self._best.best = value
+        self._best.restore(trainer.history)
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.save_best_only:

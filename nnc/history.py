@@ -97,8 +97,18 @@ class History:
         history.meta = dict(meta)
         return history
 
+    def check_readable(self):
+        """ValueError naming a record nnc reads (``loss``, ``grad_norm.0`` ...)
+        that holds something else than numbers: ``load`` would refuse it, so
+        ``save`` and checkpoints refuse it first."""
+        try:
+            History.from_dict(self.to_dict())
+        except ValueError as exc:
+            raise ValueError(f"the history cannot be written as it is: {exc}") from None
+
     def save(self, path):
         """Write ``to_dict()`` as JSON (NaN and inf written as NaN, Infinity)."""
+        self.check_readable()
         try:  # all of it first: nothing is written if a value cannot be
             text = json.dumps({"format": "nnc.History", "version": 1, **self.to_dict()},
                               default=_json_value)

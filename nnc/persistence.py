@@ -132,6 +132,8 @@ def _history_json(where, value):
 def _history_parts(history):
     """The History as arrays (lists of numbers, the usual case) plus a JSON
     part for anything else (``meta``, lists of non-numbers)."""
+    if isinstance(history, History):
+        history.check_readable()
     arrays, extra = {}, {"meta": _history_json("meta", getattr(history, "meta", {}) or {})}
     for group in HISTORY_GROUPS:
         for name, values in (getattr(history, group, None) or {}).items():
@@ -510,13 +512,13 @@ def _build_model(file, backend):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # warned when it was built
-            # (a seed beyond today's cap, from an older nnc, is kept as written:
-            # the generator's state comes from the file)
+            # (a seed beyond today's cap, from an older nnc, is kept as written)
             model = Sequential(*layers, dtype=header["dtype"], backend=backend,
                                seed=seed if seed is None or seed <= MAX_SEED else 0)
     except ValueError as exc:
         raise _bad(path, f"cannot build the model the header describes: {exc}") from None
-    model.seed = seed
+    if seed is not None and seed > MAX_SEED:  # (the file's generator state, if any, follows)
+        model.seed, model.rng = seed, np.random.default_rng(seed)
     return model
 
 

@@ -70,7 +70,7 @@ def _checked_history(trainer, value, name):
         History.from_dict(value.to_dict())
     except (AttributeError, TypeError, ValueError) as exc:
         raise ValueError(f"{name}: {exc}") from None
-    if "_layer_params" in trainer.__dict__:  # (a mid-fit replacement: the steps append to it)
+    if trainer.__dict__.get("_fitting"):  # (mid-fit: the next step appends to it; else fit)
         trainer._check_history_records(value)
     return value
 
@@ -299,7 +299,7 @@ class Trainer:
             model._backward(self.loss._grad)
             if self.l2:
                 loss += backend.l2_penalty(self._decayed_params, self._decayed_grads, self.l2)
-            norm = self._record_gradient_norms()
+            norm = self._record_gradient_norms(steps)
             if self.clip_norm is not None and norm > self.clip_norm:
                 backend.scale(model.flat_grads, self.clip_norm / norm)
             if self.clip_value is not None:
@@ -310,7 +310,7 @@ class Trainer:
                 self._call("on_before_update")
             self.optimizer.step(lr)
         except BaseException:
-            self._take_back_step(recorded)
+            self._take_back_step(steps, recorded)
             raise
         self.step_count += 1
         steps["loss"].append(loss)
@@ -350,10 +350,9 @@ class Trainer:
                 raise ValueError(f"trainer.history: steps['grad_norm.{layer}'] has {len(norms)} "
                                  f"entries, steps['grad_norm'] {measured}: one per step each")
 
-    def _take_back_step(self, recorded):
-        """Undo what a refused step left: gradient norms recorded beyond
-        ``recorded`` steps, and its batch-norm statistics."""
-        steps = self.history.steps
+    def _take_back_step(self, steps, recorded):
+        """Undo what a refused step left: gradient norms recorded into
+        ``steps`` beyond ``recorded``, and its batch-norm statistics."""
         del steps["grad_norm"][recorded:]
         for layer, _ in self._layer_params:
             del steps[f"grad_norm.{layer}"][recorded:]
@@ -387,10 +386,10 @@ class Trainer:
         self.optimizer.check_lr(lr)
         return lr
 
-    def _record_gradient_norms(self):
+    def _record_gradient_norms(self, steps):
         """Global and per-layer gradient norms from one pass over the flat
-        gradient buffer; returns the global norm."""
-        model, steps = self.model, self.history.steps
+        gradient buffer, appended to ``steps``; returns the global norm."""
+        model = self.model
         sum_squares = self._param_sum_squares
         total = model.backend.segment_sum_of_squares(model.flat_grads, model.param_offsets,
                                                      sum_squares)
@@ -463,6 +462,8 @@ class Trainer:
         self.model._check_views()
         self.callbacks = self.callbacks  # checked again: the list may have been changed in place
         X, y = self._check_data(X, y)
+        self._fitting = True  # (the loss is fixed from here: the targets were checked for it)
+        warn = check_bool(self.warn_unscaled, "trainer.warn_unscaled")
         epochs = check_int(epochs, "epochs", low=1, high=MAX_STEPS)
         shuffle = check_bool(shuffle, "shuffle")
         verbose = check_verbose(verbose)
@@ -507,11 +508,9 @@ class Trainer:
             self.history.meta.setdefault("optimizer", repr(self.optimizer))
             self.history.meta.setdefault("layers", [type(layer).__name__
                                                     for layer in self.model.layers])
-        warn = check_bool(self.warn_unscaled, "trainer.warn_unscaled")
         for problem in scale_warnings(self, X, y):
             if warn:
                 warnings.warn(problem, UserWarning, stacklevel=3)  # fit's caller
-        self._fitting = True  # (the loss is fixed: the targets were checked for it)
         try:
             self._call("on_train_begin")
             try:

@@ -975,9 +975,11 @@ def test_a_history_set_by_hand_must_be_readable_and_consistent():
         trainer.history = broken
     uneven = nnc.History()
     uneven.steps.update({"grad_norm": [1.0, 2.0], "grad_norm.0": [1.0]})
+    trainer.history = uneven  # (left as given until a fit uses it)
     with pytest.raises(ValueError, match=r"steps\['grad_norm.0'\] has 1 entries, "
                                          r"steps\['grad_norm'\] 2"):
-        trainer.history = uneven
+        trainer.fit(X, np.zeros(8, np.int64), verbose=False)
+    assert trainer.step_count == 0
     tuples = nnc.History()
     tuples.steps["loss"] = ()  # records the steps append to become lists
     trainer.history = tuples
@@ -1123,3 +1125,65 @@ def test_a_monitored_metric_that_is_not_a_number_is_named(tmp_path):
         trainer.fit(X, np.zeros(16, np.int64), epochs=2, verbose=False,
                     callbacks=[Score(), checkpoint])
     assert (tmp_path / "best.npz").exists()  # the first epoch's 0.5 was saved
+
+
+@pytest.mark.parametrize("logged", ["0.500", True, 10 ** 400])
+def test_monitored_values_that_are_text_bools_or_huge_ints_are_named_or_skipped(tmp_path, logged):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    trainer = _small_trainer()
+    trainer.history.epochs["f1"] = [logged]  # restored: counts as no record
+
+    class Score(nnc.callbacks.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            logs["f1"] = 0.5 if epoch == 0 else logged
+
+    checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="f1",
+                                               mode="max", save_best_only=True)
+    with pytest.raises(TypeError, match=r"monitor 'f1' must be a number in the epoch logs"):
+        trainer.fit(X, np.zeros(16, np.int64), epochs=2, verbose=False,
+                    callbacks=[Score(), checkpoint])
+    assert checkpoint._best.best == 0.5  # the first epoch's number was taken
+
+
+def test_a_history_swapped_in_a_refused_step_keeps_its_records():
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    trainer = _small_trainer()
+    trainer.fit(X, y, verbose=False)
+    fresh = nnc.History()
+    fresh.steps.update({k: list(v) for k, v in trainer.history.steps.items()})
+
+    class Swap(nnc.callbacks.Callback):
+        def on_before_update(self, trainer):
+            trainer.history = fresh
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        trainer.fit(X, y, verbose=False, callbacks=[Swap()])
+    assert len(fresh.steps["grad_norm"]) == len(fresh.steps["loss"]) == 4
+    assert len(fresh.steps["grad_norm.0"]) == 4
+
+
+def test_a_bad_warn_unscaled_is_refused_before_a_checkpoint_is_loaded(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    first = _small_trainer()
+    first.fit(X, y, verbose=False)
+    first.save_checkpoint(tmp_path / "c.npz")
+    second = _small_trainer()
+    second.warn_unscaled = "no"
+    with pytest.raises(TypeError, match="trainer.warn_unscaled"):
+        second.fit(X, y, epochs=3, verbose=False, resume_from=tmp_path / "c.npz")
+    assert second.step_count == 0
+
+
+def test_text_under_a_record_nnc_reads_is_refused_when_written(tmp_path):
+    history = nnc.History()
+    history.steps["grad_norm.7"] = ["big"]
+    with pytest.raises(ValueError, match=r"cannot be written as it is: steps\['grad_norm.7'\]"):
+        history.save(tmp_path / "run.json")
+    assert not (tmp_path / "run.json").exists()
+    trainer = _small_trainer()
+    trainer.history.steps["grad_norm.7"] = ["big"]
+    with pytest.raises(ValueError, match=r"steps\['grad_norm.7'\]"):
+        trainer.save_checkpoint(tmp_path / "c.npz")
