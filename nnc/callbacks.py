@@ -19,7 +19,6 @@ Ready-made: ``LambdaCallback`` (plain functions), ``EarlyStopping``,
 """
 import csv
 import math
-import numbers
 import os
 
 import numpy as np
@@ -98,14 +97,14 @@ def _may_add_metrics(callback):
 
 
 def _number(value):
-    """``value`` as a float if it is a real number (not text, not a bool), else None."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    """``value`` as a float if it is a number (not text, not a bool), else None."""
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.size == 1 else None
+    if isinstance(value, (str, bytes, bool, np.bool_)):
         return None
     try:
         return float(value)
-    except OverflowError:  # an int beyond the float range
+    except (TypeError, ValueError, OverflowError):  # (None, an int beyond the float range)
         return None
 
 
@@ -151,7 +150,11 @@ class _Best:
 
     def restore(self, history):
         """The best of ``monitor``'s values in a History a fit continues (what
-        is not a number there, e.g. a callback's text, counts as no record)."""
+        is not a number there, e.g. a callback's text, counts as no record).
+        A metric the history does not keep (one a callback adds to the epoch
+        logs) keeps this callback's best of earlier fits."""
+        if self.monitor not in history.epochs:
+            return
         self.reset()
         for value in history.epochs.get(self.monitor, []):
             value = _number(value)

@@ -177,39 +177,44 @@ STEP_RECORDS = ("loss", "lr", "grad_norm")
 
 
 def per_layer_records(records, stem):
-    """[(layer index, values)] of the records named "<stem>.<index>", by index
-    (a record of another name, e.g. one a callback logs, is left out)."""
+    """[(layer index, values)] of the records named "<stem>.<index>" that
+    hold numbers, by index (others, e.g. what a callback logs, are left out)."""
     found = []
     for name, values in records.items():
         head, dot, index = str(name).partition(".")
-        if head == stem and dot and index.isascii() and index.isdigit():
+        if head == stem and dot and index.isascii() and index.isdigit() \
+                and _numbers_or_none(values) is not None:
             found.append((int(index), values))
     return sorted(found, key=lambda pair: pair[0])
 
 
+def _numbers_or_none(values):
+    """``values`` as a float64 array if they are all numbers (NaN and inf
+    allowed; not text, not bools), else None."""
+    try:
+        if np.asarray(values).dtype.kind not in "fiu":
+            return None
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return array if array.ndim == 1 else None
+
+
 def _read_by_nnc(part, name):
-    """Whether nnc itself reads this record (the diagnostics, report, plots,
-    callbacks): it must then hold numbers; others may hold anything."""
+    """Whether nnc needs this record to hold numbers: the Trainer's own step
+    and epoch records and the diagnostics; a per-layer-looking record a
+    callback fills with something else is left out of the report and plots."""
     if part == "epochs":
         return name in EPOCH_METRICS
-    stem, dot, index = name.partition(".")
-    if dot:
-        return stem in PER_LAYER and index.isascii() and index.isdigit()
     return part == "diagnostics" or name in STEP_RECORDS
 
 
 def _check_record(part, name, values):
-    """A record nnc reads: numbers (NaN and inf allowed)."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        for i, value in enumerate(values):  # name the first bad one
-            try:
-                float(value)
-            except (TypeError, ValueError, OverflowError):
-                raise ValueError(f"{part}[{name!r}][{i}] must be a number, got "
-                                 f"{value!r:.60}") from None
-        raise ValueError(f"{part}[{name!r}] must be a list of numbers") from None
-    if array.ndim != 1:
-        raise ValueError(f"{part}[{name!r}] must be a flat list of numbers, got nested "
-                         f"lists (shape {array.shape})")
+    """A record nnc reads: numbers (NaN and inf allowed; not text, not bools)."""
+    if _numbers_or_none(values) is not None:
+        return
+    for i, value in enumerate(values):  # name the first bad one
+        if isinstance(value, (str, bytes, bool, np.bool_)) or \
+                _numbers_or_none([value]) is None:
+            raise ValueError(f"{part}[{name!r}][{i}] must be a number, got {value!r:.60}")
+    raise ValueError(f"{part}[{name!r}] must be a flat list of numbers")

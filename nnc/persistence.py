@@ -517,8 +517,9 @@ def _build_model(file, backend):
                                seed=seed if seed is None or seed <= MAX_SEED else 0)
     except ValueError as exc:
         raise _bad(path, f"cannot build the model the header describes: {exc}") from None
-    if seed is not None and seed > MAX_SEED:  # (the file's generator state, if any, follows)
-        model.seed, model.rng = seed, np.random.default_rng(seed)
+    model.seed = seed  # as written (None too: not today's nnc.set_seed default)
+    if seed is not None and seed > MAX_SEED:  # re-seeded in place: the layers share it
+        model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
     return model
 
 

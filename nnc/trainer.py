@@ -606,6 +606,7 @@ class Trainer:
         """Everything needed to continue training bit-identically: weights,
         buffers, optimizer state, step count, shuffling generator, history."""
         with self.model._in_use():  # not half-way through another thread's step
+            self._check_history_records()  # (what load_state_dict will ask of it)
             return self._state_dict()
 
     def _state_dict(self):
@@ -695,6 +696,7 @@ class Trainer:
                           "will not continue bit-identically; checkpoint at the end of an epoch "
                           "(ModelCheckpoint, on_epoch_end)", UserWarning, stacklevel=2)
         with self.model._in_use():
+            self._check_history_records()  # (what loading will ask of it)
             save_checkpoint(self, path, metadata=metadata)
 
     def load_checkpoint(self, path):

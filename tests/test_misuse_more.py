@@ -537,9 +537,9 @@ def test_float_labels_that_are_not_whole_numbers_get_no_truncating_hint(value):
 
 
 @pytest.mark.parametrize("part,name,values,message", [
-    ("epochs", "loss", ["0.5", "x"], r"epochs\['loss'\]\[1\] must be a number"),
-    ("epochs", "val_accuracy", [[0.5]], r"epochs\['val_accuracy'\] must be a flat list"),
-    ("steps", "lr", [[1.0]], r"steps\['lr'\] must be a flat list"),
+    ("epochs", "loss", ["0.5", "x"], r"epochs\['loss'\]\[0\] must be a number, got '0.5'"),
+    ("epochs", "val_accuracy", [[0.5]], r"epochs\['val_accuracy'\]\[0\] must be a number"),
+    ("steps", "lr", [[1.0]], r"steps\['lr'\]\[0\] must be a number"),
 ])
 def test_history_records_nnc_reads_must_be_flat_lists_of_numbers(part, name, values, message):
     state = {"steps": {"loss": [1.0]}, "epochs": {}}
@@ -1179,11 +1179,86 @@ def test_a_bad_warn_unscaled_is_refused_before_a_checkpoint_is_loaded(tmp_path):
 
 def test_text_under_a_record_nnc_reads_is_refused_when_written(tmp_path):
     history = nnc.History()
-    history.steps["grad_norm.7"] = ["big"]
-    with pytest.raises(ValueError, match=r"cannot be written as it is: steps\['grad_norm.7'\]"):
+    history.steps["loss"] = ["1e3"]
+    with pytest.raises(ValueError, match=r"cannot be written as it is: steps\['loss'\]\[0\] "
+                                         r"must be a number, got '1e3'"):
         history.save(tmp_path / "run.json")
     assert not (tmp_path / "run.json").exists()
     trainer = _small_trainer()
-    trainer.history.steps["grad_norm.7"] = ["big"]
-    with pytest.raises(ValueError, match=r"steps\['grad_norm.7'\]"):
+    trainer.history.steps["lr"] = [None]
+    with pytest.raises(ValueError, match=r"steps\['lr'\]\[0\] must be a number"):
         trainer.save_checkpoint(tmp_path / "c.npz")
+
+
+def test_text_under_a_per_layer_looking_name_is_kept_and_left_out(tmp_path):
+    """A callback's own record that looks per-layer (no such layer) does not
+    stop a ModelCheckpoint mid-fit; the report and plots leave it out."""
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    trainer = _small_trainer()
+
+    class Log(nnc.callbacks.Callback):
+        def on_step_end(self, trainer, logs):
+            trainer.history.steps.setdefault("grad_norm.9", []).append("n/a")
+
+    trainer.fit(X, np.zeros(16, np.int64), epochs=2, verbose=False,
+                callbacks=[Log(), nnc.callbacks.ModelCheckpoint(str(tmp_path / "c.npz"))])
+    again = _small_trainer()
+    again.load_checkpoint(tmp_path / "c.npz")
+    assert again.history.steps["grad_norm.9"] == ["n/a"] * trainer.step_count
+    assert again.history.report().startswith("nnc diagnosis")
+
+
+def test_a_checkpoint_of_a_history_set_by_hand_can_be_loaded(tmp_path):
+    trainer = _small_trainer()
+    history = nnc.History()
+    history.steps.update({"grad_norm": [1.0, 2.0], "loss": [1.0, 1.0], "lr": [0.1, 0.1]})
+    trainer.history = history  # no per-layer norms: filled with NaN when written
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    _small_trainer().load_checkpoint(tmp_path / "c.npz")
+    uneven = nnc.History()
+    uneven.steps.update({"grad_norm": [1.0, 2.0], "grad_norm.0": [1.0]})
+    trainer.history = uneven
+    with pytest.raises(ValueError, match=r"steps\['grad_norm.0'\] has 1 entries"):
+        trainer.save_checkpoint(tmp_path / "d.npz")
+
+
+def test_a_model_file_keeps_its_seed_and_its_layers_share_its_generator(tmp_path):
+    model = nnc.Sequential(nnc.Dense(3, 4), nnc.Dropout(0.5), nnc.Dense(4, 2), seed=1)
+    model.seed = 2 ** 130 + 5  # as an older nnc could write
+    model.save(tmp_path / "big.npz")
+    loaded = nnc.load(tmp_path / "big.npz")
+    assert loaded.seed == 2 ** 130 + 5 and loaded.layers[1].rng is loaded.rng
+    nnc.Sequential(nnc.Dense(3, 2)).save(tmp_path / "none.npz")
+    header_seed = nnc.persistence.read_header(tmp_path / "none.npz")["seed"]
+    nnc.set_seed(7)
+    try:
+        assert nnc.load(tmp_path / "none.npz").seed == header_seed  # not today's default
+    finally:
+        nnc.set_seed(None)
+
+
+def test_monitor_values_float_takes_are_numbers_text_and_bools_are_not():
+    from decimal import Decimal
+
+    from nnc.callbacks import _number
+
+    assert _number(Decimal("0.5")) == 0.5 and _number(np.array([0.25])) == 0.25
+    assert _number(np.float32(2)) == 2.0 and _number(np.array(3)) == 3.0
+    for value in ("0.5", True, np.bool_(False), None, 10 ** 400, np.ones(2)):
+        assert _number(value) is None
+
+
+def test_a_checkpoint_kept_by_an_earlier_fit_is_not_replaced_by_a_worse_one(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    trainer = _small_trainer()
+    scores = iter([0.9, 0.1])
+
+    class Score(nnc.callbacks.Callback):  # a metric the history does not keep
+        def on_epoch_end(self, trainer, epoch, logs):
+            logs["f1"] = next(scores)
+
+    checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="f1",
+                                               mode="max", save_best_only=True)
+    for _ in range(2):
+        trainer.fit(X, np.zeros(16, np.int64), verbose=False, callbacks=[Score(), checkpoint])
+    assert checkpoint._best.best == 0.9
