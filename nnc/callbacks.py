@@ -20,10 +20,12 @@ Ready-made: ``LambdaCallback`` (plain functions), ``EarlyStopping``,
 import csv
 import math
 import os
+import weakref
 
 import numpy as np
 
 from nnc._validation import check_bool, check_file_path, check_float, check_int, folder_problem
+from nnc.history import EPOCH_METRICS
 
 
 class Callback:
@@ -100,7 +102,8 @@ def _number(value):
     """``value`` as a float if it is a number (not text, not a bool), else None."""
     if isinstance(value, np.ndarray):
         value = value.item() if value.size == 1 else None
-    if isinstance(value, (str, bytes, bool, np.bool_)):
+    if isinstance(value, (str, bytes, bool, np.bool_, complex, np.complexfloating,
+                          type(np.ma.masked))):
         return None
     try:
         return float(value)
@@ -124,10 +127,17 @@ class _Best:
             mode = "max" if "acc" in monitor else "min"
         self.owner, self.monitor, self.mode = owner, monitor, mode
         self.min_delta = check_float(min_delta, "min_delta", low=0)
+        self._history = None  # (a weak reference to the History of the last restore)
         self.reset()
 
     def reset(self):
         self.best = math.inf if self.mode == "min" else -math.inf
+
+    def __getstate__(self):  # (a weak reference does not pickle)
+        return {**self.__dict__, "_history": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update({"_history": None, **state})
 
     def check(self, trainer):
         """ValueError before training if ``monitor`` is one of nnc's metrics
@@ -153,8 +163,10 @@ class _Best:
         is not a number there, e.g. a callback's text, counts as no record).
         A metric the history does not keep (one a callback adds to the epoch
         logs) keeps this callback's best of earlier fits."""
-        if self.monitor not in history.epochs:
-            return
+        same = self._history is not None and self._history() is history
+        self._history = weakref.ref(history)
+        if same and self.monitor not in history.epochs and self.monitor not in EPOCH_METRICS:
+            return  # (a callback's own metric: this callback's best of earlier fits here)
         self.reset()
         for value in history.epochs.get(self.monitor, []):
             value = _number(value)

@@ -86,6 +86,7 @@ class History:
                 # records may hold anything a callback logged
                 if _read_by_nnc(part, str(name)):
                     _check_record(part, str(name), values)
+                    values = _numbers_or_none(values).tolist()  # (None as NaN)
                 getattr(history, part)[name] = list(values)
         meta = state.get("meta") or {}
         if not isinstance(meta, dict):
@@ -189,13 +190,16 @@ def per_layer_records(records, stem):
 
 
 def _numbers_or_none(values):
-    """``values`` as a float64 array if they are all numbers (NaN and inf
-    allowed; not text, not bools), else None."""
+    """``values`` as a float64 array if they are all numbers (NaN, inf and
+    None, read as NaN, allowed; not text, not bools), else None."""
     try:
-        if np.asarray(values).dtype.kind not in "fiu":
+        kind = np.asarray(values).dtype.kind
+        if kind in "USb":
             return None
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
+        return None
+    if kind == "O" and any(isinstance(v, (str, bytes, bool, np.bool_)) for v in values):
         return None
     return array if array.ndim == 1 else None
 
@@ -215,6 +219,6 @@ def _check_record(part, name, values):
         return
     for i, value in enumerate(values):  # name the first bad one
         if isinstance(value, (str, bytes, bool, np.bool_)) or \
-                _numbers_or_none([value]) is None:
+                (value is not None and _numbers_or_none([value]) is None):
             raise ValueError(f"{part}[{name!r}][{i}] must be a number, got {value!r:.60}")
     raise ValueError(f"{part}[{name!r}] must be a flat list of numbers")

@@ -518,7 +518,8 @@ def _build_model(file, backend):
     except ValueError as exc:
         raise _bad(path, f"cannot build the model the header describes: {exc}") from None
     model.seed = seed  # as written (None too: not today's nnc.set_seed default)
-    if seed is not None and seed > MAX_SEED:  # re-seeded in place: the layers share it
+    if seed is None or seed > MAX_SEED:  # re-seeded in place (the layers share it); the
+        # file's generator state, when it has one, is restored after this
         model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
     return model
 

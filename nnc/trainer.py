@@ -87,6 +87,12 @@ def _checked_generator(trainer, value, name):
 STEP_HOOKS = ("on_before_update", "on_step_end", "on_step_refused")
 
 
+def _layer_positions(model):
+    """[(layer index, positions of its parameters in the flat buffer)]."""
+    return [(i, [p for p, owner in enumerate(model.param_layers) if owner == i])
+            for i in sorted(set(model.param_layers))]
+
+
 def _fixed(name, why):
     """A read-only attribute (stored as ``_name``) whose assignment says why."""
     def refuse(self, value):
@@ -206,9 +212,7 @@ class Trainer:
         self._buffers = [(i, b) for i, layer in enumerate(model.layers)
                          for b in layer.buffers.values()]
         self._buffers_before = [np.empty_like(b) for _, b in self._buffers]
-        # (layer index, positions of its parameters in the flat buffer)
-        self._layer_params = [(i, [p for p, owner in enumerate(model.param_layers) if owner == i])
-                              for i in sorted(set(model.param_layers))]
+        self._layer_params = _layer_positions(model)
         if seed is not None:
             seed = check_seed(seed)
         self.callbacks = callbacks
@@ -252,6 +256,8 @@ class Trainer:
         self._bind_decayed_views()
         if not isinstance(state.get("_fit_lock"), ProcessLock):  # (older pickles)
             self._fit_lock = ProcessLock()
+        if "_layer_params" not in state:  # (pickled before the per-layer norms)
+            self._layer_params = _layer_positions(self.model)
         if getattr(self.optimizer, "_lock", None) is None:  # (pickled before it had one)
             self.optimizer._lock = getattr(self.model, "_lock", None)
 
@@ -606,7 +612,6 @@ class Trainer:
         """Everything needed to continue training bit-identically: weights,
         buffers, optimizer state, step count, shuffling generator, history."""
         with self.model._in_use():  # not half-way through another thread's step
-            self._check_history_records()  # (what load_state_dict will ask of it)
             return self._state_dict()
 
     def _state_dict(self):
@@ -619,10 +624,21 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step_count": self.step_count,
             "rng": copy.deepcopy(self.rng.bit_generator.state),
-            "history": self.history.to_dict(),
+            "history": self._history_state(),
             # the model's generator draws the dropout masks
             "model_rng": copy.deepcopy(self.model.rng.bit_generator.state),
         }
+
+    def _history_state(self):
+        """``history.to_dict()`` as load_state_dict will ask it: readable, with
+        one per-layer gradient norm per step (a History set by hand may lack
+        them: NaN in the copy, the History itself left as it is)."""
+        self.history.check_readable()
+        state = self.history.to_dict()
+        probe = History()
+        probe.steps = state["steps"]
+        self._check_history_records(probe)
+        return state
 
     def _layout(self):
         return {key: list(view.shape) for key, view in self.model.params.items()}

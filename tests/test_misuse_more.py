@@ -1185,9 +1185,11 @@ def test_text_under_a_record_nnc_reads_is_refused_when_written(tmp_path):
         history.save(tmp_path / "run.json")
     assert not (tmp_path / "run.json").exists()
     trainer = _small_trainer()
-    trainer.history.steps["lr"] = [None]
+    trainer.history.steps["lr"] = ["fast"]
     with pytest.raises(ValueError, match=r"steps\['lr'\]\[0\] must be a number"):
         trainer.save_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match=r"steps\['lr'\]\[0\] must be a number"):
+        trainer.state_dict()  # (load_state_dict would refuse it)
 
 
 def test_text_under_a_per_layer_looking_name_is_kept_and_left_out(tmp_path):
@@ -1262,3 +1264,31 @@ def test_a_checkpoint_kept_by_an_earlier_fit_is_not_replaced_by_a_worse_one(tmp_
     for _ in range(2):
         trainer.fit(X, np.zeros(16, np.int64), verbose=False, callbacks=[Score(), checkpoint])
     assert checkpoint._best.best == 0.9
+
+
+def test_records_of_none_read_as_nan_and_numbers_of_any_type_are_numbers():
+    history = nnc.History.from_dict({"steps": {"loss": [1.0, None, 10 ** 20]},
+                                     "epochs": {"val_loss": [None, 0.5]}})
+    assert np.isnan(history.steps["loss"][1]) and history.steps["loss"][2] == 1e20
+    assert history.report().startswith("nnc diagnosis")
+
+
+def test_a_fresh_history_starts_the_best_over():
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    checkpoint = nnc.callbacks.ModelCheckpoint("unused.npz", monitor="val_loss",
+                                               save_best_only=True)
+    first = _small_trainer()
+    first.fit(X, y, epochs=2, verbose=False, validation_data=(X, y), callbacks=[checkpoint])
+    checkpoint._best.best = -1.0  # better than anything: a carried-over best would keep it
+    checkpoint._best.restore(_small_trainer().history)
+    assert checkpoint._best.best == np.inf
+
+
+def test_state_dict_leaves_a_history_set_by_hand_as_it_is():
+    trainer = _small_trainer()
+    trainer.history = nnc.History()
+    state = trainer.state_dict()
+    assert "grad_norm.0" in state["history"]["steps"]
+    assert "grad_norm.0" not in trainer.history.steps
+    _small_trainer().load_state_dict(state)
