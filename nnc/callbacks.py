@@ -20,7 +20,6 @@ Ready-made: ``LambdaCallback`` (plain functions), ``EarlyStopping``,
 import csv
 import math
 import os
-import weakref
 
 import numpy as np
 
@@ -100,6 +99,8 @@ def _may_add_metrics(callback):
 
 def _number(value):
     """``value`` as a float if it is a number (not text, not a bool), else None."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        return None  # (a missing value)
     if isinstance(value, np.ndarray):
         value = value.item() if value.size == 1 else None
     if isinstance(value, (str, bytes, bool, np.bool_, complex, np.complexfloating,
@@ -127,17 +128,10 @@ class _Best:
             mode = "max" if "acc" in monitor else "min"
         self.owner, self.monitor, self.mode = owner, monitor, mode
         self.min_delta = check_float(min_delta, "min_delta", low=0)
-        self._history = None  # (a weak reference to the History of the last restore)
         self.reset()
 
     def reset(self):
         self.best = math.inf if self.mode == "min" else -math.inf
-
-    def __getstate__(self):  # (a weak reference does not pickle)
-        return {**self.__dict__, "_history": None}
-
-    def __setstate__(self, state):
-        self.__dict__.update({"_history": None, **state})
 
     def check(self, trainer):
         """ValueError before training if ``monitor`` is one of nnc's metrics
@@ -163,10 +157,8 @@ class _Best:
         is not a number there, e.g. a callback's text, counts as no record).
         A metric the history does not keep (one a callback adds to the epoch
         logs) keeps this callback's best of earlier fits."""
-        same = self._history is not None and self._history() is history
-        self._history = weakref.ref(history)
-        if same and self.monitor not in history.epochs and self.monitor not in EPOCH_METRICS:
-            return  # (a callback's own metric: this callback's best of earlier fits here)
+        if self.monitor not in history.epochs and self.monitor not in EPOCH_METRICS:
+            return  # (a callback's own metric: this callback's best of earlier fits)
         self.reset()
         for value in history.epochs.get(self.monitor, []):
             value = _number(value)

@@ -1,6 +1,8 @@
 """History: what happened during training, step by step and epoch by epoch."""
+import decimal
 import json
 import math
+import numbers
 
 import numpy as np
 
@@ -86,7 +88,8 @@ class History:
                 # records may hold anything a callback logged
                 if _read_by_nnc(part, str(name)):
                     _check_record(part, str(name), values)
-                    values = _numbers_or_none(values).tolist()  # (None as NaN)
+                    if any(value is None for value in values):  # (None as NaN; else as written)
+                        values = _numbers_or_none(values).tolist()
                 getattr(history, part)[name] = list(values)
         meta = state.get("meta") or {}
         if not isinstance(meta, dict):
@@ -194,12 +197,14 @@ def _numbers_or_none(values):
     None, read as NaN, allowed; not text, not bools), else None."""
     try:
         kind = np.asarray(values).dtype.kind
-        if kind in "USb":
+        if kind not in "fiuO":  # (not text, bools, complex numbers or dates)
             return None
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         return None
-    if kind == "O" and any(isinstance(v, (str, bytes, bool, np.bool_)) for v in values):
+    if kind == "O" and not all(v is None or (isinstance(v, (numbers.Real, decimal.Decimal))
+                                             and not isinstance(v, (bool, np.bool_)))
+                               for v in values):
         return None
     return array if array.ndim == 1 else None
 

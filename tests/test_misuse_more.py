@@ -1246,7 +1246,8 @@ def test_monitor_values_float_takes_are_numbers_text_and_bools_are_not():
 
     assert _number(Decimal("0.5")) == 0.5 and _number(np.array([0.25])) == 0.25
     assert _number(np.float32(2)) == 2.0 and _number(np.array(3)) == 3.0
-    for value in ("0.5", True, np.bool_(False), None, 10 ** 400, np.ones(2)):
+    for value in ("0.5", True, np.bool_(False), None, 10 ** 400, np.ones(2), 1 + 2j,
+                  np.ma.array(2.0, mask=True), np.ma.masked):
         assert _number(value) is None
 
 
@@ -1271,12 +1272,17 @@ def test_records_of_none_read_as_nan_and_numbers_of_any_type_are_numbers():
                                      "epochs": {"val_loss": [None, 0.5]}})
     assert np.isnan(history.steps["loss"][1]) and history.steps["loss"][2] == 1e20
     assert history.report().startswith("nnc diagnosis")
+    kept = nnc.History.from_dict({"steps": {"loss": [1.0]}, "diagnostics": {"step": [1, 2]}})
+    assert kept.diagnostics["step"] == [1, 2] and isinstance(kept.diagnostics["step"][0], int)
+    for odd in ([1 + 2j], [np.datetime64("2020-01-01")]):
+        with pytest.raises(ValueError, match="must be a number"):
+            nnc.History.from_dict({"steps": {"loss": odd}})
 
 
-def test_a_fresh_history_starts_the_best_over():
+def test_a_fresh_history_starts_the_best_over(tmp_path):
     X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     y = np.zeros(16, np.int64)
-    checkpoint = nnc.callbacks.ModelCheckpoint("unused.npz", monitor="val_loss",
+    checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="val_loss",
                                                save_best_only=True)
     first = _small_trainer()
     first.fit(X, y, epochs=2, verbose=False, validation_data=(X, y), callbacks=[checkpoint])
@@ -1292,3 +1298,21 @@ def test_state_dict_leaves_a_history_set_by_hand_as_it_is():
     assert "grad_norm.0" in state["history"]["steps"]
     assert "grad_norm.0" not in trainer.history.steps
     _small_trainer().load_state_dict(state)
+
+
+def test_a_callbacks_own_best_survives_a_resume_and_a_copy(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    trainer = _small_trainer()
+    scores = iter([0.9, 0.1])
+
+    class Score(nnc.callbacks.Callback):  # a metric the history does not keep
+        def on_epoch_end(self, trainer, epoch, logs):
+            logs["f1"] = next(scores)
+
+    checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="f1",
+                                               mode="max", save_best_only=True)
+    trainer.fit(X, y, verbose=False, callbacks=[Score(), checkpoint])
+    trainer.load_state_dict(trainer.state_dict())  # a new History object
+    trainer.fit(X, y, verbose=False, callbacks=[Score(), checkpoint])
+    assert checkpoint._best.best == 0.9
