@@ -156,9 +156,11 @@ class _Best:
         """The best of ``monitor``'s values in a History a fit continues (what
         is not a number there, e.g. a callback's text, counts as no record).
         A metric the history does not keep (one a callback adds to the epoch
-        logs) keeps this callback's best of earlier fits."""
-        if self.monitor not in history.epochs and self.monitor not in EPOCH_METRICS:
-            return  # (a callback's own metric: this callback's best of earlier fits)
+        logs) keeps this callback's best of earlier fits of a run the History
+        continues (a fresh History starts over)."""
+        continued = bool(history.epochs.get("loss"))  # (not a fresh History: the same run)
+        if continued and self.monitor not in history.epochs and self.monitor not in EPOCH_METRICS:
+            return  # (a callback's own metric: this callback's best of the run so far)
         self.reset()
         for value in history.epochs.get(self.monitor, []):
             value = _number(value)

@@ -88,8 +88,8 @@ class History:
                 # records may hold anything a callback logged
                 if _read_by_nnc(part, str(name)):
                     _check_record(part, str(name), values)
-                    if any(value is None for value in values):  # (None as NaN; else as written)
-                        values = _numbers_or_none(values).tolist()
+                    if np.asarray(values).dtype.kind == "O":  # None (as NaN), Decimal ...:
+                        values = _numbers_or_none(values).tolist()  # floats; else as written
                 getattr(history, part)[name] = list(values)
         meta = state.get("meta") or {}
         if not isinstance(meta, dict):

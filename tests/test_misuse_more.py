@@ -1302,3 +1302,29 @@ def test_a_callbacks_own_best_survives_later_fits_and_a_resume(tmp_path, between
         trainer.load_state_dict(trainer.state_dict())  # a new History object
     trainer.fit(X, y, verbose=False, callbacks=[Score(), checkpoint])
     assert checkpoint._best.best == 0.9  # the worse second epoch replaced nothing
+
+
+def test_a_callbacks_own_best_starts_over_with_a_fresh_history(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    scores = iter([0.9, 0.5, 0.6])
+
+    class Score(nnc.callbacks.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            logs["f1"] = next(scores)
+
+    checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / "best-{epoch}.npz"), monitor="f1",
+                                               mode="max", save_best_only=True)
+    _small_trainer().fit(X, y, verbose=False, callbacks=[Score(), checkpoint])
+    _small_trainer().fit(X, y, epochs=2, verbose=False, callbacks=[Score(), checkpoint])
+    assert checkpoint._best.best == 0.6  # a new run: its own best
+
+
+def test_decimal_and_fraction_records_are_read_as_floats_and_saved(tmp_path):
+    from decimal import Decimal
+    from fractions import Fraction
+
+    history = nnc.History.from_dict({"steps": {"loss": [Decimal("1.5"), Fraction(1, 2)]}})
+    assert history.steps["loss"] == [1.5, 0.5]
+    history.save(tmp_path / "run.json")
+    assert nnc.History.load(tmp_path / "run.json").steps["loss"] == [1.5, 0.5]
