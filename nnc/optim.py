@@ -27,6 +27,7 @@ AdamW      decoupled decay w ← w - αλw, then Adam        torch AdamW (decays
 Adagrad    r ← r + g²;  w ← w - αg/(sqrt(r) + ε)         torch Adagrad(initial_accumulator_value=0)
 =========  ===========================================  ====================================
 """
+import contextlib
 import math
 import warnings
 
@@ -113,7 +114,7 @@ class Optimizer:
         if self.t >= MAX_STEPS:  # the kernels take t as a 64-bit int
             raise ValueError(f"the step count t = {self.t} is at its limit 2**63 - 1: "
                              "no further step can be counted")
-        held = self._hold_model()
+        held = self._hold_model()  # (not _model_held: a context manager costs ~1 us a step)
         try:
             self.__dict__["t"] = self.t + 1  # (in range: checked above)
             try:
@@ -147,6 +148,16 @@ class Optimizer:
                                  f"{self.params.dtype} array of shape {self.params.shape} "
                                  f"(write into it: state[{name!r}][...] = values), got {got}")
 
+    @contextlib.contextmanager
+    def _model_held(self):
+        """``_hold_model`` for a block."""
+        held = self._hold_model()
+        try:
+            yield
+        finally:
+            if held is not None:
+                held.release()
+
     def _hold_model(self):
         """The bound model's lock, acquired (None for bare arrays): the
         parameters are the model's, which another thread may be computing
@@ -173,12 +184,8 @@ class Optimizer:
     def zero_grad(self):
         """Set every gradient to zero."""
         if self.grads is not None:
-            held = self._hold_model()
-            try:
+            with self._model_held():
                 self.grads.fill(0)
-            finally:
-                if held is not None:
-                    held.release()
 
     def state_bytes(self):
         """Memory held by the optimizer's state (lecture, section 7)."""
@@ -193,12 +200,8 @@ class Optimizer:
         """Restore what ``state_dict`` returned (arrays copied in place).
         Everything is checked first: a refused state changes nothing."""
         checked = self._checked_state(state)
-        held = self._hold_model()
-        try:
+        with self._model_held():
             self._apply_state(*checked)
-        finally:
-            if held is not None:
-                held.release()
 
     def _checked_state(self, state):
         """(optimizer rebuilt from the config, t, state arrays) of a

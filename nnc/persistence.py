@@ -132,8 +132,6 @@ def _history_json(where, value):
 def _history_parts(history):
     """The History as arrays (lists of numbers, the usual case) plus a JSON
     part for anything else (``meta``, lists of non-numbers)."""
-    if isinstance(history, History):
-        history.check_readable()
     arrays, extra = {}, {"meta": _history_json("meta", getattr(history, "meta", {}) or {})}
     for group in HISTORY_GROUPS:
         for name, values in (getattr(history, group, None) or {}).items():
@@ -181,7 +179,9 @@ def save_checkpoint(trainer, path, metadata=None):
         "rng": trainer.rng.bit_generator.state,
         "config": _trainer_config(trainer),
     }
-    history_arrays, header["trainer"]["history"] = _history_parts(trainer.history)
+    # as load_state_dict will ask it (readable, per-layer norms filled in)
+    history = History.from_dict(trainer._history_state())
+    history_arrays, header["trainer"]["history"] = _history_parts(history)
     arrays.update(history_arrays)
     _write(path, header, arrays)
 

@@ -67,8 +67,8 @@ def _checked_history(trainer, value, name):
             raise TypeError(f"{name}.{part} must be a dict, got "
                             f"{type(getattr(value, part)).__name__}")
     try:
-        History.from_dict(value.to_dict())
-    except (AttributeError, TypeError, ValueError) as exc:
+        value.check_readable()
+    except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
     if trainer.__dict__.get("_fitting"):  # (mid-fit: the next step appends to it; else fit)
         trainer._check_history_records(value)
@@ -223,8 +223,7 @@ class Trainer:
         self._active_callbacks, self._step_hooks = (), False
         self._validating, self._fit_callbacks = False, ()
         self.history = History()
-        for layer, _ in self._layer_params:
-            self.history.steps[f"grad_norm.{layer}"] = []
+        self._check_history_records()  # (the per-layer gradient norms the steps record)
         self.step_count = 0
         self._workspace = Workspace(model.dtype)
         # last: a Trainer refused above leaves the optimizer free for a corrected
@@ -712,7 +711,6 @@ class Trainer:
                           "will not continue bit-identically; checkpoint at the end of an epoch "
                           "(ModelCheckpoint, on_epoch_end)", UserWarning, stacklevel=2)
         with self.model._in_use():
-            self._check_history_records()  # (what loading will ask of it)
             save_checkpoint(self, path, metadata=metadata)
 
     def load_checkpoint(self, path):
