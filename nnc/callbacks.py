@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from nnc._validation import check_bool, check_file_path, check_float, check_int, folder_problem
-from nnc.history import EPOCH_METRICS
+from nnc.history import EPOCH_METRICS, as_number
 
 
 class Callback:
@@ -97,21 +97,6 @@ def _may_add_metrics(callback):
             and type(callback).on_epoch_end is not Callback.on_epoch_end)
 
 
-def _number(value):
-    """``value`` as a float if it is a number (not text, not a bool), else None."""
-    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
-        return None  # (a missing value)
-    if isinstance(value, np.ndarray):
-        value = value.item() if value.size == 1 else None
-    if isinstance(value, (str, bytes, bool, np.bool_, complex, np.complexfloating,
-                          type(np.ma.masked))):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):  # (None, an int beyond the float range)
-        return None
-
-
 class _Best:
     """The best value so far of one epoch metric (``monitor``), lower is
     better for ``mode="min"``, higher for ``"max"``; ``"auto"`` picks max
@@ -146,7 +131,7 @@ class _Best:
 
     def value(self, logs):
         self._check_logged(logs)
-        value = _number(logs[self.monitor])
+        value = as_number(logs[self.monitor])
         if value is None:
             raise TypeError(f"{self.owner}: monitor {self.monitor!r} must be a number in the "
                             f"epoch logs, got {logs[self.monitor]!r:.60}")
@@ -163,7 +148,7 @@ class _Best:
             return  # (a callback's own metric: this callback's best of the run so far)
         self.reset()
         for value in history.epochs.get(self.monitor, []):
-            value = _number(value)
+            value = as_number(value)
             if value is not None and self.improved(value):
                 self.best = value
 

@@ -176,14 +176,12 @@ def scale_warnings(trainer, X, y):
     meta = getattr(trainer.history, "meta", None)
     x_rms = data_rms(X)
     y_rms = None if trainer.loss.classification else data_rms(y)
+    standardised = input_standardised(trainer.model.layers)
     if isinstance(meta, dict):
-        meta["input_rms"] = x_rms
+        meta.update(input_rms=x_rms, input_standardised=standardised)
         if y_rms is not None:
             meta["target_rms"] = y_rms
     problems = []
-    standardised = input_standardised(trainer.model.layers)
-    if isinstance(meta, dict):
-        meta["input_standardised"] = standardised
     if x_rms > INPUT_RMS_LIMIT and not standardised:
         problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
                         "give about 1): features this far from unit scale make the first "

@@ -1,8 +1,6 @@
 """History: what happened during training, step by step and epoch by epoch."""
-import decimal
 import json
 import math
-import numbers
 
 import numpy as np
 
@@ -192,6 +190,22 @@ def per_layer_records(records, stem):
     return sorted(found, key=lambda pair: pair[0])
 
 
+def as_number(value):
+    """``value`` as a float if it is a number (anything float() takes but
+    text, bools, complex numbers and masked values), else None."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        return None  # (a missing value)
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.size == 1 else None
+    if isinstance(value, (str, bytes, bool, np.bool_, complex, np.complexfloating,
+                          type(np.ma.masked))):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):  # (None, an int beyond the float range)
+        return None
+
+
 def _numbers_or_none(values):
     """``values`` as a float64 array if they are all numbers (NaN, inf and
     None, read as NaN, allowed; not text, not bools), else None."""
@@ -202,9 +216,7 @@ def _numbers_or_none(values):
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         return None
-    if kind == "O" and not all(v is None or (isinstance(v, (numbers.Real, decimal.Decimal))
-                                             and not isinstance(v, (bool, np.bool_)))
-                               for v in values):
+    if kind == "O" and not all(v is None or as_number(v) is not None for v in values):
         return None
     return array if array.ndim == 1 else None
 
@@ -223,7 +235,6 @@ def _check_record(part, name, values):
     if _numbers_or_none(values) is not None:
         return
     for i, value in enumerate(values):  # name the first bad one
-        if isinstance(value, (str, bytes, bool, np.bool_)) or \
-                (value is not None and _numbers_or_none([value]) is None):
+        if value is not None and as_number(value) is None:
             raise ValueError(f"{part}[{name!r}][{i}] must be a number, got {value!r:.60}")
     raise ValueError(f"{part}[{name!r}] must be a flat list of numbers")

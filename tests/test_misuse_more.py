@@ -1242,7 +1242,7 @@ def test_a_model_file_keeps_its_seed_and_its_layers_share_its_generator(tmp_path
 def test_monitor_values_float_takes_are_numbers_text_and_bools_are_not():
     from decimal import Decimal
 
-    from nnc.callbacks import _number
+    from nnc.history import as_number as _number
 
     assert _number(Decimal("0.5")) == 0.5 and _number(np.array([0.25])) == 0.25
     assert _number(np.float32(2)) == 2.0 and _number(np.array(3)) == 3.0
