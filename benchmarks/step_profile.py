@@ -48,7 +48,7 @@ def main():
             "forward": lambda: model._forward(xb, True),
             "loss": lambda: trainer.loss._forward(out, yb),
             "backward": lambda: model._backward(trainer.loss._grad),
-            "norms": trainer._record_gradient_norms,  # (appends to the history)
+            "norms": lambda: trainer._record_gradient_norms(trainer.history.steps),  # (appends)
             "adam": trainer.optimizer.step,
         }
         times = {name: median_us(f) for name, f in parts.items()}

@@ -52,6 +52,18 @@ print([lib.num_threads for lib in ThreadpoolController().lib_controllers
     assert out.strip() == "[1]"
 
 
+def test_step_profile_script_runs():
+    """benchmarks/step_profile.py times the trainer's private parts by name;
+    run it so a renamed part breaks a test rather than the script."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "step_profile.py"),
+                          "--batch-sizes", "2"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "batch    2:" in out.stdout and "step/floor" in out.stdout
+
+
 def test_numpy_mlp_learns():
     X, y = nnc.datasets.make_mnist_like(2000, seed=1)
     mlp = benchmark.NumpyMLP([784, 32, 10], lr=3e-3)
