@@ -1,5 +1,11 @@
 """09 - Batch normalisation (lecture, section 9).
 
+The section starts from the inputs: features in their raw units (one in
+the hundreds, the next below one) make one learning rate too large for
+some weights and too small for others, so they are standardised with the
+training set's statistics, x~_j = (x_j - mu_j) / sigma_j (nnc.Standardiser).
+Part 1 trains the same network on raw and on standardised features.
+
 In training, batch-norm normalises each feature of z = W x with the
 statistics of the mini-batch,
 
@@ -9,14 +15,17 @@ statistics of the mini-batch,
 and keeps running averages mu_hat <- p mu_hat + (1 - p) mu (the same for
 s^2) to use at test time, when there is no batch. This script trains
 5-layer networks with and without it, compares the speed of training,
-and shows the train/eval difference: in training mode a sample's output
-depends on the other samples in its batch, in evaluation mode it does not.
+and shows why the layer before a batch-norm needs no bias (the batch mean
+subtracts it again) and the train/eval difference: in training mode a
+sample's output depends on the other samples in its batch, in evaluation
+mode it does not.
 
 Run:  python examples/09_batchnorm.py [--quick] [--out DIR]
 """
 import argparse
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -61,12 +70,77 @@ def record_batch_statistics(model):
     return [BatchStatistics(next(l for l in model.layers if isinstance(l, nnc.BatchNorm)))]
 
 
+def raw_units(X, seed=0):
+    """The digits' pixels as if each were measured in its own unit: scaled by
+    1 to 100 and shifted by up to 100, as raw tabular features often are."""
+    rng = np.random.default_rng(seed)
+    scale = 10 ** rng.uniform(0, 2, X.shape[1])
+    offset = rng.uniform(0, 100, X.shape[1])
+    return (X * scale + offset).astype(np.float32)
+
+
+def standardisation(X_train, X_test, y_train, y_test, epochs):
+    """Held-out accuracy of one network, SGD at several rates, on raw and on
+    standardised features; returns {lr: (raw, standardised)}."""
+    raw_train, raw_test = raw_units(X_train), raw_units(X_test)
+    scaler = nnc.Standardiser().fit(raw_train)  # mu and sigma from the training set only
+    inputs = {"raw": (raw_train, raw_test),
+              "standardised": (scaler.transform(raw_train), scaler.transform(raw_test))}
+    print(f"1. Input standardisation: 64-64-10 ReLU network, SGD, batch 32, {epochs} epochs; "
+          "the digits' pixels in made-up units (each scaled by 1-100, shifted by up to 100)")
+    print(f"  {'lr':>6s}  {'raw features':^36s}  {'standardised features':^36s}")
+    results, warned = {}, []
+    for lr in (0.1, 0.01, 0.001):
+        row = {}
+        for name, (train, test) in inputs.items():
+            model = nnc.Sequential(nnc.Dense(64, 64), nnc.ReLU(), nnc.Dense(64, 10), seed=0)
+            trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr), batch_size=32, seed=0,
+                                  nan_guard=False)  # let the raw run show what it does
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                history = trainer.fit(train, y_train, epochs=epochs, verbose=False,
+                                      validation_data=(test, y_test))
+            warned += [str(w.message) for w in caught]
+            row[name] = (history["loss"][0], history["loss"][-1], history["val_accuracy"][-1])
+        results[lr] = (row["raw"][2], row["standardised"][2])
+        print(f"  {lr:6g}" + "".join(f"  loss {a:8.4g} -> {b:6.3f}, held-out acc {c:.3f}"
+                                     for a, b, c in row.values()))
+    if warned:
+        print(f"  fit warned on the raw features: {warned[0][:100]}...")
+    before, after = raw_train.astype(np.float64), inputs["standardised"][0].astype(np.float64)
+    constant = int((scaler.std == 0).sum())
+    print(f"  per feature, before: means {before.mean(0).min():.0f} to {before.mean(0).max():.0f}, "
+          f"stds {before.std(0).min():.2g} to {before.std(0).max():.3g}; after: means within "
+          f"{np.abs(after.mean(0)).max():.0e} of 0, stds 1 ({constant} constant pixels: 0)")
+    return results
+
+
+def bias_before_batchnorm(X, seed=0):
+    """Dense(bias=True) -> BatchNorm: the largest |gradient| of that bias and
+    of the weights, and how much the output moves when the bias grows by 5."""
+    y = np.arange(len(X)) % 10
+    loss = nnc.SoftmaxCrossEntropy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (nnc warns about exactly this bias)
+        model = nnc.Sequential(nnc.Dense(64, 32, bias=True), nnc.BatchNorm(32), nnc.ReLU(),
+                               nnc.Dense(32, 10), seed=seed, dtype="float64")
+        dense = model.layers[0]
+        out = model.forward(X, training=True)
+        loss.forward(out, y)
+        model.backward(loss.backward())
+        dense.params["b"] += 5.0
+        moved = float(np.abs(model.forward(X, training=True) - out).max())
+    return (float(np.abs(dense.grads["b"]).max()), float(np.abs(dense.grads["W"]).max()), moved)
+
+
 def main(argv=None):
     args = parse_args(argv)
     X, y = nnc.datasets.load_digits()
     X_train, X_test, y_train, y_test = nnc.datasets.train_test_split(X, y, 0.2, seed=0)
     epochs = 3 if args.quick else 15
-    print(f"1. Training speed: 5 hidden layers of 64, SGD, batch 32, {epochs} epochs")
+    standardised = standardisation(X_train, X_test, y_train, y_test, 3 if args.quick else 5)
+
+    print(f"\n2. Training speed: 5 hidden layers of 64, SGD, batch 32, {epochs} epochs")
     # five epochs evenly from the first to the last
     shown_epochs = sorted({round(i * (epochs - 1) / 4) for i in range(5)})
     header = "loss at epoch " + ", ".join(str(e + 1) for e in shown_epochs)
@@ -87,9 +161,15 @@ def main(argv=None):
             print(f"{name:34s} {' '.join(f'{v:7.3f}' for v in shown):>40s}  "
                   f"{history['val_accuracy'][-1]:12.3f} {ms:8.1f}")
 
+    bias_grad, weight_grad, moved = bias_before_batchnorm(X_train[:256])
+    print("\n3. A bias before batch-norm (Dense(bias=True) -> BatchNorm, one batch of 256):")
+    print(f"  largest |dL/db| {bias_grad:.1e} against |dL/dW| {weight_grad:.1e}; adding 5 to "
+          f"every b moves the output by {moved:.1e}: the batch mean takes b away again, "
+          "so the layer is built with bias=False and BatchNorm's beta is the shift")
+
     trainer, history, stats = runs["ReLU, lr 0.5, batch-norm"]
     model = trainer.model
-    print("\n2. Train/eval difference (the batch-norm ReLU network)")
+    print("\n4. Train/eval difference (the batch-norm ReLU network)")
     eval_out = model.predict(X_test)  # running averages: each sample on its own
     eval_acc = float(np.mean(eval_out.argmax(axis=1) == y_test))
     print(f"  evaluation mode (running averages):        accuracy {eval_acc:.3f}")
@@ -114,13 +194,15 @@ def main(argv=None):
           f"{max(variances):.3f}] from batch to batch: in training a sample's output depends "
           "on its batch")
 
-    print("\nLesson: normalising each layer's input per mini-batch lets deep networks train "
-          "fast and at larger learning rates, where the plain ones stall (sigmoid) or "
-          "become unstable (ReLU, lr 0.5); at test time the running averages replace the "
-          "batch statistics, so call model.eval() / predict to get each sample's own answer.")
+    print("\nLesson: standardise the inputs with the training set's mean and std (raw units "
+          "leave no learning rate that works); normalising each layer's input per mini-batch "
+          "lets deep networks train fast and at larger learning rates, where the plain ones "
+          "stall (sigmoid) or become unstable (ReLU, lr 0.5), and makes the bias before it "
+          "useless; at test time the running averages replace the batch statistics, so call "
+          "model.eval() / predict to get each sample's own answer.")
 
     if plotting.available():
-        fig, axes = plotting.new_figure(1, 3, figsize=(16, 4.4))
+        fig, axes = plotting.new_figure(1, 4, figsize=(21, 4.4))
         for name, (_, h, _) in runs.items():
             axes[0, 0].plot(range(1, epochs + 1), h["loss"], "o-", ms=3, label=name)
         axes[0, 0].set_yscale("log")
@@ -141,12 +223,24 @@ def main(argv=None):
         ax.set_xlabel("batch size")
         ax.set_title("held-out accuracy, batch vs running statistics")
         ax.legend(fontsize="small", loc="lower right")
+        ax = axes[0, 3]
+        rates = list(standardised)
+        positions = np.arange(len(rates))
+        ax.bar(positions - 0.2, [standardised[lr][0] for lr in rates], 0.4, label="raw features")
+        ax.bar(positions + 0.2, [standardised[lr][1] for lr in rates], 0.4,
+               label="standardised features")
+        ax.set_xticks(positions, [f"lr {lr:g}" for lr in rates])
+        ax.set_ylim(0, 1.05)
+        ax.set_title("held-out accuracy, raw vs standardised inputs (SGD)")
+        ax.legend(fontsize="small")
         os.makedirs(args.out, exist_ok=True)
         print("figure:", plotting.save(fig, os.path.join(args.out, "09_batchnorm.png")))
     else:
         print("(install matplotlib for the figure: pip install matplotlib)")
     return {"histories": {name: h for name, (_, h, _) in runs.items()},
-            "eval_accuracy": eval_acc, "train_mode": modes}
+            "eval_accuracy": eval_acc, "train_mode": modes, "standardisation": standardised,
+            "bias_before_batchnorm": {"bias_grad": bias_grad, "weight_grad": weight_grad,
+                                      "output_moved": moved}}
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from nnc.optim import SGD, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
 from nnc.nan_guard import TrainingDiverged  # noqa: E402
 from nnc.persistence import load  # noqa: E402
 from nnc.seed import get_seed, set_seed  # noqa: E402
+from nnc.standardise import Standardiser  # noqa: E402
 from nnc.threads import (get_num_threads, get_parallel_thresholds,  # noqa: E402
                          set_num_threads, set_parallel_thresholds, show_config)
 from nnc.trainer import History, Trainer  # noqa: E402
@@ -43,5 +44,5 @@ __all__ = [
     "set_num_threads", "get_num_threads", "set_parallel_thresholds",
     "get_parallel_thresholds", "show_config",
     "diagnostics", "Diagnostics", "playground", "plotting",
-    "load", "set_seed", "get_seed", "TrainingDiverged",
+    "load", "set_seed", "get_seed", "TrainingDiverged", "Standardiser",
 ]

@@ -186,15 +186,16 @@ def scale_warnings(trainer, X, y):
         problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
                         "give about 1): features this far from unit scale make the first "
                         "steps huge (ReLU units die, the loss jumps); standardise them with "
-                        "the training set's statistics, X = (X - mean) / std (scikit-learn's "
-                        "StandardScaler)")
+                        "the training set's statistics, X = (X - mean) / std "
+                        "(nnc.Standardiser().fit(X_train), or scikit-learn's StandardScaler)")
     if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
         problems.append(f"y has a root-mean-square of {_fmt(y_rms)} (standardised targets give "
                         "about 1): the output layer must grow outputs that large, and the "
                         "loss grows with that scale squared, its gradients with the scale, so "
                         "learning rates that suit standardised problems misbehave; "
                         "standardise y with the training set's mean and std and invert the "
-                        "predictions (scikit-learn's TransformedTargetRegressor)")
+                        "predictions (nnc.Standardiser().fit(y_train) and its "
+                        "inverse_transform, or scikit-learn's TransformedTargetRegressor)")
     return problems
 
 
@@ -658,7 +659,8 @@ def _check_data_scale(history, verdicts):
             "layer's outputs and gradients are as large, and one learning rate cannot "
             "suit every weight",
             "standardise the features with the training set's statistics, "
-            "X = (X - mean) / std (scikit-learn's StandardScaler)"))
+            "X = (X - mean) / std (nnc.Standardiser().fit(X_train), or scikit-learn's "
+            "StandardScaler)"))
     y_rms = _meta_number(history, "target_rms")
     if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
         verdicts.append(Verdict(
@@ -667,8 +669,8 @@ def _check_data_scale(history, verdicts):
             "(standardised targets give about 1): the network must grow outputs that "
             "large, and the loss grows with that scale squared, its gradients with the scale",
             "standardise y with the training set's mean and std and invert the "
-            "predictions (scikit-learn's TransformedTargetRegressor(transformer="
-            "StandardScaler()))"))
+            "predictions (nnc.Standardiser().fit(y_train) and its inverse_transform, or "
+            "scikit-learn's TransformedTargetRegressor(transformer=StandardScaler()))"))
 
 
 def _check_progress(history, verdicts):

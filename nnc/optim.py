@@ -373,8 +373,10 @@ class SGD(Optimizer):
     ``momentum=0``: w ← w - α g (Algorithm 2).
     ``momentum=β``: z ← β z - (1-β) g;  w ← w + α z, z starting at 0.
     ``nesterov=True``: the gradient is taken at the look-ahead point
-    w + αβz. Keeping the look-ahead point as the parameters (the usual
-    re-parametrisation, so no second forward pass is needed) gives
+    w + αβz, where the velocity's next step αβz carries the weights (the
+    slide writes w + βz, but its step is αz). Keeping the look-ahead point
+    as the parameters (the usual re-parametrisation, so no second forward
+    pass is needed) gives
     z ← β z - (1-β) g;  w ← w + α (β z - (1-β) g).
 
     PyTorch: ``torch.optim.SGD(lr=α*(1-β), momentum=β, dampening=0,
@@ -460,7 +462,9 @@ class Adam(Optimizer):
 
     The slide writes the bias correction as /(1-β); the power t is what
     makes early steps unbiased (m and v start at zero). ε sits outside the
-    root, as in the paper and PyTorch. Keras folds the bias correction
+    root, as in the paper and PyTorch; the slide's z/sqrt(r + ε) puts it
+    inside, which only matters where sqrt(v̂) is near sqrt(ε) (tiny
+    gradients: for g = 1e-5 the first step is α here and α/10 there). Keras folds the bias correction
     into the step, w ← w - α sqrt(1-β₂ᵗ)/(1-β₁ᵗ) · m / (sqrt(v) + ε), with
     its ``epsilon`` constant: nnc's Adam(eps=ε) is Keras' with
     epsilon = ε sqrt(1-β₂ᵗ) at step t, so the two agree only while ε is

@@ -1,5 +1,9 @@
 """Learning-rate schedules α_t, evaluated at every optimizer step t = 0, 1, …
 
+``t`` counts the steps already taken, so the first update uses α₀ (as in
+PyTorch's and Keras' schedules); the lecture's Algorithm 2 starts its
+counter at 1, so its α_t is ``schedule(t - 1)`` here.
+
 The lecture's linear decay, α_t = (1 - t/τ) α₀ + (t/τ) α_τ for t ≤ τ and
 α_τ after, plus the other common shapes. A schedule is a callable
 ``schedule(t) -> learning rate``; pass one to ``Trainer(schedule=...)`` and

@@ -49,6 +49,14 @@ def check_symmetry(result):
     assert symmetry["Xavier"]["distinct_units"] == 32
 
 
+def check_batchnorm(result):
+    assert result["eval_accuracy"] > result["train_mode"][2][0]
+    raw, standardised = zip(*result["standardisation"].values())
+    assert max(standardised) > max(raw) + 0.5  # no rate rescues the raw features
+    bias = result["bias_before_batchnorm"]
+    assert bias["bias_grad"] < 1e-12 * bias["weight_grad"] and bias["output_moved"] < 1e-12
+
+
 # what each script's result must show, even in quick mode
 LESSONS = {
     "02_backprop": lambda r: max(r["errors"].values()) < 1e-6,
@@ -58,7 +66,7 @@ LESSONS = {
     "05_sgd_momentum": check_momentum,
     "07_choosing": check_memory,
     "08_initialization": check_symmetry,
-    "09_batchnorm": lambda r: r["eval_accuracy"] > r["train_mode"][2][0],
+    "09_batchnorm": check_batchnorm,
 }
 
 

@@ -142,6 +142,28 @@ def test_momentum_equals_pytorch_form_with_scaled_lr():
     assert w == pytest.approx(MOMENTUM_PATH[-1], abs=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_nesterov_is_the_look_ahead_algorithm_written_out(backend):
+    """The look-ahead algorithm as the slide writes it, with the gradient
+    taken where the velocity's step αβz carries the weights:
+        g = ∇L(w + αβz);  z ← βz - (1-β) g;  w ← w + αz.
+    nnc keeps the look-ahead point θ = w + αβz as its parameters, so after
+    every step its weights equal w + αβz of this loop (on Rosenbrock, where
+    the gradient is not linear)."""
+    alpha, beta = 1e-3, 0.9
+    w, z = np.array([-1.2, 1.0]), np.zeros(2)
+    theta, grad = w.copy(), np.zeros(2)
+    optimizer = nnc.SGD(lr=alpha, momentum=beta, nesterov=True).bind(theta, grad, backend)
+    for _ in range(200):
+        g = rosenbrock_gradient(w + alpha * beta * z)
+        z = beta * z - (1 - beta) * g
+        w = w + alpha * z
+        grad[...] = rosenbrock_gradient(theta)
+        optimizer.step()
+        np.testing.assert_allclose(theta, w + alpha * beta * z, rtol=1e-12, atol=1e-12)
+    assert np.abs(w - np.array([-1.2, 1.0])).max() > 0.1  # it went somewhere
+
+
 # --- convergence -------------------------------------------------------------
 def quadratic_gradient(w):
     """f(w) = ½ (w₀² + 25 w₁²): condition number 25, minimum at 0."""

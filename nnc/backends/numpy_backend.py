@@ -35,7 +35,8 @@ class NumpyBackend:
 
     # --- dense layer: z = x W + b -------------------------------------------
     def dense_forward(self, x, w, b, out):
-        """Affine transform of the lecture, z = W x + b, for a batch of rows."""
+        """Affine transform of the lecture, z = W x + b, for a batch of rows:
+        with the samples as the rows of x and W stored (in, out), z = x W + b."""
         np.matmul(x, w, out=out)
         if b is not None:
             out += b
