@@ -51,6 +51,40 @@ def _names_bad_arrays(method):
     return call
 
 
+class _Structure:
+    """A constructor argument that shapes a layer's parameters (``in_features``,
+    ``bias``, ...): checked when set, and fixed once a model has built the
+    layer, whose buffers were laid out for it. Only ``__set__``: reads are
+    plain attribute reads (see ``Setting``)."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __set__(self, layer, value):
+        if layer.__dict__.get("backend") is not None:
+            raise AttributeError(
+                f"{type(layer).__name__}.{self.name} cannot change once the layer is in a model "
+                f"(its parameters and buffers were laid out for {self.name}="
+                f"{layer.__dict__.get(self.name)!r}): build a new layer and a new nnc.Sequential")
+        layer.__dict__[self.name] = self.check(value, self.name)
+
+    def __delete__(self, layer):
+        raise AttributeError(f"{type(layer).__name__}.{self.name} cannot be deleted")
+
+
+def _features(value, name):
+    return check_int(value, name, low=1, high=MAX_FEATURES)
+
+
+def _bias_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 #: buffers that are never negative, and what they hold (save, load and
 #: load_state_dict refuse a negative value in them)
 NON_NEGATIVE_BUFFERS = {"running_var": "a running variance"}
@@ -172,17 +206,18 @@ class Dense(Layer):
     """
 
     decayed = ("W",)
+    in_features = _Structure(_features)
+    out_features = _Structure(_features)
+    bias = _Structure(_bias_flag)
 
     def __init__(self, in_features, out_features, init=None, bias=True):
         super().__init__()
-        self.in_features = check_int(in_features, "in_features", low=1, high=MAX_FEATURES)
-        self.out_features = check_int(out_features, "out_features", low=1, high=MAX_FEATURES)
+        self.in_features = in_features
+        self.out_features = out_features
         self.init = init if init is None else get_initializer(init)
         self._init_name = init if isinstance(init, str) or init is None else getattr(
             init, "__name__", repr(init))
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bool(bias)
+        self.bias = bias
         self._x = None
 
     def param_shapes(self):
@@ -351,10 +386,11 @@ class BatchNorm(Layer):
     # one is inf in float32
     eps = Setting(lambda value, name: check_float32_range(
         value, name, low=float(np.finfo(np.float32).tiny)))
+    num_features = _Structure(_features)
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5):
         super().__init__()
-        self.num_features = check_int(num_features, "num_features", low=1, high=MAX_FEATURES)
+        self.num_features = num_features
         self.momentum = momentum
         self.eps = eps
         self._x = self._x_hat = None

@@ -7,6 +7,7 @@ with one kernel call, and the global gradient norm is one pass.
 """
 import contextlib
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -17,6 +18,17 @@ from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
 from nnc.seed import get_seed
 from nnc.workspace import Workspace
+
+
+def _flat_buffer(name, what):
+    """The read-only attribute for one of the two flat buffers: replacing it
+    would detach every layer's views (training would update nothing)."""
+    def refuse(model, value):
+        raise AttributeError(f"model.{name} cannot be replaced: every layer's {what}s are "
+                             "views of it (and the optimizer updates it in place); write "
+                             f"into it instead: model.{name}[...] = values")
+    return property(operator.attrgetter("_" + name), refuse,
+                    doc=f"Every {what} of the model in one flat array (write into it in place).")
 
 
 class Sequential:
@@ -118,9 +130,12 @@ class Sequential:
         if total > np.iinfo(np.intp).max // self.dtype.itemsize:
             raise ValueError(f"the model would have {total} parameters, more than this "
                              "machine can address; check the layer sizes")
-        self.flat_params = np.zeros(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self._flat_params = np.zeros(total, dtype=self.dtype)
+        self._flat_grads = np.zeros(total, dtype=self.dtype)
         self._bind_views()
+
+    flat_params = _flat_buffer("flat_params", "parameter")
+    flat_grads = _flat_buffer("flat_grads", "gradient")
 
     def _bind_views(self):
         """Point every ``params``/``grads`` entry (the model's and each
@@ -150,6 +165,9 @@ class Sequential:
 
     def __setstate__(self, state):
         state.setdefault("_lock", ProcessLock(reentrant=True))  # (older pickles had none)
+        for name in ("flat_params", "flat_grads"):  # (older pickles: plain attributes)
+            if name in state:
+                state["_" + name] = state.pop(name)
         self.__dict__.update(state)
         self._bind_views()
         self._remember_structure()
@@ -304,6 +322,7 @@ class Sequential:
         dY = check_features(dY, "dY", self.out_features, self.dtype)
         if dY.shape[0] != n:
             raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
+        self._check_views()  # a replaced grads array would not be filled
         with self._in_use():
             return self._backward(dY, need_input_grad=True).copy()
 

@@ -171,6 +171,8 @@ class Trainer:
     # stored as "raise", "warn" or None (off); None may be assigned too
     nan_guard = Setting(lambda value, name: None if value is None else check_guard_mode(value))
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
+    # the optimizer steps taken (schedules, checkpoints and diagnostics read it)
+    step_count = Setting(check_step)
 
     loss = _FitSetting(_bound_loss, fixed_in_fit=True)
     history = _FitSetting(_checked_history)
@@ -317,7 +319,7 @@ class Trainer:
         except BaseException:
             self._take_back_step(steps, recorded)
             raise
-        self.step_count += 1
+        self.__dict__["step_count"] = self.step_count + 1  # (checked when assigned)
         steps["loss"].append(loss)
         steps["lr"].append(lr)
         if self._active_callbacks:

@@ -1328,3 +1328,62 @@ def test_decimal_and_fraction_records_are_read_as_floats_and_saved(tmp_path):
     assert history.steps["loss"] == [1.5, 0.5]
     history.save(tmp_path / "run.json")
     assert nnc.History.load(tmp_path / "run.json").steps["loss"] == [1.5, 0.5]
+
+
+@pytest.mark.parametrize("name", ["flat_params", "flat_grads"])
+def test_the_flat_buffers_cannot_be_replaced(name):
+    """Every layer's params/grads are views of them: a new array would
+    leave training updating (or reading) nothing."""
+    model = nnc.Sequential(nnc.Dense(4, 5), nnc.ReLU(), nnc.Dense(5, 3), seed=0)
+    buffer = getattr(model, name)
+    with pytest.raises(AttributeError, match=rf"model.{name} cannot be replaced.*\[\.\.\.\]"):
+        setattr(model, name, np.zeros_like(buffer))
+    assert getattr(model, name) is buffer
+    getattr(model, name)[...] = 0.5  # writing into it is the way
+    assert all(np.all(p == 0.5) for p in (model.params if name == "flat_params"
+                                          else model.grads).values())
+
+
+@pytest.mark.parametrize("index, attribute, value", [
+    (0, "bias", False), (0, "in_features", 3), (3, "out_features", 9), (2, "num_features", 4)])
+def test_a_built_layer_keeps_its_shape_settings(index, attribute, value):
+    model = nnc.Sequential(nnc.Dense(4, 5), nnc.ReLU(), nnc.BatchNorm(5), nnc.Dense(5, 3), seed=0)
+    layer = model.layers[index]
+    before = getattr(layer, attribute)
+    with pytest.raises(AttributeError, match=rf"{attribute} cannot change once the layer is in "
+                                             rf"a model .*{attribute}={before}"):
+        setattr(layer, attribute, value)
+    assert getattr(layer, attribute) == before
+    model.predict(np.zeros((2, 4), np.float32))
+
+
+def test_an_unbuilt_layer_takes_new_shape_settings_checked():
+    dense = nnc.Dense(3, 4)
+    dense.bias, dense.in_features = False, 6
+    assert nnc.Sequential(dense, seed=0).flat_params.size == 24
+    with pytest.raises(ValueError, match="out_features"):
+        nnc.Dense(3, 4).out_features = 0
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        nnc.Dense(3, 4).bias = "no"
+
+
+def test_backward_refuses_a_replaced_gradient_array():
+    model = nnc.Sequential(nnc.Dense(4, 3), seed=0)
+    model.forward(np.ones((2, 4), np.float32))
+    model.layers[0].grads["W"] = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"grads\['W'\] was replaced"):
+        model.backward(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("value", ["x", 2.5, -5, True])
+def test_step_count_is_checked_when_assigned(value):
+    trainer = _small_trainer()
+    with pytest.raises(ValueError, match=r"step_count must be an int in \[0, 2\*\*63 - 1\]"):
+        trainer.step_count = value
+    assert trainer.step_count == 0
+    trainer.step_count = np.int64(7)  # an int of any kind is taken, as a Python int
+    assert type(trainer.step_count) is int
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    y = np.arange(8) % 2
+    trainer.fit(X, y, epochs=1, verbose=False)
+    assert trainer.step_count == 7 + len(trainer.history.steps["loss"])
