@@ -15,12 +15,20 @@ from nnc.losses import get_loss
 from nnc.model import Sequential
 
 EPS_RANGE = (1e-12, 0.1)  # central-difference steps that float64 can measure
+#: the relative rounding error of one loss evaluation, generously (a forward
+#: pass rounds many times): L(w ± δ) is known to about ROUNDING |L|
+ROUNDING = 64 * np.finfo(np.float64).eps
 
 
-def relative_error(analytic, numeric):
-    """‖a - n‖ / (‖a‖ + ‖n‖), 0 when both are zero."""
-    denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return 0.0 if denom == 0 else float(np.linalg.norm(analytic - numeric) / denom)
+def relative_error(analytic, numeric, noise=0.0):
+    """‖a - n‖ / (‖a‖ + ‖n‖), 0 when both are within ``noise`` of zero: the
+    finite difference's own rounding, below which it cannot tell a gradient
+    from 0 (a parameter the loss does not depend on, such as a bias right
+    before batch-norm, would otherwise compare rounding with rounding)."""
+    a, n = np.linalg.norm(analytic), np.linalg.norm(numeric)
+    if a + n == 0 or (a <= noise and n <= noise):
+        return 0.0
+    return float(np.linalg.norm(analytic - numeric) / (a + n))
 
 
 def gradcheck(model, loss, X, y, eps=1e-6):
@@ -31,7 +39,9 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     batch-norm running statistics are restored afterwards.
 
     A correct implementation gives errors around 1e-8 or below; > 1e-6
-    points at a bug. ``eps`` is the step δ, in [1e-12, 0.1]: below, the
+    points at a bug. A gradient that is zero within the differences'
+    rounding on both sides (the loss does not depend on that parameter)
+    counts as agreeing: 0. ``eps`` is the step δ, in [1e-12, 0.1]: below, the
     differences drown in float64 rounding; above, they no longer measure a
     derivative.
     """
@@ -66,9 +76,10 @@ def _gradcheck(model, loss, X, targets, eps):
 
         errors = {}
         for name, param in model.params.items():
-            errors[name] = relative_error(analytic[name], _numeric_gradient(param, lambda: loss_at(X), eps))
+            errors[name] = relative_error(analytic[name],
+                                          *_numeric_gradient(param, lambda: loss_at(X), eps))
         x = X.copy()
-        errors["input"] = relative_error(input_grad, _numeric_gradient(x, lambda: loss_at(x), eps))
+        errors["input"] = relative_error(input_grad, *_numeric_gradient(x, lambda: loss_at(x), eps))
     finally:
         for layer, frozen in zip(random_layers, was_frozen):
             layer.frozen = frozen
@@ -80,9 +91,11 @@ def _gradcheck(model, loss, X, targets, eps):
 
 def _numeric_gradient(array, f, eps):
     """Central differences of f() with respect to each element of ``array``
-    (perturbed in place and restored)."""
+    (perturbed in place and restored), and the norm of their rounding
+    error, ROUNDING (|L(w + δ)| + |L(w - δ)|) / 2δ per element."""
     grad = np.zeros_like(array)
-    flat, flat_grad = array.reshape(-1), grad.reshape(-1)
+    noise = np.zeros_like(array)
+    flat, flat_grad, flat_noise = array.reshape(-1), grad.reshape(-1), noise.reshape(-1)
     for i in range(flat.size):
         original = flat[i]
         try:
@@ -93,4 +106,5 @@ def _numeric_gradient(array, f, eps):
         finally:  # (an interrupted check leaves the weight as it was)
             flat[i] = original
         flat_grad[i] = (plus - minus) / (2 * eps)
-    return grad
+        flat_noise[i] = ROUNDING * (abs(plus) + abs(minus)) / (2 * eps)
+    return grad, float(np.linalg.norm(noise))

@@ -269,3 +269,20 @@ def test_an_interrupted_gradcheck_leaves_every_weight_as_it_was(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         nnc.gradcheck(model, loss, X, np.array([0, 1, 1, 0, 1]))
     np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_a_gradient_zero_within_rounding_agrees():
+    """The bias right before batch-norm: the loss does not depend on it, so
+    back-propagation gives ~1e-17 and the differences their own rounding;
+    that is agreement, not an error of 1. A real mismatch stays one."""
+    from nnc.gradcheck import relative_error
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 3)), np.arange(6) % 2
+    with pytest.warns(UserWarning, match="bias right before BatchNorm"):
+        model = nnc.Sequential(nnc.Dense(3, 4), nnc.BatchNorm(4), nnc.Tanh(), nnc.Dense(4, 2),
+                               dtype="float64", seed=0)
+    errors = nnc.gradcheck(model, "softmax_cross_entropy", X, y)
+    assert errors["0.b"] == 0.0
+    assert max(errors.values()) < 1e-6
+    assert relative_error(np.array([0.0]), np.array([1e-9]), noise=1e-8) == 0.0
+    assert relative_error(np.array([0.0]), np.array([1e-7]), noise=1e-8) == pytest.approx(1.0)
