@@ -55,6 +55,7 @@ whichever other samples it is predicted with: BLAS rounds a float32 matrix
 product differently for different row counts, which would otherwise fail
 ``check_methods_subset_invariance`` by a few float32 ulps.
 """
+import functools
 import numbers
 import re
 import warnings
@@ -130,6 +131,27 @@ def _validate(estimator, X, y=_NO_Y, **kwargs):
             else:
                 culprit = "y"
         raise type(exc)(f"{culprit} could not be read as numbers: {message}") from exc
+
+
+def _restores_inputs_on_failure(fit):
+    """A fit method that, when it fails (a refused hyper-parameter, a
+    diverged run, ...), puts back what ``validate_data`` reset before the
+    failure (``n_features_in_``, ``feature_names_in_``): an estimator fitted
+    before keeps predicting as it did."""
+    @functools.wraps(fit)
+    def fit_or_restore(self, *args, **kwargs):
+        saved = {name: self.__dict__[name] for name in _INPUT_ATTRIBUTES if name in self.__dict__}
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            for name in _INPUT_ATTRIBUTES:
+                self.__dict__.pop(name, None)
+            self.__dict__.update(saved)
+            raise
+    return fit_or_restore
+
+
+_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
 
 
 def expected_failed_checks(estimator):
@@ -306,7 +328,7 @@ class _NNEstimator(BaseEstimator):
             warnings.warn(f"{type(self).__name__}: the maximum number of epochs ({p['epochs']}) "
                           "was reached before the training loss converged (tol, "
                           "n_iter_no_change); raise epochs or lr", ConvergenceWarning,
-                          stacklevel=3)
+                          stacklevel=4)  # _fit, fit, its wrapper, the caller
         return self
 
     def _partial_fit(self, X, y, n_outputs, first):
@@ -445,6 +467,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 
     _loss = "softmax_cross_entropy"
 
+    @_restores_inputs_on_failure
     def fit(self, X, y):
         """Train a new network on (X, y) for ``epochs`` epochs; returns self."""
         X, y = _validate(self, X, y)
@@ -454,6 +477,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         self.classes_ = classes
         return self
 
+    @_restores_inputs_on_failure
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y). The first call (before any ``fit``) needs
         ``classes``, every label that will ever occur; later calls continue
@@ -539,6 +563,7 @@ class NNRegressor(RegressorMixin, _NNEstimator):
             raise ValueError(f"y has no target columns (shape {y.shape})")
         return y
 
+    @_restores_inputs_on_failure
     def fit(self, X, y):
         """Train a new network on (X, y) for ``epochs`` epochs; returns self."""
         X, y = _validate(self, X, y, multi_output=True, y_numeric=True)
@@ -549,6 +574,7 @@ class NNRegressor(RegressorMixin, _NNEstimator):
         self._y_ndim = y.ndim
         return self
 
+    @_restores_inputs_on_failure
     def partial_fit(self, X, y):
         """One epoch over (X, y); later calls continue training the same network."""
         first = not hasattr(self, "model_")

@@ -12,6 +12,7 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -418,12 +419,11 @@ def test_the_stopping_rule_is_mlpclassifiers(drop_per_epoch, expected):
 
 
 def test_convergence_warning_as_mlpclassifier():
-    from sklearn.exceptions import ConvergenceWarning
-
     X, y = load_iris(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    with pytest.warns(ConvergenceWarning, match=r"maximum number of epochs \(3\)"):
+    with pytest.warns(ConvergenceWarning, match=r"maximum number of epochs \(3\)") as caught:
         NNClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0).fit(X, y)
+    assert caught[0].filename == __file__  # points at the caller's fit
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         clf = NNClassifier(hidden_layer_sizes=(8,), epochs=500, tol=1e-2, random_state=0)
@@ -507,3 +507,23 @@ def test_the_readme_maps_scikit_learns_mlp_settings_exactly(kind, nesterov):
         np.testing.assert_allclose(layer.params["b"], b, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(nn.loss_curve_, factor * np.array(sk.loss_curve_[-epochs:]),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("make, y", [
+    (lambda: NNClassifier(hidden_layer_sizes=(5,), epochs=2, random_state=0), np.arange(40) % 2),
+    (lambda: NNRegressor(hidden_layer_sizes=(5,), epochs=2, random_state=0),
+     np.linspace(-1, 1, 40))])
+def test_a_refused_refit_leaves_the_fitted_estimator_working(make, y, tmp_path):
+    rng = np.random.default_rng(0)
+    X4, X6 = rng.normal(size=(40, 4)), rng.normal(size=(40, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = make().fit(X4, y)
+    before = estimator.predict(X4)
+    with pytest.raises(ValueError, match="lr"):
+        estimator.set_params(lr=-1).fit(X6, y)
+    assert estimator.n_features_in_ == 4
+    np.testing.assert_array_equal(estimator.predict(X4), before)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(estimator)).predict(X4), before)
+    with pytest.raises(ValueError, match="X has 6 features, but .* is expecting 4"):
+        estimator.predict(X6)
