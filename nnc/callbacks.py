@@ -23,7 +23,8 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_bool, check_file_path, check_float, check_int, folder_problem
+from nnc._validation import (Setting, check_bool, check_file_path, check_float, check_int,
+                             folder_problem, number_setting)
 from nnc.history import EPOCH_METRICS, as_number
 
 
@@ -109,25 +110,28 @@ class _Best:
                             f"(e.g. 'val_loss'), got {monitor!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.requested_mode = mode
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.owner, self.monitor, self.mode = owner, monitor, mode
         self.min_delta = check_float(min_delta, "min_delta", low=0)
         self.reset()
 
+    def watching(self, monitor):
+        """A fresh ``_Best`` of another metric, with the same rules."""
+        return _Best(self.owner, monitor, self.requested_mode, self.min_delta)
+
     def reset(self):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def check(self, trainer):
-        """ValueError before training if ``monitor`` is one of nnc's metrics
-        that this ``fit`` will not log (a validation metric without
-        validation data, an accuracy of a regression loss). Other names are
-        looked up at the end of each epoch: a callback may add them."""
-        names = trainer._epoch_metric_names()
-        base = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
-        if base in ("loss", "accuracy") and not any(
-                _may_add_metrics(callback) for callback in trainer._fit_callbacks):
-            self._check_logged(names)
+        """ValueError before training if ``monitor`` is not a metric this
+        ``fit`` will log (a validation metric without validation data, an
+        accuracy of a regression loss, a misspelled name such as Keras' old
+        'val_acc'). With a callback of the user's that may add metrics to
+        the epoch logs, the name is looked up at the end of each epoch."""
+        if not any(_may_add_metrics(callback) for callback in trainer._fit_callbacks):
+            self._check_logged(trainer._epoch_metric_names())
 
     def value(self, logs):
         self._check_logged(logs)
@@ -156,7 +160,9 @@ class _Best:
         if self.monitor in names:
             return
         validated = any(key.startswith("val_") for key in names)
-        if "accuracy" in self.monitor and not any("accuracy" in key for key in names):
+        if self.monitor in ("acc", "val_acc") and self.monitor + "uracy" in names:
+            hint = f" (nnc names it {self.monitor + 'uracy'!r}, as Keras 2.3 and later do)"
+        elif "accuracy" in self.monitor and not any("accuracy" in key for key in names):
             hint = " (this loss reports no accuracy: monitor a loss)"
         elif self.monitor.startswith("val_") and not validated:
             hint = " (pass validation_data=(X_val, y_val) to fit, or monitor='loss')"
@@ -173,6 +179,20 @@ class _Best:
         return value > self.best + self.min_delta
 
 
+def _monitor():
+    """A callback's ``monitor``, kept in its ``_Best``: assigning another
+    metric name watches that one from then on (its best starts afresh)."""
+    def watch(callback, value):
+        callback._best = callback._best.watching(value)
+    return property(lambda callback: callback._best.monitor, watch,
+                    doc="The epoch metric watched, e.g. 'val_loss'.")
+
+
+def _count():
+    """A number of epochs: an int >= 0."""
+    return Setting(lambda value, name: check_int(value, name, low=0))
+
+
 class EarlyStopping(Callback):
     """Stop training when ``monitor`` has not improved for ``patience``
     epochs (lecture: early stopping as regularisation).
@@ -187,12 +207,15 @@ class EarlyStopping(Callback):
     State starts afresh at each ``fit``.
     """
 
+    monitor = _monitor()
+    patience = _count()
+    restore_best = Setting(check_bool)
+
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
                  restore_best=True):
         self._best = _Best("EarlyStopping", monitor, mode, min_delta)
-        self.monitor = monitor
-        self.patience = check_int(patience, "patience", low=0)
-        self.restore_best = check_bool(restore_best, "restore_best")
+        self.patience = patience
+        self.restore_best = restore_best
         self._params = self._buffers = None
         self.on_train_begin(None)
 
@@ -260,11 +283,13 @@ class ModelCheckpoint(Callback):
     later ``fit`` or a resumed run never replaces the best file with a worse
     model."""
 
+    monitor = _monitor()
+    path = Setting(check_file_path)
+    save_best_only = Setting(check_bool)
+
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
-        path = check_file_path(path)
         self.path = path
-        self.monitor = monitor
-        self.save_best_only = check_bool(save_best_only, "save_best_only")
+        self.save_best_only = save_best_only
         self._best = _Best("ModelCheckpoint", monitor, mode, 0.0)
         self.saved = []
 
@@ -319,15 +344,19 @@ class ReduceLROnPlateau(Callback):
     (without cooldown; the two count cooldown epochs differently).
     """
 
+    monitor = _monitor()
+    factor = number_setting(low=0, high=1, low_open=True, high_open=True)
+    patience = _count()
+    min_lr = number_setting(low=0)
+    cooldown = _count()
+
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_lr=0.0,
                  min_delta=1e-4, cooldown=0, mode="auto"):
         self._best = _Best("ReduceLROnPlateau", monitor, mode, min_delta)
-        self.monitor = monitor
-        self.factor = check_float(factor, "factor", low=0, high=1, low_open=True,
-                                  high_open=True)
-        self.patience = check_int(patience, "patience", low=0)
-        self.min_lr = check_float(min_lr, "min_lr", low=0)
-        self.cooldown = check_int(cooldown, "cooldown", low=0)
+        self.factor = factor
+        self.patience = patience
+        self.min_lr = min_lr
+        self.cooldown = cooldown
         self.reductions = []
         self.on_train_begin(None)
 

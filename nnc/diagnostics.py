@@ -89,7 +89,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nnc._validation import check_int
+from nnc._validation import Setting, check_int
 from nnc.callbacks import Callback
 from nnc.history import per_layer_records
 from nnc.layers import BatchNorm, Dense, ReLU
@@ -209,8 +209,10 @@ class Diagnostics(Callback):
     and ``on_step_end`` (the update Δw). Only reads the model.
     """
 
+    every = Setting(lambda value, name: check_int(value, name, low=1))
+
     def __init__(self, every=1):
-        self.every = check_int(every, "every", low=1)
+        self.every = every
         self._model = None
         self._pending = False
         self._epoch = 0

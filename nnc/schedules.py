@@ -12,11 +12,26 @@ the rate used at every step is recorded in ``history.steps["lr"]``.
 import math
 import numbers
 
-from nnc._validation import MAX_STEPS, check_float, check_int
+from nnc._validation import MAX_STEPS, Setting, check_float, check_int, number_setting
+
+# A schedule's numbers are settings: checked when the constructor sets them
+# and when they are changed later (schedule.decay_steps = 0 is refused the
+# same way), never when the schedule runs.
 
 
-def _check_lr(value, name):
-    return check_float(value, name, low=0)
+def _rate():
+    """A learning rate: a finite number >= 0."""
+    return number_setting(low=0)
+
+
+def _steps():
+    """A number of steps: an int >= 1."""
+    return Setting(lambda value, name: check_int(value, name, low=1))
+
+
+def _factor():
+    """A decay factor in (0, 1]."""
+    return number_setting(low=0, high=1, low_open=True)
 
 
 def _check_t(t):
@@ -37,6 +52,12 @@ def _check_t(t):
     return int(t) if isinstance(t, numbers.Integral) else float(t)
 
 
+def _check_schedule(value, name):
+    if not callable(value):
+        raise TypeError(f"{name} must be a schedule (callable t -> lr), got {value!r:.80}")
+    return value
+
+
 class Schedule:
     def __call__(self, t):
         raise NotImplementedError
@@ -49,8 +70,10 @@ class Schedule:
 class Constant(Schedule):
     """α_t = α₀."""
 
+    lr = _rate()
+
     def __init__(self, lr):
-        self.lr = _check_lr(lr, "lr")
+        self.lr = lr
 
     def __call__(self, t):
         _check_t(t)
@@ -61,10 +84,12 @@ class LinearDecay(Schedule):
     """The lecture's schedule: α_t = (1 - t/τ) α₀ + (t/τ) α_τ up to t = τ,
     then α_τ (a common choice: α_τ ≈ α₀ / 100)."""
 
+    lr0, lr_final, decay_steps = _rate(), _rate(), _steps()
+
     def __init__(self, lr0, lr_final, decay_steps):
-        self.lr0 = _check_lr(lr0, "lr0")
-        self.lr_final = _check_lr(lr_final, "lr_final")
-        self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
+        self.lr0 = lr0
+        self.lr_final = lr_final
+        self.decay_steps = decay_steps
 
     def __call__(self, t):
         fraction = min(_check_t(t) / self.decay_steps, 1.0)
@@ -74,10 +99,12 @@ class LinearDecay(Schedule):
 class StepDecay(Schedule):
     """α_t = α₀ γ^⌊t / step_size⌋: multiplied by γ every ``step_size`` steps."""
 
+    lr0, step_size, gamma = _rate(), _steps(), _factor()
+
     def __init__(self, lr0, step_size, gamma=0.1):
-        self.lr0 = _check_lr(lr0, "lr0")
-        self.step_size = check_int(step_size, "step_size", low=1)
-        self.gamma = check_float(gamma, "gamma", low=0, high=1, low_open=True)
+        self.lr0 = lr0
+        self.step_size = step_size
+        self.gamma = gamma
 
     def __call__(self, t):
         return self.lr0 * self.gamma ** (_check_t(t) // self.step_size)
@@ -87,10 +114,12 @@ class ExponentialDecay(Schedule):
     """α_t = α₀ γ^(t / decay_steps): a factor γ every ``decay_steps`` steps,
     smoothly."""
 
+    lr0, gamma, decay_steps = _rate(), _factor(), _steps()
+
     def __init__(self, lr0, gamma, decay_steps=1):
-        self.lr0 = _check_lr(lr0, "lr0")
-        self.gamma = check_float(gamma, "gamma", low=0, high=1, low_open=True)
-        self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
+        self.lr0 = lr0
+        self.gamma = gamma
+        self.decay_steps = decay_steps
 
     def __call__(self, t):
         return self.lr0 * self.gamma ** (_check_t(t) / self.decay_steps)
@@ -99,10 +128,12 @@ class ExponentialDecay(Schedule):
 class CosineDecay(Schedule):
     """α_t = α_min + ½ (α₀ - α_min)(1 + cos(π t/T)) for t ≤ T, then α_min."""
 
+    lr0, decay_steps, lr_min = _rate(), _steps(), _rate()
+
     def __init__(self, lr0, decay_steps, lr_min=0.0):
-        self.lr0 = _check_lr(lr0, "lr0")
-        self.decay_steps = check_int(decay_steps, "decay_steps", low=1)
-        self.lr_min = _check_lr(lr_min, "lr_min")
+        self.lr0 = lr0
+        self.decay_steps = decay_steps
+        self.lr_min = lr_min
 
     def __call__(self, t):
         fraction = min(_check_t(t) / self.decay_steps, 1.0)
@@ -114,12 +145,13 @@ class Warmup(Schedule):
     ``start_lr`` to ``after(0)`` over ``warmup_steps`` steps, then
     α_t = after(t - warmup_steps)."""
 
+    after = Setting(lambda value, name: _check_schedule(value, name))
+    warmup_steps, start_lr = _steps(), _rate()
+
     def __init__(self, after, warmup_steps, start_lr=0.0):
-        if not callable(after):
-            raise TypeError(f"after must be a schedule (callable t -> lr), got {after!r}")
         self.after = after
-        self.warmup_steps = check_int(warmup_steps, "warmup_steps", low=1)
-        self.start_lr = _check_lr(start_lr, "start_lr")
+        self.warmup_steps = warmup_steps
+        self.start_lr = start_lr
 
     def __call__(self, t):
         t = _check_t(t)

@@ -78,9 +78,9 @@ def test_monitor_missing_from_the_logs_is_named(data):
     with pytest.raises(ValueError, match="monitors 'val_loss'.*validation_data"):
         make_trainer().fit(*data, epochs=2, verbose=False, callbacks=[EarlyStopping()])
     X, y = data
-    with pytest.raises(ValueError, match=r"monitors 'val_acc'.*val_accuracy.*misspelled"):
+    with pytest.raises(ValueError, match=r"monitors 'val_accurcy'.*val_accuracy.*misspelled"):
         make_trainer().fit(X, y, epochs=2, verbose=False, validation_data=(X[:32], y[:32]),
-                           callbacks=[EarlyStopping("val_acc")])
+                           callbacks=[EarlyStopping("val_accurcy")])
 
 
 def test_model_checkpoint_writes_best_only(tmp_path, data):
@@ -310,3 +310,51 @@ def test_one_early_stopping_serves_models_of_another_layout():
         trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.05), batch_size=10)
         trainer.fit(X, y, epochs=3, verbose=False, callbacks=[stopper])
         assert stopper.best == min(trainer.history.epochs["loss"])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nnc.callbacks.EarlyStopping("val_acc"),
+    lambda: nnc.callbacks.ReduceLROnPlateau("val_acc"),
+    lambda: nnc.callbacks.ModelCheckpoint("never-written.npz", monitor="val_acc",
+                                          save_best_only=True)])
+def test_an_unknown_monitor_is_refused_before_any_step(make, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.arange(16) % 2
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=8)
+    before = trainer.model.flat_params.copy()
+    with pytest.raises(ValueError, match="monitors 'val_acc'.*names it 'val_accuracy'"):
+        trainer.fit(X, y, epochs=2, validation_data=(X, y), callbacks=[make()], verbose=False)
+    assert trainer.history.steps["loss"] == [] and np.array_equal(trainer.model.flat_params, before)
+    assert not (tmp_path / "never-written.npz").exists()
+
+
+@pytest.mark.parametrize("make, attribute, value, error, match", [
+    (lambda: nnc.callbacks.EarlyStopping(), "patience", "x", TypeError, "patience must be an int"),
+    (lambda: nnc.callbacks.EarlyStopping(), "patience", -1, ValueError, "patience must be >= 0"),
+    (lambda: nnc.callbacks.EarlyStopping(), "restore_best", "no", TypeError, "restore_best"),
+    (lambda: nnc.callbacks.ReduceLROnPlateau(), "factor", float("nan"), ValueError, "factor"),
+    (lambda: nnc.callbacks.ReduceLROnPlateau(), "factor", 5, ValueError, r"factor must lie in \(0, 1\)"),
+    (lambda: nnc.callbacks.ReduceLROnPlateau(), "min_lr", -1, ValueError, "min_lr"),
+    (lambda: nnc.callbacks.ReduceLROnPlateau(), "cooldown", 1.5, TypeError, "cooldown"),
+    (lambda: nnc.callbacks.ModelCheckpoint("a.npz"), "path", 3, TypeError, "path"),
+    (lambda: nnc.callbacks.EarlyStopping(), "monitor", "", TypeError, "monitor must be the name"),
+    (lambda: nnc.Diagnostics(), "every", 0, ValueError, "every must be >= 1"),
+])
+def test_callback_settings_are_checked_when_changed(make, attribute, value, error, match):
+    callback = make()
+    before = getattr(callback, attribute)
+    with pytest.raises(error, match=match):
+        setattr(callback, attribute, value)
+    assert getattr(callback, attribute) == before
+
+
+def test_a_new_monitor_is_the_one_watched():
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = np.arange(16) % 2
+    stopping = nnc.callbacks.EarlyStopping(patience=0)  # val_loss: needs validation data
+    stopping.monitor = "accuracy"
+    assert stopping._best.mode == "max"  # "auto" follows the new name
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=8)
+    trainer.fit(X, y, epochs=3, callbacks=[stopping], verbose=False)  # no validation_data
+    assert stopping.best == max(trainer.history["accuracy"][:stopping.best_epoch + 1])

@@ -1387,3 +1387,22 @@ def test_step_count_is_checked_when_assigned(value):
     y = np.arange(8) % 2
     trainer.fit(X, y, epochs=1, verbose=False)
     assert trainer.step_count == 7 + len(trainer.history.steps["loss"])
+
+
+@pytest.mark.parametrize("make, attribute, value, error, match", [
+    (lambda: schedules.LinearDecay(0.1, 0.01, 10), "decay_steps", 0, ValueError, "decay_steps"),
+    (lambda: schedules.LinearDecay(0.1, 0.01, 10), "lr0", "x", TypeError, "lr0"),
+    (lambda: schedules.StepDecay(0.1, 5), "gamma", 2, ValueError, r"gamma must lie in \(0, 1\]"),
+    (lambda: schedules.Warmup(schedules.Constant(0.1), 5), "warmup_steps", -3, ValueError,
+     "warmup_steps"),
+    (lambda: schedules.Warmup(schedules.Constant(0.1), 5), "after", 0.1, TypeError,
+     "after must be a schedule"),
+    (lambda: schedules.CosineDecay(0.1, 10), "lr_min", float("inf"), ValueError, "lr_min"),
+    (lambda: schedules.Constant(0.1), "lr", -1, ValueError, "lr must lie in"),
+])
+def test_schedule_settings_are_checked_when_changed(make, attribute, value, error, match):
+    schedule = make()
+    rates = [schedule(t) for t in range(12)]
+    with pytest.raises(error, match=match):
+        setattr(schedule, attribute, value)
+    assert [schedule(t) for t in range(12)] == rates  # the old value stays
