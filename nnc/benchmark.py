@@ -31,6 +31,10 @@ def median_seconds(f, repeats=7, inner=None):
     """Median over ``repeats`` samples of the mean time of ``inner`` calls
     of ``f()`` (``inner=None``: enough calls for ~2 ms per sample), after
     one warm-up call."""
+    from nnc._validation import check_int
+
+    repeats = check_int(repeats, "repeats", low=1)
+    inner = None if inner is None else check_int(inner, "inner", low=1)
     f()
     if inner is None:
         start = time.perf_counter()
@@ -195,22 +199,45 @@ def _limit_other_blas(threads):
     return previous
 
 
+def _values(values, name, check, unique=True):
+    """A non-empty tuple of checked values (``unique``: duplicates dropped)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list or tuple of values, got {values!r:.60}")
+    values = tuple(check(v, name) for v in values)
+    if unique:
+        values = tuple(dict.fromkeys(values))
+    if not values:
+        raise ValueError(f"{name} must name at least one value")
+    return values
+
+
+def _check_contender(name, argument):
+    if name not in CONTENDERS:
+        raise ValueError(f"{argument}: unknown contender {name!r}, expected some of "
+                         f"{', '.join(CONTENDERS)}")
+    return name
+
+
 def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 512),
               batchnorm=(False, True), threads=(1, 2), repeats=3, contenders=CONTENDERS,
               tiny_steps=2000, progress=True):
     """Time every contender in every configuration; returns a result dict."""
     from tqdm.auto import tqdm
 
-    from nnc._validation import check_int
+    from nnc._validation import check_bool, check_int
 
     # every argument checked before any work (a bad one must not cost a run)
     repeats = check_int(repeats, "repeats", low=1)
     tiny_steps = check_int(tiny_steps, "tiny_steps", low=1)
-    batch_sizes = tuple(check_int(b, "batch_sizes", low=1) for b in batch_sizes)
-    threads = tuple(check_int(t, "threads", low=1, high=nnc.threads.MAX_THREADS)
-                    for t in threads)
-    if not batch_sizes or not threads:
-        raise ValueError("batch_sizes and threads must each name at least one value")
+    batch_sizes = _values(batch_sizes, "batch_sizes", lambda b, name: check_int(b, name, low=1))
+    threads = _values(threads, "threads", lambda t, name: check_int(
+        t, name, low=1, high=nnc.threads.MAX_THREADS))
+    batchnorm = _values(batchnorm, "batchnorm", check_bool)
+    contenders = _values(contenders, "contenders", _check_contender)
+    sizes = _values(sizes, "sizes", lambda n, name: check_int(n, name, low=1), unique=False)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must give the input width and at least one layer width, e.g. "
+                         f"(784, 256, 10), got {sizes}")
     n_samples = check_int(n_samples, "n_samples", low=1)
     if max(batch_sizes) > n_samples:
         raise ValueError(f"batch_sizes: {max(batch_sizes)} is larger than the "
@@ -267,7 +294,12 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
 def tiny_net_step_times(steps=2000, batch_sizes=(1, 16)):
     """Microseconds per training step of 64-128-10 on the digits (median of up
     to 25 blocks of steps): the per-step overhead that decides small-batch speed."""
+    from nnc._validation import check_int
+
     X, y = load_digits()
+    steps = check_int(steps, "steps", low=1)
+    batch_sizes = _values(batch_sizes, "batch_sizes", lambda b, name: check_int(
+        b, name, low=1, high=len(X)))
     result = {}
     for batch_size in batch_sizes:
         model = nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10), seed=0)
@@ -291,13 +323,14 @@ def tiny_net_step_times(steps=2000, batch_sizes=(1, 16)):
 
 def markdown_table(result):
     names = [c for c in CONTENDERS if any(c in r["seconds"] for r in result["rows"])]
-    lines = ["| batch | batch-norm | threads | " + " | ".join(f"{c} (s)" for c in names)
-             + " | " + " | ".join(f"{c} / nnc" for c in names if c != "nnc") + " |",
-             "|" + "---|" * (3 + 2 * len(names) - 1)]
+    compared = [c for c in names if c != "nnc"] if "nnc" in names else []  # ratios to nnc
+    header = ["batch", "batch-norm", "threads"] + [f"{c} (s)" for c in names] \
+        + [f"{c} / nnc" for c in compared]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in result["rows"]:
         secs = [f"{r['seconds'][c]:.3f}" if c in r["seconds"] else "—" for c in names]
-        ratios = [f"{r['ratio_to_nnc'][c]:.2f}" if c in r["seconds"] else "—"
-                  for c in names if c != "nnc"]
+        ratios = [f"{r['ratio_to_nnc'][c]:.2f}" if c in r["ratio_to_nnc"] else "—"
+                  for c in compared]
         lines.append(f"| {r['batch_size']} | {'yes' if r['batchnorm'] else 'no'} | "
                      f"{r['threads']} | " + " | ".join(secs + ratios) + " |")
     tiny = result.get("tiny", {})
@@ -326,6 +359,8 @@ def write_results(result, folder):
         return paths
     rows = result["rows"]
     names = [c for c in CONTENDERS if any(c in r["seconds"] for r in rows)]
+    if not names:
+        return paths
     fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.2), 4))
     width = 0.8 / len(names)
     for k, c in enumerate(names):

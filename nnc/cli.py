@@ -17,6 +17,7 @@ def demo(args):
     X_train, X_test, y_train, y_test = nnc.datasets.train_test_split(X, y, 0.2, seed=args.seed)
     print(f"digits: {len(X_train)} training and {len(X_test)} held-out images of 8x8 pixels, "
           f"10 classes; backend={args.backend}, threads={nnc.get_num_threads()}")
+    commands.check_batch_size(args.batch_size, len(X_train))
     model = nnc.Sequential(
         nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10),
         backend=args.backend, seed=args.seed,

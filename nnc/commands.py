@@ -21,6 +21,13 @@ class CommandError(Exception):
     """Bad input found while running a command: printed as one line, exit 2."""
 
 
+def check_batch_size(batch_size, n_train):
+    """--batch-size against the training samples, before any model is built."""
+    if batch_size > n_train:
+        raise CommandError(f"--batch-size {batch_size} is larger than the {n_train} training "
+                           "samples: expected at most that many")
+
+
 # --- argument types (argparse turns their errors into exit status 2) --------
 def _argument_type(convert, is_valid, expected):
     """An argparse ``type=``: ``convert(text)``, refused (exit status 2,
@@ -233,6 +240,7 @@ def train(args):
         callbacks.append(nnc.callbacks.CSVLogger(args.csv))
     if args.quiet:
         callbacks.append(nnc.callbacks.LambdaCallback(on_epoch_end=_print_epoch))
+    check_batch_size(args.batch_size, len(X_train))
     model = build_model(X_train.shape[1], n_classes, args.hidden, args.activation, args.bn,
                         args.dropout, args.backend, args.seed)
     optimizer = build_optimizer(args.optimizer, args.lr, args.momentum)

@@ -142,8 +142,10 @@ class Optimizer:
             if not (isinstance(array, np.ndarray) and array.shape == self.params.shape
                     and array.dtype == self.params.dtype and array.flags.c_contiguous
                     and array.flags.writeable):
-                got = (f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray)
-                       else type(array).__name__)
+                got = (f"{array.dtype} {array.shape}"
+                       + ("" if array.flags.c_contiguous else ", not C-contiguous")
+                       + ("" if array.flags.writeable else ", read-only")
+                       if isinstance(array, np.ndarray) else type(array).__name__)
                 raise ValueError(f"optimizer.state[{name!r}] must be a writable C-contiguous "
                                  f"{self.params.dtype} array of shape {self.params.shape} "
                                  f"(write into it: state[{name!r}][...] = values), got {got}")

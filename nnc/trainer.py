@@ -102,7 +102,12 @@ def _fixed(name, why):
 
 
 def _positive_or_none(value, name):
-    return None if value is None else check_float(value, name, low=0, low_open=True)
+    """None, or a threshold within float32's normal range (a smaller one
+    scales the gradients to 0 in float32: training would silently stop)."""
+    return None if value is None else check_float(value, name, low=FLOAT32_TINY)
+
+
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 class Trainer:

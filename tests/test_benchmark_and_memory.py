@@ -99,3 +99,27 @@ def test_steady_state_training_step_allocates_no_arrays(with_batchnorm):
     finally:
         tracemalloc.stop()
     assert peak - start < 8 * 1024, peak - start
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(contenders="nnc"), TypeError, "contenders must be a list"),
+    (dict(contenders=()), ValueError, "contenders must name at least one"),
+    (dict(contenders=("nnc", "jax")), ValueError, "unknown contender 'jax'"),
+    (dict(batchnorm=()), ValueError, "batchnorm must name at least one"),
+    (dict(batch_sizes=32), TypeError, "batch_sizes must be a list"),
+    (dict(threads=(0,)), ValueError, "threads"),
+    (dict(sizes=(784,)), ValueError, "sizes must give the input width"),
+])
+def test_run_sweep_refuses_bad_arguments_before_any_work(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        benchmark.run_sweep(n_samples=64, **kwargs)
+
+
+def test_a_sweep_without_nnc_still_writes_its_table(tmp_path):
+    result = benchmark.run_sweep(n_samples=64, sizes=(784, 8, 8, 10), batch_sizes=(32,),
+                                 batchnorm=(False,), threads=(1,), repeats=1, tiny_steps=2,
+                                 contenders=("gemm-floor", "nnc-numpy"), progress=False)
+    assert result["setup"]["sizes"] == [784, 8, 8, 10]  # repeated widths kept
+    paths = benchmark.write_results(result, str(tmp_path))
+    table = open(paths["markdown"]).read()
+    assert "nnc-numpy (s) | gemm-floor (s) |" in table and "/ nnc" not in table
