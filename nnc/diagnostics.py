@@ -213,7 +213,7 @@ class Diagnostics(Callback):
 
     def __init__(self, every=1):
         self.every = every
-        self._model = None
+        self._model = self._history = None
         self._pending = False
         self._epoch = 0
 
@@ -234,7 +234,7 @@ class Diagnostics(Callback):
             self._relu = {i for i, layer in enumerate(model.layers) if isinstance(layer, ReLU)}
             self._batchnorm = {i for i, layer in enumerate(model.layers)
                                if hasattr(layer, "batch_mean")}
-        history = trainer.history
+        history = self._history = trainer.history
         if not hasattr(history, "diagnostics"):  # a History from before diagnostics
             history.diagnostics, history.meta = {}, {}
         names = ["step", "epoch", "input_rms"]
@@ -265,6 +265,9 @@ class Diagnostics(Callback):
         self._epoch = epoch
 
     def on_before_update(self, trainer):
+        if trainer.history is not self._history:  # replaced by a callback mid-fit
+            self._pending = False  # (its measurement went with the old History)
+            self._bind(trainer)
         d = trainer.history.diagnostics
         if self._pending:  # the last measured step never reached on_step_end
             self._close_update_ratios(d, None)

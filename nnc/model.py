@@ -215,6 +215,14 @@ class Sequential:
                     f"layer {i} ({type(self.layers[i]).__name__}): buffers[{name!r}] was "
                     "replaced by another object; write the values into it instead: "
                     f"layer.buffers[{name!r}][...] = values")
+            if not array.flags.writeable:
+                raise ValueError(f"layer {i} ({type(self.layers[i]).__name__}): "
+                                 f"buffers[{name!r}] was made read-only, but training updates "
+                                 "it in place: set its flags.writeable back to True")
+        for name in ("flat_params", "flat_grads"):
+            if not getattr(self, name).flags.writeable:
+                raise ValueError(f"model.{name} was made read-only, but training writes into "
+                                 "it: set its flags.writeable back to True")
         for key, view in self.params.items():
             i, name = key.split(".", 1)
             layer = self.layers[int(i)]
@@ -224,6 +232,12 @@ class Sequential:
                     f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
                     "was replaced by another array, which training would not update; write "
                     f"the values into it instead: layer.params[{name!r}][...] = values")
+            if not (view.flags.writeable and self.grads[key].flags.writeable):
+                raise ValueError(
+                    f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
+                    "was made read-only; that does not freeze it (the optimizer updates the "
+                    "model's flat buffer, which stays writable), so it is refused: set its "
+                    "flags.writeable back to True")
 
     def _initialize(self):
         for layer, default in zip(self.layers, self._default_inits()):

@@ -1406,3 +1406,35 @@ def test_schedule_settings_are_checked_when_changed(make, attribute, value, erro
     with pytest.raises(error, match=match):
         setattr(schedule, attribute, value)
     assert [schedule(t) for t in range(12)] == rates  # the old value stays
+
+
+@pytest.mark.parametrize("make_read_only, match", [
+    (lambda m: setattr(m.flat_params.flags, "writeable", False), "model.flat_params was made read-only"),
+    (lambda m: setattr(m.layers[0].params["W"].flags, "writeable", False),
+     r"params\['W'\] or grads\['W'\] was made read-only; that does not freeze it"),
+    (lambda m: setattr(m.layers[1].buffers["running_mean"].flags, "writeable", False),
+     r"buffers\['running_mean'\] was made read-only"),
+])
+def test_read_only_model_arrays_are_refused_before_training(make_read_only, match):
+    model = nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4), nnc.Dense(4, 2), seed=0)
+    trainer = nnc.Trainer(model, batch_size=4)
+    make_read_only(model)
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        trainer.fit(X, np.arange(8) % 2, epochs=1, verbose=False)
+    assert trainer.step_count == 0
+
+
+def test_diagnostics_follow_a_history_replaced_mid_fit():
+    X = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=8,
+                          diagnostics=True)
+
+    class Restart(nnc.callbacks.Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            if epoch == 1:
+                trainer.history = nnc.History()
+
+    trainer.fit(X, np.arange(32) % 2, epochs=2, callbacks=[Restart()], verbose=False)
+    assert trainer.history.diagnostics["step"] == [5, 6, 7, 8]
+    assert len(trainer.history.diagnostics["grad_norm.0"]) == 4
