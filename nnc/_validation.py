@@ -72,6 +72,8 @@ def as_index(index, name="index"):
     index = np.asarray(index)
     if index.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {index.dtype.name}")
+    if index.dtype == np.uint64 and index.size and index.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds {int(index.max())}, beyond any row")
     return np.ascontiguousarray(index, dtype=np.int64)
 
 
@@ -363,6 +365,8 @@ def folder_problem(path, in_place=False):
         return None  # written in place (appended to, or a stream): its folder does not matter
     folder = os.path.dirname(os.path.realpath(path))  # a link's target is what is written
     if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            return f"{folder!r} in {path!r} is a file, not a folder"
         return f"the folder {folder!r} of {path!r} does not exist"
     try:
         with tempfile.TemporaryFile(dir=folder):

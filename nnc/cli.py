@@ -94,9 +94,7 @@ def diagnose(args):
     """Print the diagnosis of a saved History (logic in nnc.diagnostics)."""
     from nnc.diagnostics import diagnose_command
 
-    if args.plot is not None:
-        commands._check_output_path(args.plot, "--plot")
-    try:
+    try:  # (diagnose_command checks --plot before it reports)
         return diagnose_command(args.run_file, plot=args.plot)
     except TypeError as exc:  # a History whose lists do not hold numbers
         raise ValueError(f"{args.run_file}: cannot diagnose this run ({exc}); expected a "

@@ -767,16 +767,20 @@ def diagnose_command(path, plot=None, out=None):
     a healthy run, 1 when problems were found."""
     from nnc.history import History
 
+    from nnc.plotting import check_figure_path
+
     out = sys.stdout if out is None else out
     try:
         history = History.load(path)
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the run {path!r}: {exc}") from None
-    print(report(history), file=out)
-    if plot:
+    if plot:  # a plot that cannot be written fails before the report, not after
         try:
-            history.plot(path=plot)
+            check_figure_path(plot, "--plot")
         except ImportError as exc:
             raise ValueError(f"--plot: {exc}") from None
+    print(report(history), file=out)
+    if plot:
+        history.plot(path=plot)
         print(f"plot written to {plot}", file=out)
     return 1 if diagnose(history) else 0

@@ -9,9 +9,11 @@ writes it to ``path`` when one is given.
 """
 import importlib.util
 import math
+import os
 
 import numpy as np
 
+from nnc._validation import check_file_path, folder_problem
 from nnc.history import per_layer_records
 
 
@@ -44,8 +46,27 @@ def new_figure(nrows=1, ncols=1, figsize=None):
     return fig, axes
 
 
+def check_figure_path(path, name="path"):
+    """``path`` as a str, or ValueError before any plotting: an extension
+    matplotlib cannot write (none means PNG) or a folder that is missing."""
+    path = check_file_path(path, name)
+    problem = folder_problem(path)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    extension = os.path.splitext(path)[1][1:].lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if extension and extension not in formats:
+        raise ValueError(f"{name} {path!r}: matplotlib cannot write .{extension} files; use one "
+                         f"of .{', .'.join(sorted(formats))} (e.g. .png)")
+    return path
+
+
 def save(fig, path):
     """Write ``fig`` to ``path`` (format from the extension); returns path."""
+    path = check_figure_path(path)
     fig.savefig(path, dpi=100)
     return path
 
@@ -57,9 +78,10 @@ def _check_limits(limits, name):
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair of numbers (low, high), got {limits!r:.80}") \
             from None
-    if not (math.isfinite(low) and math.isfinite(high) and low != high):
-        raise ValueError(f"{name} must be two different finite numbers (reversed to flip "
-                         f"the axis), got {limits!r:.80}")
+    if not (math.isfinite(low) and math.isfinite(high) and low != high
+            and math.isfinite(high - low)):
+        raise ValueError(f"{name} must be two different finite numbers less than about 1e308 "
+                         f"apart (reversed to flip the axis), got {limits!r:.80}")
     return low, high
 
 

@@ -346,3 +346,16 @@ def test_diagnose_checks_its_plot_path_first(tmp_path, capsys):
 def test_evaluate_names_a_folder_as_not_a_model_file(tmp_path, capsys):
     assert run(["evaluate", str(tmp_path)]) == 2
     assert "is not a model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("plot, message", [("p.xyz", "--plot 'p.xyz': matplotlib cannot write .xyz"),
+                                           ("run.json/p.png", "is a file, not a folder")])
+def test_diagnose_refuses_a_plot_it_cannot_write_before_reporting(plot, message, tmp_path,
+                                                                  capsys, monkeypatch):
+    if plot.endswith(".xyz"):
+        pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    nnc.History().save("run.json")
+    assert run(["diagnose", "run.json", "--plot", plot]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
