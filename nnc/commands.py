@@ -388,8 +388,8 @@ def add_parsers(sub, parent=None):
                    help="seed for the weights, dropout and shuffling (default: 0)")
     p.add_argument("--backend", choices=["cython", "numpy"], default="cython",
                    help="cython (compiled kernels, default) or numpy (the reference)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="OpenMP threads (default: all cores)")
+    p.add_argument("--threads", type=_non_negative_int, default=0, metavar="N",
+                   help="OpenMP threads (default: 0, all cores)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars; one line per epoch")
     p.set_defaults(run=_run(train))

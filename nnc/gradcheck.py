@@ -36,7 +36,8 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     gradients, per parameter (keys like ``"0.W"``) and for the input
     (``"input"``). The model must be float64: in float32 the differences
     drown in rounding. Layers run in training mode; buffers such as
-    batch-norm running statistics are restored afterwards.
+    batch-norm running statistics, and the model's random generator, are
+    restored afterwards.
 
     A correct implementation gives errors around 1e-8 or below; > 1e-6
     points at a bug. A gradient that is zero within the differences'
@@ -61,6 +62,7 @@ def gradcheck(model, loss, X, y, eps=1e-6):
 
 def _gradcheck(model, loss, X, targets, eps):
     saved_buffers = [{k: v.copy() for k, v in layer.buffers.items()} for layer in model.layers]
+    saved_rng = model.rng.bit_generator.state  # (dropout draws its mask from it)
     random_layers = [layer for layer in model.layers if hasattr(layer, "frozen")]
     was_frozen = [layer.frozen for layer in random_layers]
 
@@ -86,6 +88,7 @@ def _gradcheck(model, loss, X, targets, eps):
         for layer, saved in zip(model.layers, saved_buffers):
             for k, v in saved.items():
                 layer.buffers[k][...] = v
+        model.rng.bit_generator.state = saved_rng
     return errors
 
 

@@ -15,8 +15,8 @@ import functools
 
 import numpy as np
 
-from nnc._validation import (MAX_FEATURES, Setting, as_finite, check_float32_range, check_int,
-                             number_setting)
+from nnc._validation import (MAX_FEATURES, Setting, as_finite, check_bool, check_float32_range,
+                             check_int, number_setting)
 from nnc.init import get_initializer
 
 
@@ -473,6 +473,7 @@ class Dropout(Layer):
     (``gradcheck`` does this, so the function it differentiates is fixed)."""
 
     p = number_setting(low=0, high=1, high_open=True)
+    frozen = Setting(lambda value, name: check_bool(value, name))
 
     def __init__(self, p=0.5):
         super().__init__()

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from nnc._locks import ProcessLock
-from nnc._validation import check_bool, check_dtype, check_features, check_int, check_seed
+from nnc._validation import Setting, check_bool, check_dtype, check_features, check_int, check_seed
 from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
 from nnc.seed import get_seed
@@ -44,6 +44,9 @@ class Sequential:
         same weights in both backends. None uses the default set by
         ``nnc.set_seed`` if there is one, else draws fresh entropy.
     """
+
+    # True: batch-norm uses batch statistics, dropout drops (train()/eval())
+    training = Setting(check_bool)
 
     def __init__(self, *layers, dtype="float32", backend="cython", seed=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):

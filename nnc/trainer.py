@@ -178,6 +178,8 @@ class Trainer:
     callbacks = Setting(lambda value, name: Trainer._check_callbacks(value))
     # the optimizer steps taken (schedules, checkpoints and diagnostics read it)
     step_count = Setting(check_step)
+    # a callback sets it to end fit after the current step or epoch
+    stop_training = Setting(check_bool)
 
     loss = _FitSetting(_bound_loss, fixed_in_fit=True)
     history = _FitSetting(_checked_history)

@@ -1438,3 +1438,32 @@ def test_diagnostics_follow_a_history_replaced_mid_fit():
     trainer.fit(X, np.arange(32) % 2, epochs=2, callbacks=[Restart()], verbose=False)
     assert trainer.history.diagnostics["step"] == [5, 6, 7, 8]
     assert len(trainer.history.diagnostics["grad_norm.0"]) == 4
+
+
+@pytest.mark.parametrize("owner, attribute", [
+    (lambda: nnc.Dropout(0.5), "frozen"),
+    (lambda: _small_trainer(), "stop_training"),
+    (lambda: nnc.Sequential(nnc.Dense(2, 2), seed=0), "training"),
+])
+def test_switches_take_only_booleans(owner, attribute):
+    obj = owner()
+    before = getattr(obj, attribute)
+    for value in ("no", None, 2):
+        with pytest.raises(TypeError, match=attribute):
+            setattr(obj, attribute, value)
+    assert getattr(obj, attribute) is before
+    setattr(obj, attribute, np.True_)
+    assert getattr(obj, attribute) is True
+
+
+def test_gradcheck_leaves_the_dropout_generator_where_it_was():
+    X, y = np.random.default_rng(0).normal(size=(4, 3)), np.arange(4) % 2
+
+    def model():
+        return nnc.Sequential(nnc.Dense(3, 4), nnc.Dropout(0.5), nnc.Dense(4, 2),
+                              dtype="float64", seed=0)
+
+    checked, fresh = model(), model()
+    assert max(nnc.gradcheck(checked, "softmax_cross_entropy", X, y).values()) < 1e-6
+    np.testing.assert_array_equal(checked.forward(X, training=True),
+                                  fresh.forward(X, training=True))
