@@ -6,10 +6,11 @@ Two rules from the lecture, made visible:
    same in every layer. With w ~ N(0, s^2), a unit sums n_in terms, so its
    variance is multiplied by about n_in s^2 per layer: too small and the
    signal (and the gradient) vanishes over 10 layers, too large and it
-   explodes (ReLU) or saturates (tanh). Xavier (Var w = 2/(n_in + n_out),
-   the lecture's 1/n_in for square layers) keeps tanh activations within
-   the same order of magnitude; He (Var w = 2/n_in) makes up for the half
-   of the signal a ReLU zeroes and keeps ReLU layers steady.
+   explodes (ReLU) or saturates (tanh). The lecture's rule, Var w = 1/n_in
+   (LeCun; Xavier's 2/(n_in + n_out) is the same for square layers), keeps
+   tanh activations within the same order of magnitude; He (Var w = 2/n_in)
+   makes up for the half of the signal a ReLU zeroes and keeps ReLU layers
+   steady. Trained with diagnostics on, nnc's report names a broken rule.
 2. Break the symmetry: units with the same inputs and the same initial
    weights get the same gradient and stay identical forever; with all
    weights zero nothing reaches the first layer at all.
@@ -39,7 +40,7 @@ INITS = {
     "zeros": "zeros",
     "too small N(0, 0.01^2)": nnc.init.normal(0.01),
     "too large N(0, 1)": nnc.init.normal(1.0),
-    "Xavier (glorot_normal)": "glorot_normal",
+    "lecture N(0, 1/n_in)": "lecun_normal",  # = Xavier (2/(n_in+n_out)) for square layers
     "He (he_normal)": "he_normal",
 }
 
@@ -101,6 +102,15 @@ def main(argv=None):
             print(f"{name:24s} " + " ".join(f"{s:7.1e}" for s in stds)
                   + f"   {grads[0]:9.1e}  {grads[-1]:9.1e}")
 
+    print("\nThe diagnostics judge the rule too: 4 ReLU layers, N(0, 1) weights, one epoch "
+          "with Trainer(diagnostics=True), then history.report() says:")
+    trainer = nnc.Trainer(deep_net(nnc.ReLU, INITS["too large N(0, 1)"], depth=4),
+                          optimizer=nnc.SGD(1e-6), batch_size=64, diagnostics=True)
+    history = trainer.fit(batch, labels, epochs=1, verbose=False)
+    verdict = next((v for v in nnc.diagnostics.diagnose(history)
+                    if v.kind == "exploding_activations"), None)
+    print(f"  {verdict.message}\n  try: {verdict.advice}" if verdict else "  (no verdict)")
+
     epochs = 3 if args.quick else 20
     print(f"\nSymmetry: a 64-32-10 tanh network trained {epochs} epochs (SGD lr 0.1)")
     sym = symmetry(X, y, epochs)
@@ -109,7 +119,7 @@ def main(argv=None):
               f"moved by {r['first_layer_moved']:.3g}, training accuracy {r['accuracy']:.3f}")
 
     print("\nLesson: a fixed scale shrinks or grows the signal by a constant factor per "
-          "layer; scale the weights to the layer (Xavier for tanh, He for ReLU) so activations "
+          "layer; scale the weights to the layer (the lecture's 1/n_in or Xavier for tanh, He for ReLU) so activations "
           "and gradients keep their order of magnitude through depth, and draw them at random: "
           "identical units stay identical, and all-zero weights pass no gradient back.")
 
@@ -127,7 +137,7 @@ def main(argv=None):
         print("figure:", plotting.save(fig, os.path.join(args.out, "08_initialization.png")))
     else:
         print("(install matplotlib for the figure: pip install matplotlib)")
-    return {"stats": stats, "symmetry": sym}
+    return {"stats": stats, "symmetry": sym, "diagnosis": verdict and verdict.kind}
 
 
 if __name__ == "__main__":

@@ -65,6 +65,13 @@ one step); its loss is the mean of the mini-batch losses in it.
   then over layers) is below ``SLOW_UPDATE_RATIO`` (not reported when the
   learning rate was found too large or ReLU units dead: their updates are
   small for that reason).
+- **exploding / vanishing activations** — in a network of three Dense layers
+  or more, at the first measured step, the std of the last Dense layer's
+  outputs is more than
+  ``ACTIVATION_DEPTH_RATIO`` × (or below 1/``ACTIVATION_DEPTH_RATIO`` of)
+  the first Dense layer's: the initial weights break the lecture's rule
+  that the variance stays the same in every layer (not judged with
+  batch-norm, nor when dead ReLU units stop the signal).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
 - **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
@@ -131,6 +138,10 @@ LOSS_RISE_UNCHECKED_RELATIVE = 0.05
 #: ended within NEAR_BEST of its best needs the larger rise
 LEARNING_DECREASE = 0.2
 NEAR_BEST = 0.05
+#: the std of the Dense outputs growing (or shrinking) by more than this
+#: factor from the first Dense layer to the last, at the first measured step:
+#: the initialisation breaks the lecture's Var(h⁽ˡ⁻¹⁾) = Var(h⁽ˡ⁾)
+ACTIVATION_DEPTH_RATIO = 10.0
 #: input batches with a root-mean-square above this: features not standardised
 INPUT_RMS_LIMIT = 10.0
 #: regression targets with a root-mean-square above this: targets not standardised
@@ -146,7 +157,8 @@ Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id suc
 ``advice`` (what to try)."""
 
 KINDS = ("lr_too_large", "exploding_gradients", "vanishing_gradients", "slow_learning",
-         "dead_relu", "not_decreasing", "plateau", "unscaled_inputs", "unscaled_targets")
+         "dead_relu", "not_decreasing", "plateau", "unscaled_inputs", "unscaled_targets",
+         "exploding_activations", "vanishing_activations")
 
 
 def data_rms(a):
@@ -596,6 +608,42 @@ def _check_depth(history, verdicts):
             "check the initialisation (He/Xavier), add batch-norm, clip the gradients"))
 
 
+def _check_activation_scale(history, verdicts):
+    """The lecture's rule of thumb for initialisation (section 8): the
+    variance of the activations stays the same across the layers. Judged on
+    the Dense outputs z at the first measured step (the initial weights,
+    unless measuring started later); not with batch-norm, which rescales
+    them."""
+    names = getattr(history, "meta", {}).get("layers") or []
+    d = getattr(history, "diagnostics", {})
+    if not names or "BatchNorm" in names or not d.get("step"):
+        return
+    stds = [(i, values[0]) for i, values in per_layer_records(d, "act_std")
+            if i < len(names) and names[i] == "Dense" and values and math.isfinite(values[0])]
+    if len(stds) < 3:  # a rule about depth: two hidden layers at least
+        return
+    (first, a), (last, b) = stds[0], stds[-1]
+    if any(values and math.isfinite(values[0]) and values[0] >= DEAD_RELU_FRACTION
+           for i, values in per_layer_records(d, "dead_fraction") if first < i < last):
+        return  # dead units stop the signal: the dead-ReLU verdict says so
+    if a > 0 and b > ACTIVATION_DEPTH_RATIO * a:
+        kind, change = "exploding_activations", f"grows {_fmt(b / a)}x"
+    elif a > 0 and b < a / ACTIVATION_DEPTH_RATIO:
+        kind, change = "vanishing_activations", f"shrinks to {_fmt(b / a)} of it"
+    else:
+        return
+    verdicts.append(Verdict(
+        kind,
+        f"at step {d['step'][0]} the outputs z of {_layer_name(history, first)} have a std of "
+        f"{_fmt(a)} and those of {_layer_name(history, last)} {_fmt(b)}: the scale {change} "
+        f"over {len(stds)} Dense layers, where the initialisation should keep the variance "
+        "the same in every layer",
+        "initialise by the variance rule: init='he_normal' before ReLU, 'lecun_normal' or "
+        "'glorot_normal' before tanh/sigmoid (init=None picks these), or add batch-norm"
+        + ("; Xavier/LeCun halve the variance at every ReLU, He keeps it"
+           if kind == "vanishing_activations" and any("ReLU" in n for n in names) else "")))
+
+
 def _dead_layers(history, first, last):
     """ReLU layers between ``first`` and ``last`` whose units were (nearly)
     all dead at the last measurement."""
@@ -730,6 +778,7 @@ def _diagnose(history, verdicts):
     lr_flagged = _check_lr_too_large(history, verdicts)
     _check_exploding(history, verdicts)
     _check_depth(history, verdicts)
+    _check_activation_scale(history, verdicts)
     _check_dead(history, verdicts)
     _check_update_ratios(history, verdicts, lr_flagged)
     if not lr_flagged:

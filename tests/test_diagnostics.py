@@ -332,7 +332,8 @@ def test_thresholds_are_named_in_the_module_docstring():
     for name in ("LOSS_RISE_EPOCHS", "LOSS_GROWTH_FACTOR", "LOSS_SPIKE_FACTOR",
                  "MIN_RELATIVE_DECREASE", "PLATEAU_EPOCHS", "PLATEAU_RELATIVE_CHANGE",
                  "PLATEAU_LOSS_FRACTION", "EXPLODING_GRAD_GROWTH", "VANISHING_GRAD_RATIO",
-                 "SLOW_UPDATE_RATIO", "FAST_UPDATE_RATIO", "DEAD_RELU_FRACTION"):
+                 "SLOW_UPDATE_RATIO", "FAST_UPDATE_RATIO", "DEAD_RELU_FRACTION",
+                 "ACTIVATION_DEPTH_RATIO", "INPUT_RMS_LIMIT", "TARGET_RMS_LIMIT"):
         assert isinstance(getattr(D, name), (int, float))
         assert name in D.__doc__
 
@@ -639,3 +640,36 @@ def test_records_a_callback_logs_are_left_out_of_the_report_and_kept_by_files(tm
     assert again.steps == history.steps
     with pytest.raises(ValueError, match=r"steps\['grad_norm'\]\[0\] must be a number"):
         History.from_dict({"steps": {"grad_norm": ["x"]}, "epochs": {}})
+
+
+def deep(activation, init, depth=6, batchnorm=False):
+    layers, n = [], 64
+    for _ in range(depth):
+        layers += [nnc.Dense(n, 64, init=init, bias=not batchnorm)]
+        layers += [nnc.BatchNorm(64)] if batchnorm else []
+        layers += [activation()]
+    return layers + [nnc.Dense(64, 10, init=init)]
+
+
+@pytest.mark.parametrize("init, kind, change", [
+    (nnc.init.normal(0.5), "exploding_activations", "grows"),   # std x ~2.8 per ReLU layer
+    (nnc.init.normal(0.1), "vanishing_activations", "shrinks"),  # std x ~0.6 per ReLU layer
+])
+def test_an_initialisation_that_breaks_the_variance_rule_is_named(init, kind, change):
+    history = fit(deep(nnc.ReLU, init), nnc.SGD(1e-4), *digits(512), epochs=1)
+    found = {v.kind: v for v in D.diagnose(history)}
+    assert kind in found
+    message = found[kind].message
+    assert message.startswith("at step 1 the outputs z of layer 0 (Dense) have a std of")
+    assert f"the scale {change}" in message and "over 7 Dense layers" in message
+    assert "he_normal" in found[kind].advice
+
+
+@pytest.mark.parametrize("layers", [
+    deep(nnc.ReLU, None), deep(nnc.Tanh, None), deep(nnc.Sigmoid, None),
+    deep(nnc.ReLU, nnc.init.normal(0.5), batchnorm=True),  # batch-norm rescales every layer
+    [nnc.Dense(64, 1, init=nnc.init.normal(0.5)), nnc.ReLU(), nnc.Dense(1, 10)],  # not deep
+])
+def test_the_variance_rule_holds_for_default_inits_and_batchnorm(layers):
+    history = fit(layers, nnc.SGD(1e-4), *digits(512), epochs=1)
+    assert not {"exploding_activations", "vanishing_activations"} & set(kinds(history))

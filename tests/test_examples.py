@@ -43,6 +43,7 @@ def check_memory(states):
 
 
 def check_symmetry(result):
+    assert result["diagnosis"] == "exploding_activations"
     symmetry = result["symmetry"]
     assert symmetry["constant 0.1"]["distinct_units"] == 1
     assert symmetry["zeros"]["first_layer_moved"] == 0
