@@ -28,6 +28,8 @@ def check_cliff(result):
     jumps = {k: np.linalg.norm(np.diff(p, axis=0), axis=1).max()
              for k, p in result["cliff"].items()}
     assert jumps["no clipping"] > 10 and jumps["clip_norm=10"] <= 1.0 + 1e-9
+    near = result["near_ridge"]
+    assert near["momentum 0.9, a 1"] < near["SGD lr 0.1"] and near["Adam lr 0.05"] < near["SGD lr 0.1"]
 
 
 def check_momentum(paths):
