@@ -70,9 +70,11 @@ def main(argv=None):
     report(valley, valley_paths, 1e-2)
 
     print("\nLesson: RMSprop and Adam scale each coordinate's step by its own gradient "
-          "history, so ill-scaled directions need no hand tuning; Adam adds momentum and a "
-          "bias correction for the first steps. Near the minimum their step stays of order a: "
-          "lower or decay it for a precise answer.")
+          "history, so ill-scaled directions need no hand tuning (RMSprop's first steps are "
+          "the same size in x and y); Adam adds momentum and a bias correction for the first "
+          "steps. Along Rosenbrock's curved valley RMSprop, without momentum, still crawls, "
+          "where Adam's momentum carries it to the minimum. Near a minimum their step stays "
+          "of order a: lower or decay it for a precise answer.")
 
     if plotting.available():
         fig, axes = plotting.new_figure(1, 2, figsize=(13, 4.8))
