@@ -13,6 +13,8 @@ import sys
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad")
+#: --init: the variance-scaled initialisers of nnc.init (lecture, section 8)
+INITS = ("he_normal", "he_uniform", "lecun_normal", "glorot_normal", "glorot_uniform")
 ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 DIGITS_SPLIT = {"test_fraction": 0.2, "seed": 0}  # fixed, so `evaluate` finds the same test set
 
@@ -139,14 +141,15 @@ def load_dataset(name):
 
 # --- train ------------------------------------------------------------------
 def build_model(n_in, n_out, hidden, activation="relu", batchnorm=False, dropout=0.0,
-                backend="cython", seed=0):
+                backend="cython", seed=0, init=None):
     """An MLP: [Dense (no bias before BatchNorm), BatchNorm?, activation,
-    Dropout?] per hidden width, then Dense to the classes."""
+    Dropout?] per hidden width, then Dense to the classes; ``init`` the
+    hidden layers' initialiser (None: He before ReLU, Glorot otherwise)."""
     import nnc
 
     layers, width = [], n_in
     for size in hidden:
-        layers.append(nnc.Dense(width, size, bias=not batchnorm))
+        layers.append(nnc.Dense(width, size, init=init, bias=not batchnorm))
         if batchnorm:
             layers.append(nnc.BatchNorm(size))
         layers.append(getattr(nnc, ACTIVATIONS[activation])())
@@ -158,6 +161,20 @@ def build_model(n_in, n_out, hidden, activation="relu", batchnorm=False, dropout
 
 
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")  # the ones --momentum applies to
+#: --schedule: how the rate moves from --lr over the run's steps
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def build_schedule(name, lr0, total_steps):
+    """``constant``: None (the optimizer's lr); ``linear``: the lecture's
+    decay from lr0 to lr0/100 over ``total_steps``; ``cosine``: to 0."""
+    import nnc
+
+    if name == "linear":
+        return nnc.schedules.LinearDecay(lr0, lr0 / 100, total_steps)
+    if name == "cosine":
+        return nnc.schedules.CosineDecay(lr0, total_steps)
+    return None
 
 
 def build_optimizer(name, lr=None, momentum=None):
@@ -242,10 +259,12 @@ def train(args):
         callbacks.append(nnc.callbacks.LambdaCallback(on_epoch_end=_print_epoch))
     check_batch_size(args.batch_size, len(X_train))
     model = build_model(X_train.shape[1], n_classes, args.hidden, args.activation, args.bn,
-                        args.dropout, args.backend, args.seed)
+                        args.dropout, args.backend, args.seed, init=args.init)
     optimizer = build_optimizer(args.optimizer, args.lr, args.momentum)
+    schedule = build_schedule(args.schedule, optimizer.lr,
+                              args.epochs * -(-len(X_train) // args.batch_size))
     trainer = nnc.Trainer(model, optimizer=optimizer, batch_size=args.batch_size, l2=args.l2,
-                          clip_norm=args.clip_norm)
+                          clip_norm=args.clip_norm, schedule=schedule)
     sizes = "-".join(str(n) for n in (X_train.shape[1], *args.hidden, n_classes))
     print(f"{args.dataset}: {len(X_train)} training, "
           f"{0 if validation is None else len(validation[0])} validation and {len(X_test)} "
@@ -253,7 +272,8 @@ def train(args):
     kind = (f"{args.activation}{', batch-norm' if args.bn else ''}"
             f"{f', dropout {args.dropout}' if args.dropout else ''}" if args.hidden else "linear")
     print(f"model {sizes} ({kind}), {model.n_params} "
-          f"parameters; {optimizer!r}, batch {args.batch_size}, {args.epochs} epochs, "
+          f"parameters; {optimizer!r}{f', {schedule!r}' if schedule else ''}, "
+          f"batch {args.batch_size}, {args.epochs} epochs, "
           f"backend {args.backend}, {nnc.get_num_threads()} thread(s)")
     try:
         trainer.fit(X_train, y_train, epochs=args.epochs, validation_data=validation,
@@ -268,7 +288,8 @@ def train(args):
         model.save(args.save, metadata={
             "dataset": args.dataset, "split": split, "test_loss": result["loss"],
             "test_accuracy": result["accuracy"], "epochs": len(trainer.history["loss"]),
-            "optimizer": repr(optimizer), "batch_size": args.batch_size})
+            "optimizer": repr(optimizer), "schedule": repr(schedule), "init": args.init,
+            "batch_size": args.batch_size})
         print(f"saved to {args.save}; check it with: python -m nnc evaluate "
               f"{shlex.quote(args.save)}")
     return 0
@@ -368,6 +389,13 @@ def add_parsers(sub, parent=None):
                         "1e-3 for Adam/RMSprop)")
     p.add_argument("--momentum", type=_fraction, default=None, metavar="BETA",
                    help="momentum for --optimizer momentum/nesterov (default: 0.9)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="learning rate over the run: constant (default), linear (the "
+                        "lecture's decay from --lr to --lr/100 over all steps) or cosine "
+                        "(to 0)")
+    p.add_argument("--init", choices=INITS, default=None,
+                   help="initialiser of the hidden layers (default: he_normal before "
+                        "relu/leaky_relu, glorot_normal before tanh/sigmoid)")
     p.add_argument("--batch-size", type=_positive_int, default=128, metavar="N",
                    help="samples per gradient step (default: 128)")
     p.add_argument("--epochs", type=_positive_int, default=10, metavar="N",

@@ -359,3 +359,23 @@ def test_diagnose_refuses_a_plot_it_cannot_write_before_reporting(plot, message,
     assert run(["diagnose", "run.json", "--plot", plot]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+def test_train_takes_the_lecture_schedule_and_an_initialiser(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    assert run(["train", "--epochs", "2", "--quiet", "--optimizer", "sgd", "--lr", "0.2",
+                "--schedule", "linear", "--init", "lecun_normal", "--batch-size", "256",
+                "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    # 1294 training samples in batches of 256: 6 steps per epoch, tau = 12
+    assert "LinearDecay(lr0=0.2, lr_final=0.002, decay_steps=12)" in out
+    header = read_header(str(path))
+    assert header["metadata"]["schedule"].startswith("LinearDecay(")
+    assert header["layers"][0]["config"]["init"] == "lecun_normal"
+    assert header["layers"][-1]["config"]["init"] is None  # the output layer keeps the default
+
+
+def test_train_refuses_an_unknown_schedule_or_initialiser(capsys):
+    for flag, value in (("--schedule", "exponential"), ("--init", "ones")):
+        assert run(["train", flag, value]) == 2
+        assert f"argument {flag}: invalid choice" in capsys.readouterr().err
