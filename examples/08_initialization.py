@@ -1,6 +1,6 @@
 """08 - Parameter initialisation (lecture, section 8).
 
-Two rules from the lecture, made visible:
+Three points of the lecture, made visible:
 
 1. Keep the activations' scale through the layers: E h = 0 and Var h the
    same in every layer. With w ~ N(0, s^2), a unit sums n_in terms, so its
@@ -14,6 +14,8 @@ Two rules from the lecture, made visible:
 2. Break the symmetry: units with the same inputs and the same initial
    weights get the same gradient and stay identical forever; with all
    weights zero nothing reaches the first layer at all.
+3. The initial point decides which minimum gradient descent ends in (on a
+   playground surface with a deep and a shallow valley).
 
 The activation statistics are read from each layer's output of the last
 forward pass, ``layer.last_output``.
@@ -26,7 +28,7 @@ import os
 import numpy as np
 
 import nnc
-from nnc import plotting
+from nnc import playground, plotting
 
 
 def parse_args(argv):
@@ -118,13 +120,26 @@ def main(argv=None):
         print(f"  {name:13s} distinct hidden units {r['distinct_units']:2d}/32, first layer "
               f"moved by {r['first_layer_moved']:.3g}, training accuracy {r['accuracy']:.3f}")
 
+    print("\nThe starting point decides the minimum: SGD (lr 0.05) on L = (x^2 - 1)^2 + 0.3 x "
+          "+ y^2/2, which has a deep valley at x = -1.04 (L = -0.31) and a shallow one at "
+          "x = 0.96 (L = 0.29)")
+    surface = playground.two_minima(0.3)
+    starts = {f"start x = {x0:+.1f}": (x0, 1.0) for x0 in (-1.8, -0.6, 0.3, 1.8)}
+    landscape = {name: playground.run(nnc.SGD(0.05), surface, start=start, steps=300)
+                 for name, start in starts.items()}
+    for name, path in landscape.items():
+        print(f"  {name}: ends at x = {path[-1, 0]:+.3f}, L = {surface(path[-1]):+.3f}")
+
     print("\nLesson: a fixed scale shrinks or grows the signal by a constant factor per "
           "layer; scale the weights to the layer (the lecture's 1/n_in or Xavier for tanh, He for ReLU) so activations "
           "and gradients keep their order of magnitude through depth, and draw them at random: "
-          "identical units stay identical, and all-zero weights pass no gradient back.")
+          "identical units stay identical, and all-zero weights pass no gradient back; where the "
+          "descent starts decides which minimum it ends in.")
 
     if plotting.available():
-        fig, axes = plotting.new_figure(1, 2, figsize=(13, 4.4))
+        fig, axes = plotting.new_figure(1, 3, figsize=(19, 4.4))
+        playground.plot_paths(landscape, surface, ax=axes[0, 2],
+                              title="two minima: the start decides (SGD)")
         for ax, net in zip(axes[0], ("tanh", "ReLU")):
             for name in INITS:
                 stds = np.maximum(stats[(net, name)][0], 1e-30)
@@ -137,7 +152,8 @@ def main(argv=None):
         print("figure:", plotting.save(fig, os.path.join(args.out, "08_initialization.png")))
     else:
         print("(install matplotlib for the figure: pip install matplotlib)")
-    return {"stats": stats, "symmetry": sym, "diagnosis": verdict and verdict.kind}
+    return {"stats": stats, "symmetry": sym, "diagnosis": verdict and verdict.kind,
+            "landscape": {name: path[-1] for name, path in landscape.items()}}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ Surfaces (``w = (x, y)``; each has ``value``, ``gradient``, its known
   minimum sits within 1e-15 of (-4, 0)).
 - ``rosenbrock(a=1, b=100)``: L = (a - x)² + b (y - x²)², a curved narrow
   valley. Minimum (a, a²), L = 0.
+- ``two_minima(tilt=0.3)``: L = (x² - 1)² + t x + ½y², two valleys near
+  x = ±1, the left one deeper: the starting point decides which minimum
+  gradient descent ends in (lecture, section 8). ``minima`` lists the left
+  (global, for t > 0) minimum first, then the right one.
 
 ``run(optimizer, surface, start, steps)`` binds a fresh copy of the
 optimizer to a 2-element float64 vector (``optimizer.bind(w, g, backend)``)
@@ -159,7 +163,29 @@ def rosenbrock(a=1.0, b=100.0):
         description="a curved, narrow valley")
 
 
-SURFACES = {"ravine": ravine, "saddle": saddle, "cliff": cliff, "rosenbrock": rosenbrock}
+def two_minima(tilt=0.3):
+    """L = (x² - 1)² + t x + ½y², ∇L = (4x(x² - 1) + t, y): two valleys near
+    x = ±1, the left one deeper by about 2t; minima where 4x³ - 4x + t = 0."""
+    t = check_float(tilt, "tilt", low=0, high=1)  # beyond 8/(3√3) ≈ 1.54 one valley is left
+    stationary = np.sort(np.roots([4.0, 0.0, -4.0, t]).real)
+    lowest, highest = stationary[0], stationary[-1]
+    # Newton polish: np.roots is accurate to ~1e-15 relative, the gradient test wants 1e-12
+    minima = []
+    for x in (lowest, highest):
+        for _ in range(3):
+            x -= (4 * x ** 3 - 4 * x + t) / (12 * x * x - 4)
+        minima.append((float(x), 0.0))
+    return Surface(
+        f"two minima (tilt {t:g})",
+        lambda x, y: (x * x - 1.0) ** 2 + t * x + 0.5 * y * y,
+        lambda x, y: (4.0 * x * (x * x - 1.0) + t, y),
+        minima=minima, start=(0.5, 1.0), xlim=(-2, 2),
+        ylim=(-1.5, 1.5),
+        description="a deeper and a shallower valley: where descent ends depends on the start")
+
+
+SURFACES = {"ravine": ravine, "saddle": saddle, "cliff": cliff, "rosenbrock": rosenbrock,
+            "two_minima": two_minima}
 
 
 def get_surface(surface):

@@ -46,6 +46,8 @@ def check_memory(states):
 
 def check_symmetry(result):
     assert result["diagnosis"] == "exploding_activations"
+    ends = {float(name.split("= ")[1]): end for name, end in result["landscape"].items()}
+    assert all((end[0] < 0) == (x0 < 0) for x0, end in ends.items())  # the start decides
     symmetry = result["symmetry"]
     assert symmetry["constant 0.1"]["distinct_units"] == 1
     assert symmetry["zeros"]["first_layer_moved"] == 0

@@ -186,7 +186,7 @@ def test_the_saddle_slows_sgd_more_than_adam():
     assert saddle.distance_to_minimum(adam_path[-1]) < 1e-2
 
 
-@pytest.mark.parametrize("make", [pg.ravine, pg.saddle, pg.cliff, pg.rosenbrock])
+@pytest.mark.parametrize("make", [pg.ravine, pg.saddle, pg.cliff, pg.rosenbrock, pg.two_minima])
 def test_surfaces_gradients_and_minima(make):
     surface = make()
     rng = np.random.default_rng(0)
@@ -264,3 +264,16 @@ def test_a_diverging_run_on_the_saddle_gives_a_non_finite_path_not_an_overflow_e
 def test_a_surface_names_a_bad_point(w):
     with pytest.raises((TypeError, ValueError), match="w must be a point"):
         pg.saddle().gradient(w)
+
+
+def test_the_start_decides_which_of_two_minima_descent_finds():
+    surface = pg.two_minima(tilt=0.3)
+    deep, shallow = surface.minima
+    assert surface(deep) < surface(shallow) - 0.5  # about 2 t apart
+    ends = {x0: pg.run(nnc.SGD(0.05), surface, start=(x0, 1.0), steps=400)[-1]
+            for x0 in (-1.5, -0.5, 0.5, 1.5)}
+    for x0, end in ends.items():
+        expected = deep if x0 < 0 else shallow  # the maximum sits near x = t/4 = 0.075
+        assert np.linalg.norm(end - expected) < 1e-6
+    with pytest.raises(ValueError, match="tilt"):
+        pg.two_minima(tilt=2.0)
