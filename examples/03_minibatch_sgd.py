@@ -6,7 +6,8 @@ mini-batch of N_b samples estimates it,
     grad L(w) ~ 1/N_b sum_{i in batch} grad L(y_i, h(x_i; w)),
 
 with a standard error that falls like sigma / sqrt(N_b): less than
-linear returns for a larger batch. This script measures that noise, the
+linear returns for a larger batch. This script writes the lecture's
+Algorithm 2 out with nnc's parts (it is what Trainer.fit does), measures that noise, the
 time of an epoch for several batch sizes, and what happens without the
 per-epoch shuffle when the data arrive sorted by class.
 
@@ -31,6 +32,22 @@ def parse_args(argv):
 
 def network(seed=0):
     return nnc.Sequential(nnc.Dense(64, 64), nnc.ReLU(), nnc.Dense(64, 10), seed=seed)
+
+
+def algorithm_2(X, y, lr, batch_size, epochs, seed=0):
+    """The lecture's Algorithm 2 written out with nnc's parts: what
+    ``Trainer(model, optimizer=nnc.SGD(lr), batch_size, seed).fit`` does."""
+    model, loss = network(), nnc.SoftmaxCrossEntropy()
+    optimizer = nnc.SGD(lr).bind(model)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(X))  # iid batches: a fresh shuffle every epoch
+        for start in range(0, len(X), batch_size):
+            batch = order[start:start + batch_size]  # D_b
+            loss.forward(model.forward(X[batch], training=True), y[batch])  # L on D_b
+            model.backward(loss.backward())  # grad_w L, by back-propagation
+            optimizer.step()  # w <- w - a grad_w L
+    return model
 
 
 def gradient(model, loss, X, y):
@@ -60,7 +77,15 @@ def main(argv=None):
     batch_sizes = [1, 4, 16, 64, 256]
     draws, epochs = (20, 3) if args.quick else (200, 15)
 
-    print("1. Gradient noise at fixed weights: ||g_batch - g_full||, mean over "
+    by_hand = algorithm_2(X_train, y_train, 0.05, 32, epochs=2)
+    trainer = nnc.Trainer(network(), optimizer=nnc.SGD(0.05), batch_size=32, seed=0)
+    trainer.fit(X_train, y_train, epochs=2, verbose=False)
+    same = float(np.abs(by_hand.flat_params - trainer.model.flat_params).max())
+    print("0. Algorithm 2 written out (shuffle; per batch: forward, loss, backward, "
+          "optimizer.step()) for 2 epochs,\n   against Trainer.fit with the same seed: largest "
+          f"weight difference {same:g}")
+
+    print("\n1. Gradient noise at fixed weights: ||g_batch - g_full||, mean over "
           f"{draws} random batches")
     noise = gradient_noise(X_train, y_train, batch_sizes, draws)
     print("batch  noise    noise x sqrt(batch)")
@@ -123,7 +148,7 @@ def main(argv=None):
         print("figure:", plotting.save(fig, os.path.join(args.out, "03_minibatch_sgd.png")))
     else:
         print("(install matplotlib for the figure: pip install matplotlib)")
-    return {"noise": noise, "timing": timing,
+    return {"noise": noise, "timing": timing, "by_hand_vs_fit": same,
             "accuracy": {shuffle: acc for shuffle, (_, acc) in curves.items()}}
 
 

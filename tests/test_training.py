@@ -610,3 +610,32 @@ def test_shuffled_batches_are_the_permuted_rows(monkeypatch, backend_name, batch
         for (xb, yb), index in zip(seen, expected):
             np.testing.assert_array_equal(xb, X[index])
             np.testing.assert_array_equal(yb, y[index])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+@pytest.mark.parametrize("make_optimizer", [lambda: nnc.SGD(0.05, momentum=0.9),
+                                            lambda: nnc.Adam(1e-3)], ids=["momentum", "adam"])
+def test_the_loop_written_out_with_the_public_parts_is_fit(backend, make_optimizer):
+    """Algorithm 2 by hand (model.forward/backward, loss.forward/backward,
+    optimizer.step) and Trainer.fit with the same seed: the same weights, bit
+    for bit (what examples/03 shows)."""
+    X, y = nnc.datasets.load_digits()
+    X, y = X[:300], y[:300]
+
+    def network():
+        return nnc.Sequential(nnc.Dense(64, 16), nnc.ReLU(), nnc.Dense(16, 10), seed=0,
+                              backend=backend)
+
+    model, loss = network(), nnc.SoftmaxCrossEntropy(backend=backend)
+    optimizer = make_optimizer().bind(model)
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), 32):
+            batch = order[start:start + 32]
+            loss.forward(model.forward(X[batch], training=True), y[batch])
+            model.backward(loss.backward())
+            optimizer.step()
+    trainer = nnc.Trainer(network(), optimizer=make_optimizer(), batch_size=32, seed=7)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    np.testing.assert_array_equal(model.flat_params, trainer.model.flat_params)
