@@ -98,6 +98,11 @@ def _may_add_metrics(callback):
             and type(callback).on_epoch_end is not Callback.on_epoch_end)
 
 
+def _auto_mode(monitor):
+    """mode="auto": higher is better for accuracies, lower for the rest."""
+    return "max" if "acc" in monitor else "min"
+
+
 class _Best:
     """The best value so far of one epoch metric (``monitor``), lower is
     better for ``mode="min"``, higher for ``"max"``; ``"auto"`` picks max
@@ -112,14 +117,17 @@ class _Best:
             raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.requested_mode = mode
         if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
+            mode = _auto_mode(monitor)
         self.owner, self.monitor, self.mode = owner, monitor, mode
         self.min_delta = check_float(min_delta, "min_delta", low=0)
         self.reset()
 
     def watching(self, monitor):
         """A fresh ``_Best`` of another metric, with the same rules."""
-        return _Best(self.owner, monitor, self.requested_mode, self.min_delta)
+        mode = getattr(self, "requested_mode", None)
+        if mode is None:  # (pickled before it was kept: "auto" if that is what auto gave)
+            mode = "auto" if self.mode == _auto_mode(self.monitor) else self.mode
+        return _Best(self.owner, monitor, mode, self.min_delta)
 
     def reset(self):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -183,7 +191,10 @@ def _monitor():
     """A callback's ``monitor``, kept in its ``_Best``: assigning another
     metric name watches that one from then on (its best starts afresh)."""
     def watch(callback, value):
-        callback._best = callback._best.watching(value)
+        best = callback.__dict__.get("_best")
+        if best is None:  # (a subclass may set monitor before calling super().__init__)
+            best = _Best(type(callback).__name__, "loss", "auto", 0.0)
+        callback._best = best.watching(value)
     return property(lambda callback: callback._best.monitor, watch,
                     doc="The epoch metric watched, e.g. 'val_loss'.")
 

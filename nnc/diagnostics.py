@@ -71,7 +71,8 @@ one step); its loss is the mean of the mini-batch losses in it.
   ``ACTIVATION_DEPTH_RATIO`` × (or below 1/``ACTIVATION_DEPTH_RATIO`` of)
   the first Dense layer's: the initial weights break the lecture's rule
   that the variance stays the same in every layer (not judged with
-  batch-norm, nor when dead ReLU units stop the signal).
+  batch-norm, with unscaled inputs, nor when dead ReLU units stop the
+  signal).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
 - **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
@@ -616,8 +617,9 @@ def _check_activation_scale(history, verdicts):
     them."""
     names = getattr(history, "meta", {}).get("layers") or []
     d = getattr(history, "diagnostics", {})
-    if not names or "BatchNorm" in names or not d.get("step"):
-        return
+    if not names or "BatchNorm" in names or not d.get("step") \
+            or any(v.kind == "unscaled_inputs" for v in verdicts):
+        return  # (with unscaled inputs the first layer's scale is the data's, not the weights')
     stds = [(i, values[0]) for i, values in per_layer_records(d, "act_std")
             if i < len(names) and names[i] == "Dense" and values and math.isfinite(values[0])]
     if len(stds) < 3:  # a rule about depth: two hidden layers at least

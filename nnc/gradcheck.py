@@ -51,7 +51,7 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     if model.dtype != np.float64:
         raise TypeError(f"gradcheck needs a float64 model (got {model.dtype.name}): "
                         "build it with Sequential(..., dtype='float64')")
-    model._check_views()
+    model._check_views(writing=True)  # (it perturbs the weights in place)
     eps = check_float(eps, "eps", low=EPS_RANGE[0], high=EPS_RANGE[1])
     loss = get_loss(loss, model.backend).bind(model.backend)
     X = check_features(X, "X", model.in_features, model.dtype)

@@ -200,12 +200,14 @@ class Sequential:
         self._built_buffers = [(i, name, array) for i, layer in enumerate(self.layers)
                                for name, array in layer.buffers.items()]
 
-    def _check_views(self):
+    def _check_views(self, writing=False):
         """The layers must be those the model was built with, every
         ``layer.params``/``grads`` entry still its slice of the flat buffers
         and every buffer the array it started as: ``params['W'] = array``
         would detach it (the layer would compute with the array, the
-        optimizer update the buffer)."""
+        optimizer update the buffer). ``writing``: the caller will write
+        into them (training, backward, a training-mode forward), so none
+        may have been made read-only; reading (predict, save) is fine."""
         built = getattr(self, "_built_layers", None)
         if built is not None and (len(built) != len(self.layers) or any(
                 a is not b for a, b in zip(built, self.layers))):
@@ -218,11 +220,11 @@ class Sequential:
                     f"layer {i} ({type(self.layers[i]).__name__}): buffers[{name!r}] was "
                     "replaced by another object; write the values into it instead: "
                     f"layer.buffers[{name!r}][...] = values")
-            if not array.flags.writeable:
+            if writing and not array.flags.writeable:
                 raise ValueError(f"layer {i} ({type(self.layers[i]).__name__}): "
                                  f"buffers[{name!r}] was made read-only, but training updates "
                                  "it in place: set its flags.writeable back to True")
-        for name in ("flat_params", "flat_grads"):
+        for name in ("flat_params", "flat_grads") if writing else ():
             if not getattr(self, name).flags.writeable:
                 raise ValueError(f"model.{name} was made read-only, but training writes into "
                                  "it: set its flags.writeable back to True")
@@ -235,7 +237,7 @@ class Sequential:
                     f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
                     "was replaced by another array, which training would not update; write "
                     f"the values into it instead: layer.params[{name!r}][...] = values")
-            if not (view.flags.writeable and self.grads[key].flags.writeable):
+            if writing and not (view.flags.writeable and self.grads[key].flags.writeable):
                 raise ValueError(
                     f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
                     "was made read-only; that does not freeze it (the optimizer updates the "
@@ -314,14 +316,14 @@ class Sequential:
     def forward(self, X, training=None):
         """Output of the network for a batch ``X`` of shape (n, in_features).
         ``training=None`` uses the current mode (``train()``/``eval()``)."""
-        self._check_views()
+        training = self.training if training is None else check_bool(training, "training")
+        self._check_views(writing=training)  # (batch-norm updates its running statistics)
         checked = check_features(X, "X", self.in_features, self.dtype)
         if checked is X or not checked.flags.owndata:
             # layers keep their input for backward: own a copy unless the check
             # already made a fresh array (a view may share the caller's memory:
             # an ndarray subclass such as a memmap, a memoryview, ...)
             checked = checked.copy()
-        training = self.training if training is None else check_bool(training, "training")
         with self._in_use():
             output = self._forward(checked, training).copy()
             self._last_batch = checked.shape[0]
@@ -339,7 +341,7 @@ class Sequential:
         dY = check_features(dY, "dY", self.out_features, self.dtype)
         if dY.shape[0] != n:
             raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
-        self._check_views()  # a replaced grads array would not be filled
+        self._check_views(writing=True)  # a replaced grads array would not be filled
         with self._in_use():
             return self._backward(dY, need_input_grad=True).copy()
 

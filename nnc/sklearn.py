@@ -141,12 +141,14 @@ def _restores_inputs_on_failure(fit):
     @functools.wraps(fit)
     def fit_or_restore(self, *args, **kwargs):
         saved = {name: self.__dict__[name] for name in _INPUT_ATTRIBUTES if name in self.__dict__}
+        model = self.__dict__.get("model_")
         try:
             return fit(self, *args, **kwargs)
         except BaseException:
-            for name in _INPUT_ATTRIBUTES:
-                self.__dict__.pop(name, None)
-            self.__dict__.update(saved)
+            if self.__dict__.get("model_") is model:  # (a new model_ fits the new inputs)
+                for name in _INPUT_ATTRIBUTES:
+                    self.__dict__.pop(name, None)
+                self.__dict__.update(saved)
             raise
     return fit_or_restore
 

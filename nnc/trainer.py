@@ -333,7 +333,7 @@ class Trainer:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
             if self._step_hooks:  # one that replaced a layer's array: say so now
-                self.model._check_views()
+                self.model._check_views(writing=True)
         return loss, correct, n_counted
 
     def _permutation(self, n):
@@ -473,7 +473,7 @@ class Trainer:
             held.release()
 
     def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
-        self.model._check_views()
+        self.model._check_views(writing=True)
         self.callbacks = self.callbacks  # checked again: the list may have been changed in place
         X, y = self._check_data(X, y)
         self._fitting = True  # (the loss is fixed from here: the targets were checked for it)
@@ -552,7 +552,8 @@ class Trainer:
         first_epoch = len(self.history.epochs.get("loss", []))
         for epoch in range(first_epoch, first_epoch + epochs):
             self._call("on_epoch_begin", epoch)
-            self.model._check_views()  # (callbacks of the last epoch's end and this one's start)
+            # (what the callbacks of the last epoch's end and this one's start changed)
+            self.model._check_views(writing=True)
             self.model.train()
             # int64 whatever the platform's default integer (the gather kernel's type)
             order = self._permutation(n) if shuffle else None

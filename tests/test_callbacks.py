@@ -3,6 +3,7 @@
 Most tests feed the callback a scripted metric ("score") through a
 LambdaCallback that runs first and writes it into the epoch logs, so the
 expected behaviour is exact."""
+import pickle
 import csv
 import warnings
 
@@ -358,3 +359,21 @@ def test_a_new_monitor_is_the_one_watched():
     trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 2), seed=0), batch_size=8)
     trainer.fit(X, y, epochs=3, callbacks=[stopping], verbose=False)  # no validation_data
     assert stopping.best == max(trainer.history["accuracy"][:stopping.best_epoch + 1])
+
+
+def test_a_subclass_may_set_monitor_before_the_base_init():
+    class Watching(EarlyStopping):
+        def __init__(self, monitor="loss", **kwargs):
+            self.monitor = monitor  # before super().__init__: no _best yet
+            super().__init__(monitor=monitor, **kwargs)
+
+    watching = Watching(patience=2)
+    assert watching.monitor == "loss" and watching.patience == 2
+
+
+def test_an_old_pickled_monitor_can_be_reassigned():
+    stopping = EarlyStopping("val_accuracy", mode="auto")
+    del stopping._best.requested_mode  # as pickled before the mode was kept
+    old = pickle.loads(pickle.dumps(stopping))
+    old.monitor = "val_loss"
+    assert old.monitor == "val_loss" and old._best.mode == "min"

@@ -673,3 +673,10 @@ def test_an_initialisation_that_breaks_the_variance_rule_is_named(init, kind, ch
 def test_the_variance_rule_holds_for_default_inits_and_batchnorm(layers):
     history = fit(layers, nnc.SGD(1e-4), *digits(512), epochs=1)
     assert not {"exploding_activations", "vanishing_activations"} & set(kinds(history))
+
+
+def test_unscaled_inputs_are_named_instead_of_the_initialisation():
+    X, y = digits(512)
+    layers = [nnc.Dense(64, 128), nnc.Tanh(), nnc.Dense(128, 128), nnc.Tanh(), nnc.Dense(128, 10)]
+    found = kinds(fit(layers, nnc.SGD(1e-3), X * 100, y, epochs=1))
+    assert "unscaled_inputs" in found and "vanishing_activations" not in found

@@ -1423,6 +1423,8 @@ def test_read_only_model_arrays_are_refused_before_training(make_read_only, matc
     with pytest.raises(ValueError, match=match):
         trainer.fit(X, np.arange(8) % 2, epochs=1, verbose=False)
     assert trainer.step_count == 0
+    # reading is fine: a served model may guard its weights this way
+    model.predict(X), trainer.evaluate(X, np.arange(8) % 2), model.forward(X, training=False)
 
 
 def test_diagnostics_follow_a_history_replaced_mid_fit():

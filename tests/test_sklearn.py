@@ -527,3 +527,19 @@ def test_a_refused_refit_leaves_the_fitted_estimator_working(make, y, tmp_path):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(estimator)).predict(X4), before)
     with pytest.raises(ValueError, match="X has 6 features, but .* is expecting 4"):
         estimator.predict(X6)
+
+
+def test_a_fit_that_ends_in_a_warning_raised_as_error_keeps_its_new_model():
+    rng = np.random.default_rng(0)
+    X4, X6 = rng.normal(size=(40, 4)), rng.normal(size=(40, 6))
+    regressor = NNRegressor(hidden_layer_sizes=(4,), epochs=1, tol=1e-12, n_iter_no_change=5,
+                            random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        regressor.fit(X4, X4[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            regressor.fit(X6, X6[:, 0])  # trained to the end, then warned
+    assert regressor.n_features_in_ == 6 == regressor.model_.in_features
+    assert regressor.predict(X6).shape == (40,)
