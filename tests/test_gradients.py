@@ -286,3 +286,25 @@ def test_a_gradient_zero_within_rounding_agrees():
     assert max(errors.values()) < 1e-6
     assert relative_error(np.array([0.0]), np.array([1e-9]), noise=1e-8) == 0.0
     assert relative_error(np.array([0.0]), np.array([1e-7]), noise=1e-8) == pytest.approx(1.0)
+
+
+def test_a_small_wrong_gradient_is_not_taken_for_rounding(monkeypatch):
+    """A sign error in a first-layer bias gradient of ~1e-8 (the output layer
+    scaled down): measurable by the differences, so reported, not excused."""
+    from nnc.backends.numpy_backend import NumpyBackend
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 4)), np.arange(8) % 3
+    model = nnc.Sequential(nnc.Dense(4, 6), nnc.Tanh(), nnc.Dense(6, 3), dtype="float64",
+                           backend="numpy", seed=0)
+    model.layers[2].params["W"][...] *= 1e-7
+    correct = nnc.gradcheck(model, "softmax_cross_entropy", X, y)
+    assert correct["0.b"] < 0.05  # gradients of ~1e-8: measured to about 0.5 %
+    dense_backward = NumpyBackend.dense_backward
+
+    def sign_error_in_the_first_bias(self, x, w, dy, dw, db, dx):
+        dense_backward(self, x, w, dy, dw, db, dx)
+        if x.shape[1] == 4:
+            db *= -1
+
+    monkeypatch.setattr(NumpyBackend, "dense_backward", sign_error_in_the_first_bias)
+    assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)["0.b"] > 0.5
