@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from nnc._validation import (Setting, check_bool, check_file_path, check_float, check_int,
-                             folder_problem, number_setting)
+                             folder_problem, int_setting, number_setting)
 from nnc.history import EPOCH_METRICS, as_number
 
 
@@ -201,7 +201,7 @@ def _monitor():
 
 def _count():
     """A number of epochs: an int >= 0."""
-    return Setting(lambda value, name: check_int(value, name, low=0))
+    return int_setting(low=0)
 
 
 class EarlyStopping(Callback):

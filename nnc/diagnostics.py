@@ -97,7 +97,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nnc._validation import Setting, check_int
+from nnc._validation import check_int, int_setting
 from nnc.callbacks import Callback
 from nnc.history import per_layer_records
 from nnc.layers import BatchNorm, Dense, ReLU
@@ -222,7 +222,7 @@ class Diagnostics(Callback):
     and ``on_step_end`` (the update Δw). Only reads the model.
     """
 
-    every = Setting(lambda value, name: check_int(value, name, low=1))
+    every = int_setting(low=1)
 
     def __init__(self, every=1):
         self.every = every

@@ -150,7 +150,7 @@ class History:
         (``pip install matplotlib``). Saved to ``path`` when given; returns the figure."""
         from nnc.plotting import plot_history
 
-        return plot_history(self, path=None if path is None else check_file_path(path))
+        return plot_history(self, path=path)  # (nnc.plotting.save checks the path)
 
     def __repr__(self):
         last = {k: v[-1] for k, v in self.epochs.items() if v}

@@ -15,8 +15,8 @@ import functools
 
 import numpy as np
 
-from nnc._validation import (MAX_FEATURES, Setting, as_finite, check_bool, check_float32_range,
-                             check_int, number_setting)
+from nnc._validation import (FLOAT32_TINY, MAX_FEATURES, Setting, as_finite, check_bool,
+                             check_float32_range, check_int, number_setting)
 from nnc.init import get_initializer
 
 
@@ -51,38 +51,24 @@ def _names_bad_arrays(method):
     return call
 
 
-class _Structure:
-    """A constructor argument that shapes a layer's parameters (``in_features``,
-    ``bias``, ...): checked when set, and fixed once a model has built the
-    layer, whose buffers were laid out for it. Only ``__set__``: reads are
-    plain attribute reads (see ``Setting``)."""
-
-    def __init__(self, check):
-        self.check = check
-
-    def __set_name__(self, owner, name):
-        self.name = name
+class _Structure(Setting):
+    """A ``Setting`` that shapes a layer's parameters (``in_features``,
+    ``bias``, ...): fixed once a model has built the layer, whose buffers
+    were laid out for it."""
 
     def __set__(self, layer, value):
-        if layer.__dict__.get("backend") is not None:
+        value = self.check(value, self.name)
+        built = layer.__dict__.get("backend") is not None
+        if built and value != layer.__dict__.get(self.name):
             raise AttributeError(
                 f"{type(layer).__name__}.{self.name} cannot change once the layer is in a model "
                 f"(its parameters and buffers were laid out for {self.name}="
                 f"{layer.__dict__.get(self.name)!r}): build a new layer and a new nnc.Sequential")
-        layer.__dict__[self.name] = self.check(value, self.name)
-
-    def __delete__(self, layer):
-        raise AttributeError(f"{type(layer).__name__}.{self.name} cannot be deleted")
+        super().__set__(layer, value)
 
 
 def _features(value, name):
     return check_int(value, name, low=1, high=MAX_FEATURES)
-
-
-def _bias_flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 #: buffers that are never negative, and what they hold (save, load and
@@ -208,7 +194,7 @@ class Dense(Layer):
     decayed = ("W",)
     in_features = _Structure(_features)
     out_features = _Structure(_features)
-    bias = _Structure(_bias_flag)
+    bias = _Structure(check_bool)
 
     def __init__(self, in_features, out_features, init=None, bias=True):
         super().__init__()
@@ -385,7 +371,7 @@ class BatchNorm(Layer):
     # built): a smaller ε vanishes (a constant feature gives 0/0), a larger
     # one is inf in float32
     eps = Setting(lambda value, name: check_float32_range(
-        value, name, low=float(np.finfo(np.float32).tiny)))
+        value, name, low=FLOAT32_TINY))
     num_features = _Structure(_features)
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5):
@@ -473,7 +459,7 @@ class Dropout(Layer):
     (``gradcheck`` does this, so the function it differentiates is fixed)."""
 
     p = number_setting(low=0, high=1, high_open=True)
-    frozen = Setting(lambda value, name: check_bool(value, name))
+    frozen = Setting(check_bool)
 
     def __init__(self, p=0.5):
         super().__init__()

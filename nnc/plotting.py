@@ -48,8 +48,11 @@ def new_figure(nrows=1, ncols=1, figsize=None):
 
 def check_figure_path(path, name="path"):
     """``path`` as a str, or ValueError before any plotting: an extension
-    matplotlib cannot write (none means PNG) or a folder that is missing."""
-    path = check_file_path(path, name)
+    matplotlib cannot write (none means PNG) or a folder that is missing.
+    A file object (anything with ``write``) is passed through as it is."""
+    if hasattr(path, "write"):
+        return path
+    path = check_file_path(path, name, regular=False)  # (/dev/stdout is a fine target)
     problem = folder_problem(path)
     if problem:
         raise ValueError(f"{name}: {problem}")
@@ -112,6 +115,8 @@ def plot_history(history, path=None):
     the learning rate, the global and per-layer gradient norms (log scale)
     and, when diagnostics were on, the activation statistics, update/weight
     ratios and dead ReLU fractions per layer over time."""
+    if path is not None:
+        path = check_figure_path(path)  # before any drawing
     steps, epochs = history.steps, history.epochs
     diag = getattr(history, "diagnostics", {}) or {}
     n_steps = len(steps.get("loss", []))
@@ -222,6 +227,8 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
 
     surface = get_surface(surface)
     checked = {label: check_path(p, f"paths[{label!r}]") for label, p in paths.items()}
+    if path is not None:
+        path = check_figure_path(path)  # before any drawing
     x0, x1 = _check_limits(xlim, "xlim") if xlim is not None else surface.xlim
     y0, y1 = _check_limits(ylim, "ylim") if ylim is not None else surface.ylim
     if ax is None:

@@ -12,7 +12,7 @@ the rate used at every step is recorded in ``history.steps["lr"]``.
 import math
 import numbers
 
-from nnc._validation import MAX_STEPS, Setting, check_float, check_int, number_setting
+from nnc._validation import MAX_STEPS, Setting, check_float, int_setting, number_setting
 
 # A schedule's numbers are settings: checked when the constructor sets them
 # and when they are changed later (schedule.decay_steps = 0 is refused the
@@ -26,7 +26,7 @@ def _rate():
 
 def _steps():
     """A number of steps: an int >= 1."""
-    return Setting(lambda value, name: check_int(value, name, low=1))
+    return int_setting(low=1)
 
 
 def _factor():
@@ -145,7 +145,7 @@ class Warmup(Schedule):
     ``start_lr`` to ``after(0)`` over ``warmup_steps`` steps, then
     α_t = after(t - warmup_steps)."""
 
-    after = Setting(lambda value, name: _check_schedule(value, name))
+    after = Setting(_check_schedule)
     warmup_steps, start_lr = _steps(), _rate()
 
     def __init__(self, after, warmup_steps, start_lr=0.0):

@@ -20,32 +20,42 @@ class Standardiser:
     >>> model.predict(scaler.transform(X_test))
 
     After ``fit``: ``mean`` (μ) and ``std`` (σ), one value per feature. A
-    constant feature has σ = 0: it is only centred (divided by 1). 1-D
-    input (regression targets, say) is one feature, and then ``(n, 1)``
-    columns (``model.predict``'s) are read as that feature too;
-    ``inverse_transform`` maps standardised predictions back to their units. ``transform`` returns
-    float32 for float32 input and float64 otherwise (integers included).
+    constant feature (σ within the rounding of its mean, scikit-learn's
+    rule) has σ = 0 and is only centred. 1-D input (regression targets,
+    say) is one feature, and then ``(n, 1)`` columns (``model.predict``'s)
+    are read as that feature too; ``inverse_transform`` maps standardised
+    predictions back to their units. ``transform`` returns float32 for
+    float32 input and float64 otherwise. Unlike ``StandardScaler`` it
+    refuses NaN (nnc's models do too) and booleans. It fits in a
+    scikit-learn ``Pipeline`` (``fit(X, y=None)``, no hyper-parameters).
     """
 
     def __init__(self):
         self.mean = None
         self.std = None
 
-    def fit(self, X):
+    def fit(self, X, y=None):
+        """μ and σ of every column of X (``y`` is ignored, as in scikit-learn)."""
         x, _ = self._as_float64(X, "X")
         if x.shape[0] == 0:
             raise ValueError(f"X is empty (shape {x.shape}): at least one sample is needed "
                              "to measure a mean and a standard deviation")
-        with np.errstate(over="ignore", invalid="ignore"):  # (refused below)
+        n, eps = x.shape[0], np.finfo(np.float64).eps
+        with np.errstate(over="ignore", invalid="ignore"):
             mean = x.mean(axis=0)
-            std = np.sqrt(np.mean(np.square(x - mean), axis=0))  # the biased σ, as on the slide
-        # a constant column measures an σ of rounding error (~1e-16 |μ|), not 0
-        constant = std <= 10 * np.finfo(np.float64).eps * np.abs(mean)
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-            raise ValueError("X has values too large to standardise (their mean or spread "
-                             "overflows float64): rescale X first")
-        self.mean, self.std = mean, np.where(constant, 0.0, std)
-        self._width = x.shape[1:]
+            if not all_finite(mean):  # a sum beyond float64's range
+                mean = np.sum(x / n, axis=0)
+            deviation, unit = x - mean, 1.0
+            if not all_finite(deviation):  # values spanning more than float64's range
+                deviation, unit = x / 2 - mean / 2, 2.0
+        # σ² in units of each column's largest |deviation|: no square overflows
+        largest = np.max(np.abs(deviation), axis=0)
+        largest = np.where(largest > 0, largest, 1.0)
+        variance = np.mean(np.square(deviation / largest), axis=0)  # biased, as on the slide
+        # the variance of a constant column is rounding error (scikit-learn's bound)
+        constant = variance <= n * eps * variance + (n * (mean / largest / unit) * eps) ** 2
+        self.mean = mean
+        self.std = np.where(constant, 0.0, np.sqrt(variance) * largest * unit)
         return self
 
     def transform(self, X):
@@ -54,7 +64,7 @@ class Standardiser:
         return self._finite(lambda: (x - self.mean) / self._divisor(), out_dtype,
                             "(X - mean) / std")
 
-    def fit_transform(self, X):
+    def fit_transform(self, X, y=None):
         return self.fit(X).transform(X)
 
     def inverse_transform(self, X):
@@ -62,6 +72,15 @@ class Standardiser:
         targets, say) back in the data's units."""
         x, out_dtype = self._fitted_input(X, "X")
         return self._finite(lambda: x * self._divisor() + self.mean, out_dtype, "X * std + mean")
+
+    # scikit-learn's estimator protocol (clone, Pipeline): no hyper-parameters
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        if params:
+            raise ValueError(f"Standardiser has no parameters, got {sorted(params)}")
+        return self
 
     @staticmethod
     def _finite(compute, dtype, formula):
@@ -79,10 +98,11 @@ class Standardiser:
         if self.mean is None:
             raise RuntimeError("this Standardiser is not fitted yet: call fit(X_train) first")
         x, dtype = self._as_float64(X, name)
-        one_feature = {x.shape[1:], self._width} == {(), (1,)}  # y and predict's (n, 1)
-        if x.shape[1:] != self._width and not one_feature:
-            expected = (f"{self._width[0]} features (shape (n, {self._width[0]}))"
-                        if self._width else "a 1-D vector")
+        features = x.shape[1] if x.ndim == 2 else 1
+        fitted = self.mean.size
+        if features != fitted:
+            expected = (f"{fitted} features (shape (n, {fitted}))" if self.mean.ndim
+                        else "a 1-D vector (or one column)")
             raise ValueError(f"{name} has shape {x.shape}, expected {expected}: the shape "
                              "the Standardiser was fitted on")
         return x, np.float32 if dtype == np.float32 else np.float64

@@ -15,9 +15,10 @@ import operator
 import warnings
 
 from nnc._locks import ProcessLock
-from nnc._validation import (MAX_STEPS, Setting, check_bool, check_features, check_float,
-                              check_generator_state, check_int, check_seed, check_state_array,
-                              check_step, check_verbose, int_text, number_setting)
+from nnc._validation import (FLOAT32_TINY, MAX_STEPS, Setting, check_bool, check_features,
+                              check_float, check_generator_state, check_int, check_seed,
+                              check_state_array, check_step, check_verbose, int_setting,
+                              int_text, number_setting)
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.diagnostics import scale_warnings
@@ -107,9 +108,6 @@ def _positive_or_none(value, name):
     return None if value is None else check_float(value, name, low=FLOAT32_TINY)
 
 
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-
-
 class Trainer:
     """Fits a model with mini-batch gradient descent.
 
@@ -168,7 +166,7 @@ class Trainer:
     #: whether fit warns about data far from unit scale (see above)
     warn_unscaled = True
 
-    batch_size = Setting(lambda value, name: check_int(value, name, low=1))
+    batch_size = int_setting(low=1)
     clip_norm = Setting(_positive_or_none)
     clip_value = Setting(_positive_or_none)
     l2 = number_setting(low=0)

@@ -157,3 +157,14 @@ def test_records_the_plot_does_not_draw_are_not_checked(mpl):
 def test_reversed_limits_flip_the_axis(mpl):
     figure = playground.plot_paths({"sgd": np.zeros((3, 2))}, "rosenbrock", ylim=(3, -1))
     assert figure.axes[0].get_ylim() == (3.0, -1.0)
+
+
+def test_figures_go_to_file_objects_and_refuse_unknown_formats_first(mpl, tmp_path):
+    import io
+
+    buffer = io.BytesIO()
+    small_history(diagnostics=False, validation=False).plot(buffer)
+    assert buffer.getvalue()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"cannot write \.xyz files"):
+        playground.plot_paths({"sgd": np.zeros((3, 2))}, "ravine", path=str(tmp_path / "p.xyz"))
+    assert not (tmp_path / "p.xyz").exists()

@@ -47,7 +47,7 @@ def test_integers_and_vectors():
     np.testing.assert_allclose(scaler.inverse_transform(z), [0.0, 6.0])
     # a model's regression output is a (n, 1) column: the same one feature
     np.testing.assert_allclose(scaler.inverse_transform(z[:, None]), [[0.0], [6.0]])
-    with pytest.raises(ValueError, match="1-D vector"):
+    with pytest.raises(ValueError, match=r"1-D vector \(or one column\)"):
         scaler.transform(np.zeros((2, 2)))
 
 
@@ -98,5 +98,33 @@ def test_bad_input_after_fit():
     tiny = nnc.Standardiser().fit(np.array([0, 1e-30], np.float32))
     with pytest.raises(ValueError, match="overflows float32"):
         tiny.transform(np.array([1e10], np.float32))
-    with pytest.raises(ValueError, match="too large to standardise"):
-        nnc.Standardiser().fit(np.array([1e308, 1.7e308]))
+
+
+
+def test_huge_and_nearly_constant_columns_as_scikit_learn():
+    sklearn = pytest.importorskip("sklearn.preprocessing")
+    X = np.array([[1e20, 5.0], [1e20 + 131072, 5.0], [1e20 + 262144, 5.0]])
+    ours, theirs = nnc.Standardiser().fit(X), sklearn.StandardScaler().fit(X)
+    np.testing.assert_allclose(ours.std, [131072 * np.sqrt(2 / 3), 0.0], rtol=1e-12)  # 5: constant
+    np.testing.assert_allclose(ours.transform(X), theirs.transform(X), rtol=1e-12, atol=1e-12)
+    # values whose squares (or sum, or spread) overflow float64 still standardise
+    huge = nnc.Standardiser().fit(np.array([1e200, -1e200, 3e200]))
+    np.testing.assert_allclose(huge.std, np.sqrt(8 / 3) * 1e200, rtol=1e-12)
+    extreme = nnc.Standardiser().fit(np.array([1.7e308, -1.7e308]))
+    np.testing.assert_allclose(extreme.transform(np.array([1.7e308, -1.7e308])), [1.0, -1.0])
+    summed = nnc.Standardiser().fit(np.array([1.5e308, 1.5e308, 1.6e308]))
+    assert np.isfinite(summed.mean) and summed.std > 0
+
+
+def test_works_in_a_scikit_learn_pipeline():
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    X, y = nnc.datasets.load_digits()
+    X = X * 100 + 7
+    pipe = make_pipeline(nnc.Standardiser(), LogisticRegression(max_iter=200))
+    assert clone(pipe).fit(X[:1000], y[:1000]).score(X[1000:], y[1000:]) > 0.9
+    with pytest.raises(ValueError, match="no parameters"):
+        nnc.Standardiser().set_params(copy=False)
