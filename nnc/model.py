@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from nnc._locks import ProcessLock
-from nnc._validation import Setting, check_bool, check_dtype, check_features, check_int, check_seed
+from nnc._validation import check_bool, check_dtype, check_features, check_int, check_seed
 from nnc.backends import get_backend
 from nnc.layers import BatchNorm, Dense, Layer
 from nnc.seed import get_seed
@@ -45,8 +45,15 @@ class Sequential:
         ``nnc.set_seed`` if there is one, else draws fresh entropy.
     """
 
-    # True: batch-norm uses batch statistics, dropout drops (train()/eval())
-    training = Setting(check_bool)
+    @property
+    def training(self):
+        """True: batch-norm uses batch statistics, dropout drops (``train()``/``eval()``)."""
+        return self._training
+
+    @training.setter
+    def training(self, value):
+        # (a property, not a Setting: writing __dict__ would slow every read of the model)
+        self._training = check_bool(value, "training")
 
     def __init__(self, *layers, dtype="float32", backend="cython", seed=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -168,7 +175,7 @@ class Sequential:
 
     def __setstate__(self, state):
         state.setdefault("_lock", ProcessLock(reentrant=True))  # (older pickles had none)
-        for name in ("flat_params", "flat_grads"):  # (older pickles: plain attributes)
+        for name in ("flat_params", "flat_grads", "training"):  # (older pickles: plain)
             if name in state:
                 state["_" + name] = state.pop(name)
         self.__dict__.update(state)

@@ -32,3 +32,25 @@ def test_clone_predicts_the_same_and_still_trains_through_its_flat_buffer(backen
 def test_unbuilt_layer_says_it_needs_a_model():
     with pytest.raises(RuntimeError, match="Sequential"):
         nnc.Dense(3, 2).forward(np.ones((2, 3), np.float32))
+
+
+def test_layers_and_models_pickled_before_their_checked_attributes_load():
+    """Before this version Dense/BatchNorm kept in_features, out_features,
+    bias, num_features and the model its training flag as plain attributes."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = nnc.Sequential(nnc.Dense(3, 4), nnc.BatchNorm(4), nnc.Dense(4, 2), seed=0)
+    old = copy.deepcopy(model)
+    for obj in [old] + old.layers:  # the attributes as an older nnc stored them
+        for name in ("_training", "_in_features", "_out_features", "_bias", "_num_features"):
+            if name in obj.__dict__:
+                obj.__dict__[name[1:]] = obj.__dict__.pop(name)
+    revived = pickle.loads(pickle.dumps(old))
+    assert revived.layers[0].in_features == 3 and revived.layers[1].num_features == 4
+    assert revived.training is True
+    X = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(revived.predict(X), model.predict(X))
+    with pytest.raises(AttributeError, match="cannot change once the layer is in a model"):
+        revived.layers[2].out_features = 5
