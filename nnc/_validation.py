@@ -151,12 +151,20 @@ def check_labels(y, name, n_samples, n_classes):
         elif y.dtype.kind == "b":
             hint = (f"; convert it with {name}.astype(np.int64) (two classes, 0 and 1), or use "
                     "one output with loss='bce_with_logits'")
+        elif y.dtype.kind in "USO":
+            encode = (f"encode the classes as 0, 1, ...: classes, {name} = np.unique({name}, "
+                      "return_inverse=True), or use nnc.sklearn.NNClassifier, which takes any "
+                      "labels")
+            hint = (f" (strings); {encode}" if y.dtype.kind in "US" else
+                    f"; convert it with {name}.astype(np.int64) if it holds whole numbers, or "
+                    f"{encode}")
         elif y.dtype.kind == "f":
             not_whole = y[~(np.isfinite(y) & (y == np.round(y)))]
             hint = (f"; convert it with {name}.astype(np.int64)" if not not_whole.size else
                     f"; it holds {not_whole.flat[0].item()!r}, which is not a class label (labels "
                     "are whole numbers 0, 1, ...)")
-        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype.name}{hint}")
+        dtype = "str" if y.dtype.kind in "US" else y.dtype.name  # (not NumPy's 'str672')
+        raise TypeError(f"{name} must hold integer class labels, got dtype {dtype}{hint}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:

@@ -34,6 +34,7 @@ architecture, and parameters, buffers and optimizer state must be finite
 diverged loss). A truncated, corrupted, wrong-version or hand-edited file
 raises ``ValueError`` saying what is wrong.
 """
+import errno
 import json
 import math
 import os
@@ -289,8 +290,14 @@ def _bad(path, message):
 def _open_archive(path):
     """The zip archive, after checking its magic number and every CRC."""
     path = check_file_path(path)
-    with open(path, "rb") as file:  # FileNotFoundError names the path
-        magic = file.read(4)
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(4)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"no nnc file at {path!r} (in "
+                                f"{os.path.abspath(os.path.dirname(path) or '.')!r}); files are "
+                                "written by model.save or trainer.save_checkpoint",
+                                path) from None
     if not magic:
         raise _bad(path, "the file is empty")
     if magic == _EMPTY_ZIP_MAGIC:

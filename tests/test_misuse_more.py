@@ -1469,3 +1469,12 @@ def test_gradcheck_leaves_the_dropout_generator_where_it_was():
     assert max(nnc.gradcheck(checked, "softmax_cross_entropy", X, y).values()) < 1e-6
     np.testing.assert_array_equal(checked.forward(X, training=True),
                                   fresh.forward(X, training=True))
+
+
+def test_string_labels_are_refused_with_the_encoding():
+    trainer = _small_trainer()
+    X = np.zeros((4, 3), np.float32)
+    with pytest.raises(TypeError, match=re.escape(
+            "y must hold integer class labels, got dtype str (strings); encode the classes as "
+            "0, 1, ...: classes, y = np.unique(y, return_inverse=True)")):
+        trainer.fit(X, np.array(["cat", "dog", "cat", "dog"]), verbose=False)
