@@ -804,3 +804,21 @@ def test_softmax_cross_entropy_of_a_confident_right_prediction(cyb, npb, dtype, 
         assert be.softmax_cross_entropy(z, np.array([0]), grad) == pytest.approx(exact_loss,
                                                                                   rel=1e-6)
         assert grad[0, 0] == pytest.approx(exact_grad, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+@pytest.mark.parametrize("call, match", [
+    (lambda b: b.mean_squared_error(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)),
+     "the batch is empty"),
+    (lambda b: b.bce_with_logits(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)),
+     "the batch is empty"),
+    (lambda b: b.softmax_cross_entropy(np.zeros((0, 2), np.float32), np.zeros(0, np.int64)),
+     "the batch is empty"),
+    (lambda b: b.segment_sum_of_squares(np.ones(4, np.float32), np.array([0, 2, 9]), np.zeros(2)),
+     r"offsets must rise within \[0, 4\], got 2..9"),
+    (lambda b: b.segment_sum_of_squares(np.ones(4, np.float32), np.array([0, 3, 2]), np.zeros(2)),
+     r"offsets must rise within \[0, 4\], got 3..2"),
+])
+def test_both_backends_refuse_what_would_be_a_silent_wrong_number(backend, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(get_backend(backend, np.float32))

@@ -10,7 +10,8 @@ layers back-propagate through them in place.
 The layers and losses check their arguments at the public API, so these
 functions check little themselves: only what NumPy would otherwise turn
 into a wrong number without an error (a label of -1 picks the last class,
-a negative clipping limit swaps the bounds). The compiled kernels check
+a negative clipping limit swaps the bounds, an empty batch's mean is NaN,
+an offset past the end slices short). The compiled kernels check
 every shape too, because they index without bounds checks.
 """
 import numpy as np
@@ -134,6 +135,7 @@ class NumpyBackend:
         """L = -1/n Σ_i log softmax(z_i)[y_i], via the log-sum-exp trick;
         dL/dz_i = (softmax(z_i) - onehot(y_i)) / n."""
         n, k = logits.shape
+        _check_nonempty(logits)
         _check_labels(labels, n, k)
         rows = np.arange(n)
         z = logits.astype(np.float64)  # a float32 log of a sum near 1 loses the loss
@@ -148,6 +150,7 @@ class NumpyBackend:
 
     def mean_squared_error(self, pred, target, grad=None):
         """L = mean((p - t)²) over all elements; dL/dp = 2 (p - t) / size."""
+        _check_nonempty(pred)
         diff = pred - target
         if grad is not None:
             np.multiply(diff, 2.0 / diff.size, out=grad)
@@ -157,6 +160,7 @@ class NumpyBackend:
         """L = mean(-t log σ(z) - (1-t) log(1-σ(z)))
              = mean(max(z, 0) - z t + log(1 + e^{-|z|}))   (stable form);
         dL/dz = (σ(z) - t) / size."""
+        _check_nonempty(logits)
         z = logits.astype(np.float64)
         loss = np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z))))
         if grad is not None:
@@ -232,6 +236,9 @@ class NumpyBackend:
     def segment_sum_of_squares(self, g, offsets, out):
         """out[s] = Σ g² over parameter s; returns ‖g‖²."""
         for s in range(len(offsets) - 1):
+            if not 0 <= offsets[s] <= offsets[s + 1] <= g.size:  # (slicing would clip them)
+                raise ValueError(f"offsets must rise within [0, {g.size}], got "
+                                 f"{offsets[s]}..{offsets[s + 1]} for segment {s}")
             segment = g[offsets[s]:offsets[s + 1]].astype(np.float64)
             out[s] = np.dot(segment, segment)
         return float(out.sum())
@@ -259,3 +266,10 @@ def _check_labels(labels, n, k=None):
         raise ValueError(f"labels has shape {np.shape(labels)}, expected ({n},)")
     if k is not None and n and not (0 <= np.min(labels) and np.max(labels) < k):
         raise ValueError(f"labels must lie in [0, {k}) for {k} classes")
+
+
+def _check_nonempty(batch):
+    """A mean over no elements is 0/0: refused, as the compiled kernels do."""
+    if batch.size == 0:
+        raise ValueError(f"the batch is empty (shape {batch.shape}): a mean loss needs at "
+                         "least one element")
