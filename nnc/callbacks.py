@@ -98,6 +98,10 @@ def _may_add_metrics(callback):
             and type(callback).on_epoch_end is not Callback.on_epoch_end)
 
 
+#: Keras' metric names before 2.3, and nnc's (Keras') names now
+KERAS_OLD_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
+
+
 def _auto_mode(monitor):
     """mode="auto": higher is better for accuracies, lower for the rest."""
     return "max" if "acc" in monitor else "min"
@@ -168,8 +172,9 @@ class _Best:
         if self.monitor in names:
             return
         validated = any(key.startswith("val_") for key in names)
-        if self.monitor in ("acc", "val_acc") and self.monitor + "uracy" in names:
-            hint = f" (nnc names it {self.monitor + 'uracy'!r}, as Keras 2.3 and later do)"
+        renamed = KERAS_OLD_NAMES.get(self.monitor)
+        if renamed in names:
+            hint = f" (nnc names it {renamed!r}, as Keras 2.3 and later do)"
         elif "accuracy" in self.monitor and not any("accuracy" in key for key in names):
             hint = " (this loss reports no accuracy: monitor a loss)"
         elif self.monitor.startswith("val_") and not validated:
@@ -191,7 +196,7 @@ def _monitor():
     """A callback's ``monitor``, kept in its ``_Best``: assigning another
     metric name watches that one from then on (its best starts afresh)."""
     def watch(callback, value):
-        best = callback.__dict__.get("_best")
+        best = getattr(callback, "_best", None)
         if best is None:  # (a subclass may set monitor before calling super().__init__)
             best = _Best(type(callback).__name__, "loss", "auto", 0.0)
         callback._best = best.watching(value)
