@@ -117,9 +117,10 @@ class Layer:
         return {}
 
     def __setstate__(self, state):
-        for name, attribute in vars(type(self)).items():  # (pickled before _Structure)
-            if isinstance(attribute, _Structure) and name in state:
-                state[attribute.private] = state.pop(name)
+        for klass in type(self).__mro__:  # (pickled before _Structure: plain attributes)
+            for name, attribute in vars(klass).items():
+                if isinstance(attribute, _Structure) and name in state:
+                    state[attribute.private] = state.pop(name)
         self.__dict__.update(state)
 
     def build(self, backend, workspace, rng):
