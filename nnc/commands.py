@@ -11,6 +11,8 @@ import os
 import shlex
 import sys
 
+from nnc.schedules import RUN_SCHEDULES
+
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad")
 #: --init: the variance-scaled initialisers of nnc.init (lecture, section 8)
@@ -161,20 +163,6 @@ def build_model(n_in, n_out, hidden, activation="relu", batchnorm=False, dropout
 
 
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")  # the ones --momentum applies to
-#: --schedule: how the rate moves from --lr over the run's steps
-SCHEDULES = ("constant", "linear", "cosine")
-
-
-def build_schedule(name, lr0, total_steps):
-    """``constant``: None (the optimizer's lr); ``linear``: the lecture's
-    decay from lr0 to lr0/100 over ``total_steps``; ``cosine``: to 0."""
-    import nnc
-
-    if name == "linear":
-        return nnc.schedules.LinearDecay(lr0, lr0 / 100, total_steps)
-    if name == "cosine":
-        return nnc.schedules.CosineDecay(lr0, total_steps)
-    return None
 
 
 def build_optimizer(name, lr=None, momentum=None):
@@ -261,8 +249,8 @@ def train(args):
     model = build_model(X_train.shape[1], n_classes, args.hidden, args.activation, args.bn,
                         args.dropout, args.backend, args.seed, init=args.init)
     optimizer = build_optimizer(args.optimizer, args.lr, args.momentum)
-    schedule = build_schedule(args.schedule, optimizer.lr,
-                              args.epochs * -(-len(X_train) // args.batch_size))
+    schedule = nnc.schedules.over_run(args.schedule, optimizer.lr,
+                                      args.epochs * -(-len(X_train) // args.batch_size))
     trainer = nnc.Trainer(model, optimizer=optimizer, batch_size=args.batch_size, l2=args.l2,
                           clip_norm=args.clip_norm, schedule=schedule)
     sizes = "-".join(str(n) for n in (X_train.shape[1], *args.hidden, n_classes))
@@ -389,7 +377,7 @@ def add_parsers(sub, parent=None):
                         "1e-3 for Adam/RMSprop)")
     p.add_argument("--momentum", type=_fraction, default=None, metavar="BETA",
                    help="momentum for --optimizer momentum/nesterov (default: 0.9)")
-    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+    p.add_argument("--schedule", choices=RUN_SCHEDULES, default="constant",
                    help="learning rate over the run: constant (default), linear (the "
                         "lecture's decay from --lr to --lr/100 over all steps) or cosine "
                         "(to 0)")

@@ -172,6 +172,26 @@ class Warmup(Schedule):
                             f"a learning rate (a finite number >= 0): {exc}") from None
 
 
+#: the schedules a whole run is described by (``over_run``): the CLI's
+#: ``--schedule`` and the scikit-learn estimators' ``schedule``
+RUN_SCHEDULES = ("constant", "linear", "cosine")
+
+
+def over_run(name, lr0, total_steps):
+    """The learning rate over a run of ``total_steps`` steps, by name:
+    ``"constant"`` None (the optimizer's own lr, which callbacks such as
+    ReduceLROnPlateau may change), ``"linear"`` the lecture's decay from
+    ``lr0`` to ``lr0 / 100``, ``"cosine"`` a cosine decay to 0."""
+    if name not in RUN_SCHEDULES:
+        raise ValueError(f"schedule must be one of {RUN_SCHEDULES}, got {name!r:.60}")
+    total_steps = max(1, total_steps)
+    if name == "linear":
+        return LinearDecay(lr0, lr0 / 100, total_steps)
+    if name == "cosine":
+        return CosineDecay(lr0, total_steps)
+    return None
+
+
 SCHEDULES = {
     "constant": Constant,
     "linear": LinearDecay,

@@ -81,6 +81,7 @@ from nnc.backends import NAMES as BACKENDS
 from nnc.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnc.model import Sequential
 from nnc.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from nnc.schedules import RUN_SCHEDULES, over_run
 from nnc.trainer import Trainer
 
 __all__ = ["NNClassifier", "NNRegressor", "EXPECTED_FAILED_CHECKS"]
@@ -192,7 +193,7 @@ class _NNEstimator(BaseEstimator):
                  lr=1e-3, momentum=0.9, batch_size=32, epochs=200, tol=1e-4,
                  n_iter_no_change=10, batchnorm=False, dropout=0.0, l2=0.0, clip_norm=None,
                  shuffle=True, dtype="float32", backend="cython", random_state=None,
-                 verbose=False, init="glorot_uniform"):
+                 verbose=False, init="glorot_uniform", schedule="constant"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -212,6 +213,7 @@ class _NNEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.init = init
+        self.schedule = schedule
 
     # --- hyper-parameters -----------------------------------------------------
     def _checked_params(self):
@@ -239,6 +241,8 @@ class _NNEstimator(BaseEstimator):
         if not isinstance(self.backend, str) or self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         get_initializer(self.init)  # a ValueError naming init for an unknown name
+        if not isinstance(self.schedule, str) or self.schedule not in RUN_SCHEDULES:
+            raise ValueError(f"schedule must be one of {RUN_SCHEDULES}, got {self.schedule!r}")
         opt = self.optimizer
         return {
             "sizes": sizes,
@@ -260,6 +264,7 @@ class _NNEstimator(BaseEstimator):
             "dtype": check_dtype(self.dtype),
             "shuffle": check_bool(self.shuffle, "shuffle"),
             "init": self.init,
+            "schedule": self.schedule,
             "verbose": check_verbose(self.verbose),
             "seed": self._seed(),
         }
@@ -308,6 +313,9 @@ class _NNEstimator(BaseEstimator):
     # --- training -------------------------------------------------------------
     def _train(self, trainer, X, y, p, epochs, callbacks=None):
         n, batch_size = X.shape[0], p["batch_size"]
+        if trainer.step_count == 0:  # the rate over the run: p["epochs"] epochs of this data
+            trainer.schedule = over_run(p["schedule"], trainer.optimizer.lr,
+                                        p["epochs"] * -(-n // min(batch_size, n)))
         if trainer.model.needs_batch_statistics and min(batch_size, n) < 2:
             what = (f"{n} sample" if n < 2 else f"batch_size={batch_size}")
             raise ValueError(f"batchnorm=True needs training batches of at least 2 samples "
@@ -456,6 +464,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         the default ``"glorot_uniform"`` is ``MLPClassifier``'s for every
         activation but ``"logistic"`` (for which scikit-learn narrows the
         bound by sqrt(3)); nnc's own default before ReLU is ``"he_normal"``.
+    schedule : the learning rate over the ``epochs`` of the first ``fit`` or
+        ``partial_fit``: ``"constant"`` (``lr``), ``"linear"`` (the lecture's
+        decay from ``lr`` to ``lr``/100, then constant) or ``"cosine"`` (to 0);
+        ``nnc.schedules.over_run``.
 
     Attributes
     ----------

@@ -287,7 +287,8 @@ def test_params_are_stored_unchanged():
     assert set(params) == {"hidden_layer_sizes", "activation", "optimizer", "lr", "momentum",
                            "batch_size", "epochs", "tol", "n_iter_no_change", "batchnorm",
                            "dropout", "l2", "clip_norm",
-                           "shuffle", "dtype", "backend", "random_state", "verbose", "init"}
+                           "shuffle", "dtype", "backend", "random_state", "verbose", "init",
+                           "schedule"}
     clf.set_params(lr=0.1, hidden_layer_sizes=(8,))
     assert clf.lr == 0.1 and clf.hidden_layer_sizes == (8,)
     clf.fit(*blobs())
@@ -543,3 +544,18 @@ def test_a_fit_that_ends_in_a_warning_raised_as_error_keeps_its_new_model():
             regressor.fit(X6, X6[:, 0])  # trained to the end, then warned
     assert regressor.n_features_in_ == 6 == regressor.model_.in_features
     assert regressor.predict(X6).shape == (40,)
+
+
+@pytest.mark.parametrize("schedule, first, last", [("constant", 0.01, 0.01),
+                                                    ("linear", 0.01, 0.0001),
+                                                    ("cosine", 0.01, 0.0)])
+def test_the_schedule_spans_the_planned_epochs(schedule, first, last):
+    X, y = load_iris(return_X_y=True)
+    clf = NNClassifier(hidden_layer_sizes=(8,), optimizer="sgd", lr=0.01, batch_size=50,
+                       epochs=4, tol=None, schedule=schedule, random_state=0).fit(X, y)
+    rates = clf.trainer_.history.steps["lr"]
+    assert len(rates) == 12 and rates[0] == pytest.approx(first)  # 4 epochs of 3 batches
+    assert rates[-1] == pytest.approx(last + (first - last) / 12 * (schedule == "linear"),
+                                      abs=2e-4 if schedule == "cosine" else 1e-12)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        clone(clf).set_params(schedule="step").fit(X, y)
