@@ -12,7 +12,7 @@ import numpy as np
 
 from nnc._validation import check_features, check_float
 from nnc.losses import get_loss
-from nnc.model import Sequential
+from nnc.model import WRITES_ALL, Sequential
 
 EPS_RANGE = (1e-12, 0.1)  # central-difference steps that float64 can measure
 #: the rounding of the central difference, per element, is below
@@ -53,7 +53,7 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     if model.dtype != np.float64:
         raise TypeError(f"gradcheck needs a float64 model (got {model.dtype.name}): "
                         "build it with Sequential(..., dtype='float64')")
-    model._check_views(writing=True)  # (it perturbs the weights in place)
+    model._check_views(writes=WRITES_ALL)  # (it perturbs the weights in place)
     eps = check_float(eps, "eps", low=EPS_RANGE[0], high=EPS_RANGE[1])
     loss = get_loss(loss, model.backend).bind(model.backend)
     X = check_features(X, "X", model.in_features, model.dtype)

@@ -66,11 +66,17 @@ class _Structure:
         self.name, self.private = name, "_" + name
 
     def __get__(self, layer, owner=None):
-        return self if layer is None else getattr(layer, self.private)
+        if layer is None:
+            return self
+        try:
+            return getattr(layer, self.private)
+        except AttributeError:
+            raise AttributeError(f"{type(layer).__name__} has no {self.name} yet") from None
 
     def __set__(self, layer, value):
         value = self.check(value, self.name)
-        if layer.backend is not None and value != getattr(layer, self.private):
+        built = getattr(layer, "backend", None) is not None  # (before Layer.__init__: not)
+        if built and value != getattr(layer, self.private):
             raise AttributeError(
                 f"{type(layer).__name__}.{self.name} cannot change once the layer is in a model "
                 f"(its parameters and buffers were laid out for {self.name}="
@@ -117,11 +123,15 @@ class Layer:
         return {}
 
     def __setstate__(self, state):
+        state, slots = state if isinstance(state, tuple) else (state, None)  # (__slots__)
+        state = dict(state or {})
         for klass in type(self).__mro__:  # (pickled before _Structure: plain attributes)
             for name, attribute in vars(klass).items():
                 if isinstance(attribute, _Structure) and name in state:
                     state[attribute.private] = state.pop(name)
         self.__dict__.update(state)
+        for name, value in (slots or {}).items():
+            setattr(self, name, value)
 
     def build(self, backend, workspace, rng):
         """Called by the model once ``params``/``grads`` views are in place."""

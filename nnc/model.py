@@ -31,6 +31,10 @@ def _flat_buffer(name, what):
                     doc=f"Every {what} of the model in one flat array (write into it in place).")
 
 
+#: what training writes into (``Sequential._check_views``)
+WRITES_ALL = ("params", "grads", "buffers")
+
+
 class Sequential:
     """A feed-forward network.
 
@@ -207,14 +211,14 @@ class Sequential:
         self._built_buffers = [(i, name, array) for i, layer in enumerate(self.layers)
                                for name, array in layer.buffers.items()]
 
-    def _check_views(self, writing=False):
+    def _check_views(self, writes=()):
         """The layers must be those the model was built with, every
         ``layer.params``/``grads`` entry still its slice of the flat buffers
         and every buffer the array it started as: ``params['W'] = array``
         would detach it (the layer would compute with the array, the
-        optimizer update the buffer). ``writing``: the caller will write
-        into them (training, backward, a training-mode forward), so none
-        may have been made read-only; reading (predict, save) is fine."""
+        optimizer update the buffer). ``writes``: what the caller writes
+        into, of "params", "grads" and "buffers" (``WRITES_ALL``: training),
+        which must not have been made read-only; reading is fine."""
         built = getattr(self, "_built_layers", None)
         if built is not None and (len(built) != len(self.layers) or any(
                 a is not b for a, b in zip(built, self.layers))):
@@ -227,13 +231,14 @@ class Sequential:
                     f"layer {i} ({type(self.layers[i]).__name__}): buffers[{name!r}] was "
                     "replaced by another object; write the values into it instead: "
                     f"layer.buffers[{name!r}][...] = values")
-            if writing and not array.flags.writeable:
+            if "buffers" in writes and not array.flags.writeable:
                 raise ValueError(f"layer {i} ({type(self.layers[i]).__name__}): "
-                                 f"buffers[{name!r}] was made read-only, but training updates "
-                                 "it in place: set its flags.writeable back to True")
-        for name in ("flat_params", "flat_grads") if writing else ():
-            if not getattr(self, name).flags.writeable:
-                raise ValueError(f"model.{name} was made read-only, but training writes into "
+                                 f"buffers[{name!r}] was made read-only, but this call updates "
+                                 "it in place (a training-mode forward updates the running "
+                                 "statistics): set its flags.writeable back to True")
+        for part, name in (("params", "flat_params"), ("grads", "flat_grads")):
+            if part in writes and not getattr(self, name).flags.writeable:
+                raise ValueError(f"model.{name} was made read-only, but this call writes into "
                                  "it: set its flags.writeable back to True")
         for key, view in self.params.items():
             i, name = key.split(".", 1)
@@ -244,7 +249,8 @@ class Sequential:
                     f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
                     "was replaced by another array, which training would not update; write "
                     f"the values into it instead: layer.params[{name!r}][...] = values")
-            if writing and not (view.flags.writeable and self.grads[key].flags.writeable):
+            if ("params" in writes and not view.flags.writeable) or (
+                    "grads" in writes and not self.grads[key].flags.writeable):
                 raise ValueError(
                     f"layer {i} ({type(layer).__name__}): params[{name!r}] or grads[{name!r}] "
                     "was made read-only; that does not freeze it (the optimizer updates the "
@@ -324,7 +330,7 @@ class Sequential:
         """Output of the network for a batch ``X`` of shape (n, in_features).
         ``training=None`` uses the current mode (``train()``/``eval()``)."""
         training = self.training if training is None else check_bool(training, "training")
-        self._check_views(writing=training)  # (batch-norm updates its running statistics)
+        self._check_views(writes=("buffers",) if training else ())  # (running statistics)
         checked = check_features(X, "X", self.in_features, self.dtype)
         if checked is X or not checked.flags.owndata:
             # layers keep their input for backward: own a copy unless the check
@@ -348,7 +354,7 @@ class Sequential:
         dY = check_features(dY, "dY", self.out_features, self.dtype)
         if dY.shape[0] != n:
             raise ValueError(f"dY has {dY.shape[0]} rows, but the last forward() had {n}")
-        self._check_views(writing=True)  # a replaced grads array would not be filled
+        self._check_views(writes=("grads",))  # a replaced grads array would not be filled
         with self._in_use():
             return self._backward(dY, need_input_grad=True).copy()
 

@@ -25,7 +25,7 @@ from nnc.diagnostics import scale_warnings
 from nnc.history import History
 from nnc.layers import NON_NEGATIVE_BUFFERS
 from nnc.losses import get_loss
-from nnc.model import Sequential
+from nnc.model import WRITES_ALL, Sequential
 from nnc.nan_guard import (TrainingDiverged, check_guard_mode, diverged, step_is_safe,
                            update_limit)
 from nnc.optim import SGD, Optimizer
@@ -331,7 +331,7 @@ class Trainer:
             self._call("on_step_end", {"step": self.step_count, "loss": loss, "lr": lr,
                                        "grad_norm": norm})
             if self._step_hooks:  # one that replaced a layer's array: say so now
-                self.model._check_views(writing=True)
+                self.model._check_views(writes=WRITES_ALL)
         return loss, correct, n_counted
 
     def _permutation(self, n):
@@ -471,7 +471,7 @@ class Trainer:
             held.release()
 
     def _fit(self, X, y, epochs, validation_data, shuffle, verbose, callbacks, resume_from):
-        self.model._check_views(writing=True)
+        self.model._check_views(writes=WRITES_ALL)
         self.callbacks = self.callbacks  # checked again: the list may have been changed in place
         X, y = self._check_data(X, y)
         self._fitting = True  # (the loss is fixed from here: the targets were checked for it)
@@ -551,7 +551,7 @@ class Trainer:
         for epoch in range(first_epoch, first_epoch + epochs):
             self._call("on_epoch_begin", epoch)
             # (what the callbacks of the last epoch's end and this one's start changed)
-            self.model._check_views(writing=True)
+            self.model._check_views(writes=WRITES_ALL)
             self.model.train()
             # int64 whatever the platform's default integer (the gather kernel's type)
             order = self._permutation(n) if shuffle else None
@@ -652,6 +652,7 @@ class Trainer:
 
     def load_state_dict(self, state):
         """Restore a ``state_dict`` into this trainer and its model."""
+        self.model._check_views(writes=WRITES_ALL)  # (before anything changes)
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict from Trainer.state_dict(), "
                             f"got {type(state).__name__}")

@@ -1478,3 +1478,29 @@ def test_string_labels_are_refused_with_the_encoding():
             "y must hold integer class labels, got dtype str (strings); encode the classes as "
             "0, 1, ...: classes, y = np.unique(y, return_inverse=True)")):
         trainer.fit(X, np.array(["cat", "dog", "cat", "dog"]), verbose=False)
+
+
+def test_a_read_only_model_evaluates_in_training_mode_when_nothing_is_written():
+    model = nnc.Sequential(nnc.Dense(3, 4), nnc.ReLU(), nnc.Dense(4, 2), seed=0)
+    model.flat_params.flags.writeable = False
+    model.forward(np.ones((2, 3), np.float32))  # training mode, but no running statistics
+
+
+def test_a_state_is_not_half_loaded_into_a_model_with_a_read_only_buffer(tmp_path):
+    model = nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4), nnc.Dense(4, 2),
+                           seed=0)
+    trainer = nnc.Trainer(model, batch_size=4)
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    trainer.fit(X, np.arange(8) % 2, epochs=1, verbose=False)
+    state = trainer.state_dict()
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    fresh = nnc.Trainer(nnc.Sequential(nnc.Dense(3, 4, bias=False), nnc.BatchNorm(4),
+                                       nnc.Dense(4, 2), seed=1), batch_size=4)
+    before = fresh.model.flat_params.copy()
+    fresh.model.layers[1].buffers["running_mean"].flags.writeable = False
+    for load in (lambda: fresh.load_state_dict(state),
+                 lambda: fresh.load_checkpoint(tmp_path / "c.npz")):
+        with pytest.raises(ValueError, match=r"buffers\['running_mean'\] was made read-only"):
+            load()
+        np.testing.assert_array_equal(fresh.model.flat_params, before)
+        assert fresh.step_count == 0
