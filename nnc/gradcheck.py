@@ -16,9 +16,11 @@ from nnc.model import WRITES_ALL, Sequential
 
 EPS_RANGE = (1e-12, 0.1)  # central-difference steps that float64 can measure
 #: the rounding of the central difference, per element, is below
-#: ROUNDING (|L(w + δ)| + |L(w - δ)|) / 2δ: for a loss that does not depend on
-#: the weight at all, the differences measured stay below eps |L| / δ
-#: (batch-norm nets, 120 seeds and sizes); 4 eps leaves a margin
+#: ROUNDING (|L| + s) / δ, s the largest |output| (or |target|): the loss is
+#: computed from values of that size, so a small loss of large logits
+#: rounds as they do. For a loss that does not depend on the weight at all,
+#: the differences measured stay below eps (|L| + s) / δ (batch-norm nets,
+#: trained and not); 4 eps leaves a margin
 ROUNDING = 4 * np.finfo(np.float64).eps
 
 
@@ -72,7 +74,12 @@ def _gradcheck(model, loss, X, targets, eps):
         return loss._forward(model._forward(x, training=True), targets, with_grad=False)
 
     try:
-        loss._forward(model._forward(X, training=True), targets)
+        output = model._forward(X, training=True)
+        # the size of the values the loss is computed from (labels are not)
+        scale = float(np.max(np.abs(output)))
+        if targets.dtype.kind == "f":
+            scale = max(scale, float(np.max(np.abs(targets))))
+        loss._forward(output, targets)
         for layer in random_layers:  # keep dropout masks fixed from here on
             layer.frozen = True
         input_grad = model._backward(loss._grad, need_input_grad=True).copy()
@@ -80,10 +87,11 @@ def _gradcheck(model, loss, X, targets, eps):
 
         errors = {}
         for name, param in model.params.items():
-            errors[name] = relative_error(analytic[name],
-                                          *_numeric_gradient(param, lambda: loss_at(X), eps))
+            errors[name] = relative_error(
+                analytic[name], *_numeric_gradient(param, lambda: loss_at(X), eps, scale))
         x = X.copy()
-        errors["input"] = relative_error(input_grad, *_numeric_gradient(x, lambda: loss_at(x), eps))
+        errors["input"] = relative_error(
+            input_grad, *_numeric_gradient(x, lambda: loss_at(x), eps, scale))
     finally:
         for layer, frozen in zip(random_layers, was_frozen):
             layer.frozen = frozen
@@ -94,10 +102,10 @@ def _gradcheck(model, loss, X, targets, eps):
     return errors
 
 
-def _numeric_gradient(array, f, eps):
+def _numeric_gradient(array, f, eps, scale=0.0):
     """Central differences of f() with respect to each element of ``array``
     (perturbed in place and restored), and the norm of their rounding
-    error, ROUNDING (|L(w + δ)| + |L(w - δ)|) / 2δ per element."""
+    error, ROUNDING (|L(w ± δ)| + scale) / δ per element."""
     grad = np.zeros_like(array)
     noise = np.zeros_like(array)
     flat, flat_grad, flat_noise = array.reshape(-1), grad.reshape(-1), noise.reshape(-1)
@@ -111,5 +119,5 @@ def _numeric_gradient(array, f, eps):
         finally:  # (an interrupted check leaves the weight as it was)
             flat[i] = original
         flat_grad[i] = (plus - minus) / (2 * eps)
-        flat_noise[i] = ROUNDING * (abs(plus) + abs(minus)) / (2 * eps)
+        flat_noise[i] = ROUNDING * (max(abs(plus), abs(minus)) + scale) / eps
     return grad, float(np.linalg.norm(noise))
