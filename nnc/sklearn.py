@@ -324,7 +324,9 @@ class _NNEstimator(BaseEstimator):
         trainer.fit(X, y, epochs=epochs, shuffle=p["shuffle"], verbose=p["verbose"],
                     callbacks=callbacks)
 
-    def _fit(self, X, y, n_outputs):
+    def _fit(self, X, y, n_outputs, **fitted):
+        """Train a new network; ``fitted``: the estimator's own attributes
+        (``classes_``, ...), set together with ``model_`` before any warning."""
         p = self._checked_params()
         trainer = self._build(p, X.shape[1], n_outputs)
         # MLPClassifier's convergence rule, and like it the last weights: the
@@ -333,7 +335,7 @@ class _NNEstimator(BaseEstimator):
         converged = None if p["tol"] is None else [
             _Convergence(p["tol"], p["n_iter_no_change"])]
         self._train(trainer, X, y, p, p["epochs"], converged)
-        self._set_fitted(trainer, p, n_outputs)
+        self._set_fitted(trainer, p, n_outputs, fitted)
         if converged is not None and not converged[0].converged:
             warnings.warn(f"{type(self).__name__}: the maximum number of epochs ({p['epochs']}) "
                           "was reached before the training loss converged (tol, "
@@ -341,17 +343,19 @@ class _NNEstimator(BaseEstimator):
                           stacklevel=4)  # _fit, fit, its wrapper, the caller
         return self
 
-    def _partial_fit(self, X, y, n_outputs, first):
+    def _partial_fit(self, X, y, n_outputs, first, **fitted):
         if first:
             p = self._checked_params()
             trainer = self._build(p, X.shape[1], n_outputs)
         else:  # continue with the network and hyper-parameters of the first call
             trainer, p = self.trainer_, self._nnc_params
         self._train(trainer, X, y, p, 1)
-        self._set_fitted(trainer, p, n_outputs)
+        self._set_fitted(trainer, p, n_outputs, fitted)
         return self
 
-    def _set_fitted(self, trainer, p, n_outputs):
+    def _set_fitted(self, trainer, p, n_outputs, fitted):
+        for name, value in fitted.items():
+            setattr(self, name, value)
         self.trainer_ = trainer
         self.model_ = trainer.model
         self._nnc_params = p
@@ -487,8 +491,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         X, y = _validate(self, X, y)
         _check_class_labels(y)
         classes, encoded = np.unique(y, return_inverse=True)
-        self._fit(X, encoded.reshape(-1), len(classes))
-        self.classes_ = classes
+        self._fit(X, encoded.reshape(-1), len(classes), classes_=classes)
         return self
 
     @_restores_inputs_on_failure
@@ -515,8 +518,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
             raise ValueError(f"y contains labels {np.unique(y[unknown])!r} that are not in "
                              f"classes {all_classes!r}")
         encoded = np.searchsorted(all_classes, y)
-        self._partial_fit(X, encoded, len(all_classes), first)
-        self.classes_ = all_classes
+        self._partial_fit(X, encoded, len(all_classes), first, classes_=all_classes)
         return self
 
     def predict_proba(self, X):
@@ -583,9 +585,7 @@ class NNRegressor(RegressorMixin, _NNEstimator):
         X, y = _validate(self, X, y, multi_output=True, y_numeric=True)
         y = self._check_y(y)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
-        self._fit(X, y, n_outputs)
-        self.n_outputs_ = n_outputs
-        self._y_ndim = y.ndim
+        self._fit(X, y, n_outputs, n_outputs_=n_outputs, _y_ndim=y.ndim)
         return self
 
     @_restores_inputs_on_failure
@@ -598,10 +598,8 @@ class NNRegressor(RegressorMixin, _NNEstimator):
         if not first and n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} target column(s), but the first call "
                              f"to partial_fit/fit had {self.n_outputs_}")
-        self._partial_fit(X, y, n_outputs, first)
-        if first:
-            self.n_outputs_ = n_outputs
-            self._y_ndim = y.ndim
+        fitted = {"n_outputs_": n_outputs, "_y_ndim": y.ndim} if first else {}
+        self._partial_fit(X, y, n_outputs, first, **fitted)
         return self
 
     def predict(self, X):

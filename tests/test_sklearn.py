@@ -559,3 +559,26 @@ def test_the_schedule_spans_the_planned_epochs(schedule, first, last):
                                       abs=2e-4 if schedule == "cosine" else 1e-12)
     with pytest.raises(ValueError, match="schedule must be one of"):
         clone(clf).set_params(schedule="step").fit(X, y)
+
+
+def test_a_warning_raised_as_error_leaves_every_fitted_attribute_in_step():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    three, five = np.array(["a", "b", "c"])[np.arange(60) % 3], np.arange(60) % 5
+    classifier = NNClassifier(hidden_layer_sizes=(4,), epochs=2, tol=1e-12, n_iter_no_change=5,
+                              random_state=0)
+    regressor = NNRegressor(hidden_layer_sizes=(4,), epochs=2, tol=1e-12, n_iter_no_change=5,
+                            random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(X, three)
+        regressor.fit(X, X[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            classifier.fit(X[:, :3], five)
+        with pytest.raises(ConvergenceWarning):
+            regressor.fit(X[:, :3], X[:, :2])
+    assert list(classifier.classes_) == [0, 1, 2, 3, 4]
+    assert set(classifier.predict(X[:, :3])) <= set(range(5))
+    assert regressor.n_outputs_ == 2 and regressor.predict(X[:, :3]).shape == (60, 2)
