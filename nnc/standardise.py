@@ -73,7 +73,8 @@ class Standardiser:
         x, out_dtype = self._fitted_input(X, "X")
         return self._finite(lambda: x * self._divisor() + self.mean, out_dtype, "X * std + mean")
 
-    # scikit-learn's estimator protocol (clone, Pipeline): no hyper-parameters
+    # scikit-learn's estimator protocol (clone, Pipeline, check_is_fitted);
+    # scikit-learn is imported only when it asks
     def get_params(self, deep=True):
         return {}
 
@@ -81,6 +82,17 @@ class Standardiser:
         if params:
             raise ValueError(f"Standardiser has no parameters, got {sorted(params)}")
         return self
+
+    def __sklearn_is_fitted__(self):
+        return self.mean is not None
+
+    def __sklearn_tags__(self):
+        from sklearn.base import BaseEstimator, TransformerMixin
+
+        class Transformer(TransformerMixin, BaseEstimator):
+            pass
+
+        return Transformer().__sklearn_tags__()
 
     @staticmethod
     def _finite(compute, dtype, formula):

@@ -128,3 +128,9 @@ def test_works_in_a_scikit_learn_pipeline():
     assert clone(pipe).fit(X[:1000], y[:1000]).score(X[1000:], y[1000:]) > 0.9
     with pytest.raises(ValueError, match="no parameters"):
         nnc.Standardiser().set_params(copy=False)
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    alone = Pipeline([("standardise", nnc.Standardiser())]).fit(X)  # as the last step
+    np.testing.assert_allclose(alone.transform(X).mean(axis=0), 0, atol=1e-6)
+    check_is_fitted(alone[-1])
