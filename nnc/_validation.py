@@ -152,9 +152,10 @@ def check_labels(y, name, n_samples, n_classes):
             hint = (f"; convert it with {name}.astype(np.int64) (two classes, 0 and 1), or use "
                     "one output with loss='bce_with_logits'")
         elif y.dtype.kind in "USO":
-            encode = (f"encode the classes as 0, 1, ...: classes, {name} = np.unique({name}, "
-                      "return_inverse=True), or use nnc.sklearn.NNClassifier, which takes any "
-                      "labels")
+            encode = ("encode the classes as 0, 1, ... with the training labels' classes: "
+                      "classes = np.unique(y_train), then np.searchsorted(classes, labels) "
+                      "for every set of labels; or use nnc.sklearn.NNClassifier, which takes "
+                      "any labels")
             hint = (f" (strings); {encode}" if y.dtype.kind in "US" else
                     f"; convert it with {name}.astype(np.int64) if it holds whole numbers, or "
                     f"{encode}")

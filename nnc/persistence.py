@@ -294,10 +294,12 @@ def _open_archive(path):
         with open(path, "rb") as file:
             magic = file.read(4)
     except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, f"no nnc file at {path!r} (in "
-                                f"{os.path.abspath(os.path.dirname(path) or '.')!r}); files are "
-                                "written by model.save or trainer.save_checkpoint",
-                                path) from None
+        folder = os.path.abspath(os.path.dirname(path) or ".")
+        where = (f"in {folder!r}" if os.path.isdir(folder) else
+                 f"the folder {folder!r} does not exist")
+        # (the error adds ": 'path'" to this message itself)
+        raise FileNotFoundError(errno.ENOENT, f"no nnc file ({where}; nnc files are written by "
+                                "model.save or trainer.save_checkpoint)", path) from None
     if not magic:
         raise _bad(path, "the file is empty")
     if magic == _EMPTY_ZIP_MAGIC:

@@ -1476,7 +1476,8 @@ def test_string_labels_are_refused_with_the_encoding():
     X = np.zeros((4, 3), np.float32)
     with pytest.raises(TypeError, match=re.escape(
             "y must hold integer class labels, got dtype str (strings); encode the classes as "
-            "0, 1, ...: classes, y = np.unique(y, return_inverse=True)")):
+            "0, 1, ... with the training labels' classes: classes = np.unique(y_train), then "
+            "np.searchsorted(classes, labels)")):
         trainer.fit(X, np.array(["cat", "dog", "cat", "dog"]), verbose=False)
 
 
