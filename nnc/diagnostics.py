@@ -70,9 +70,9 @@ one step); its loss is the mean of the mini-batch losses in it.
   outputs is more than
   ``ACTIVATION_DEPTH_RATIO`` × (or below 1/``ACTIVATION_DEPTH_RATIO`` of)
   the first Dense layer's: the initial weights break the lecture's rule
-  that the variance stays the same in every layer (not judged with
-  batch-norm, with unscaled inputs, nor when dead ReLU units stop the
-  signal).
+  that the variance stays the same in every layer (with unscaled inputs
+  from the second Dense layer on; not judged with batch-norm, nor when dead
+  ReLU units stop the signal).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
 - **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
@@ -613,15 +613,17 @@ def _check_activation_scale(history, verdicts):
     """The lecture's rule of thumb for initialisation (section 8): the
     variance of the activations stays the same across the layers. Judged on
     the Dense outputs z at the first measured step (the initial weights,
-    unless measuring started later); not with batch-norm, which rescales
-    them."""
+    unless measuring started later), from the first Dense layer to the
+    last (from the second with unscaled inputs: the first one's scale is
+    then the data's); not with batch-norm, which rescales them."""
     names = getattr(history, "meta", {}).get("layers") or []
     d = getattr(history, "diagnostics", {})
-    if not names or "BatchNorm" in names or not d.get("step") \
-            or any(v.kind == "unscaled_inputs" for v in verdicts):
-        return  # (with unscaled inputs the first layer's scale is the data's, not the weights')
+    if not names or "BatchNorm" in names or not d.get("step"):
+        return
     stds = [(i, values[0]) for i, values in per_layer_records(d, "act_std")
             if i < len(names) and names[i] == "Dense" and values and math.isfinite(values[0])]
+    if any(v.kind == "unscaled_inputs" for v in verdicts):
+        stds = stds[1:]
     if len(stds) < 3:  # a rule about depth: two hidden layers at least
         return
     (first, a), (last, b) = stds[0], stds[-1]

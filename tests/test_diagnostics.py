@@ -680,3 +680,6 @@ def test_unscaled_inputs_are_named_instead_of_the_initialisation():
     layers = [nnc.Dense(64, 128), nnc.Tanh(), nnc.Dense(128, 128), nnc.Tanh(), nnc.Dense(128, 10)]
     found = kinds(fit(layers, nnc.SGD(1e-3), X * 100, y, epochs=1))
     assert "unscaled_inputs" in found and "vanishing_activations" not in found
+    # a bad initialisation still shows, judged from the second Dense layer on
+    found = kinds(fit(deep(nnc.ReLU, nnc.init.normal(0.5)), nnc.SGD(1e-6), X * 100, y, epochs=1))
+    assert "unscaled_inputs" in found and "exploding_activations" in found
