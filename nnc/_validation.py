@@ -154,8 +154,9 @@ def check_labels(y, name, n_samples, n_classes):
         elif y.dtype.kind in "USO":
             encode = ("encode the classes as 0, 1, ... with the training labels' classes: "
                       "classes = np.unique(y_train), then np.searchsorted(classes, labels) "
-                      "for every set of labels; or use nnc.sklearn.NNClassifier, which takes "
-                      "any labels")
+                      "for every set of labels (after np.isin(labels, classes).all(): a label "
+                      "the training set lacks has no index); or use nnc.sklearn.NNClassifier, "
+                      "which takes any labels")
             hint = (f" (strings); {encode}" if y.dtype.kind in "US" else
                     f"; convert it with {name}.astype(np.int64) if it holds whole numbers, or "
                     f"{encode}")

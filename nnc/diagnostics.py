@@ -624,7 +624,7 @@ def _check_activation_scale(history, verdicts):
             if i < len(names) and names[i] == "Dense" and values and math.isfinite(values[0])]
     if any(v.kind == "unscaled_inputs" for v in verdicts):
         stds = stds[1:]
-    if len(stds) < 3:  # a rule about depth: two hidden layers at least
+    if len(stds) < 3:  # a rule about depth: three Dense layers compared at least
         return
     (first, a), (last, b) = stds[0], stds[-1]
     if any(values and math.isfinite(values[0]) and values[0] >= DEAD_RELU_FRACTION

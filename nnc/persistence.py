@@ -53,7 +53,7 @@ from nnc.history import History
 from nnc.init import INITIALIZERS
 from nnc.layers import (NON_NEGATIVE_BUFFERS, BatchNorm, Dense, Dropout, LeakyReLU, ReLU,
                         Sigmoid, Tanh)
-from nnc.model import WRITES_ALL, Sequential
+from nnc.model import Sequential
 from nnc.schedules import Schedule
 
 FORMAT = "nnc"
@@ -700,7 +700,7 @@ def load_checkpoint(trainer, path):
     architecture and dtype, its optimizer the same type and settings). Every
     check runs before anything is changed: on ValueError the trainer is as
     it was."""
-    trainer.model._check_views(writes=WRITES_ALL)  # (before anything changes)
+    trainer.model._check_views(writes=("params", "buffers"))  # (before anything changes)
     file = _File(path)
     header, model = file.header, trainer.model
     if header.get("kind") != "checkpoint":

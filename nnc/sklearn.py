@@ -395,15 +395,21 @@ class _NNEstimator(BaseEstimator):
         state.pop("model_", None)
         if trainer is not None:
             state["_nnc_trainer_state"] = trainer.state_dict()
+            state["_nnc_schedule"] = trainer.schedule  # (a state_dict has none)
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         saved = state.pop("_nnc_trainer_state", None)
+        schedule = state.pop("_nnc_schedule", None)
+        state.setdefault("schedule", "constant")  # (pickled before the parameter existed)
+        if "_nnc_params" in state:
+            state["_nnc_params"] = {"schedule": "constant", **state["_nnc_params"]}
         super().__setstate__(state)
         if saved is not None:
             trainer = self._build(self._nnc_params, self.n_features_in_, self._nnc_outputs)
             trainer.load_state_dict(saved)
+            trainer.schedule = schedule
             self.trainer_, self.model_ = trainer, trainer.model
 
     def __sklearn_tags__(self):
@@ -468,10 +474,12 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         the default ``"glorot_uniform"`` is ``MLPClassifier``'s for every
         activation but ``"logistic"`` (for which scikit-learn narrows the
         bound by sqrt(3)); nnc's own default before ReLU is ``"he_normal"``.
-    schedule : the learning rate over the ``epochs`` of the first ``fit`` or
-        ``partial_fit``: ``"constant"`` (``lr``), ``"linear"`` (the lecture's
-        decay from ``lr`` to ``lr``/100, then constant) or ``"cosine"`` (to 0);
-        ``nnc.schedules.over_run``.
+    schedule : the learning rate over the ``epochs`` of ``fit``: ``"constant"``
+        (``lr``), ``"linear"`` (the lecture's decay from ``lr`` to ``lr``/100,
+        then constant) or ``"cosine"`` (to 0); ``nnc.schedules.over_run``.
+        ``partial_fit`` plans ``epochs`` calls the size of its first one, and
+        later calls (after ``fit`` too) continue where the schedule ended:
+        ``lr``/100 for ``"linear"``, 0 for ``"cosine"`` (no more learning).
 
     Attributes
     ----------

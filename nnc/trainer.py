@@ -652,7 +652,7 @@ class Trainer:
 
     def load_state_dict(self, state):
         """Restore a ``state_dict`` into this trainer and its model."""
-        self.model._check_views(writes=WRITES_ALL)  # (before anything changes)
+        self.model._check_views(writes=("params", "buffers"))  # (before anything changes)
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict from Trainer.state_dict(), "
                             f"got {type(state).__name__}")

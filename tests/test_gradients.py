@@ -284,8 +284,6 @@ def test_a_gradient_zero_within_rounding_agrees():
     errors = nnc.gradcheck(model, "softmax_cross_entropy", X, y)
     assert errors["0.b"] == 0.0
     assert max(errors.values()) < 1e-6
-    assert relative_error(np.array([0.0]), np.array([1e-9]), noise=1e-8) == 0.0
-    assert relative_error(np.array([0.0]), np.array([1e-7]), noise=1e-8) == pytest.approx(1.0)
 
 
 def test_a_small_wrong_gradient_is_not_taken_for_rounding(monkeypatch):

@@ -582,3 +582,18 @@ def test_a_warning_raised_as_error_leaves_every_fitted_attribute_in_step():
     assert list(classifier.classes_) == [0, 1, 2, 3, 4]
     assert set(classifier.predict(X[:, :3])) <= set(range(5))
     assert regressor.n_outputs_ == 2 and regressor.predict(X[:, :3]).shape == (60, 2)
+
+
+def test_a_pickled_estimator_keeps_its_schedule():
+    X, y = load_iris(return_X_y=True)
+    clf = NNClassifier(hidden_layer_sizes=(8,), optimizer="sgd", lr=0.1, batch_size=50,
+                       epochs=4, schedule="linear", random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    copy = pickle.loads(pickle.dumps(clf))
+    for estimator in (clf, copy):
+        estimator.partial_fit(X, y)
+    assert copy.trainer_.history.steps["lr"] == clf.trainer_.history.steps["lr"]
+    assert clf.trainer_.history.steps["lr"][-1] < 0.1
+    old = pickle.loads(pickle.dumps(clf))
+    del old.__dict__["schedule"]  # as pickled before the parameter existed
+    assert pickle.loads(pickle.dumps(old)).get_params()["schedule"] == "constant"
