@@ -27,19 +27,19 @@ def relative_error(analytic, numeric):
 
 def _compare(analytic, array, f, eps):
     """The relative error of ``analytic`` against the central differences of
-    f() over ``array``. A suspect error is measured again with the step 2δ:
-    a real derivative comes out the same, rounding noise does not (it scales
-    with 1/δ). When both gradients are within three times that noise (or
-    the finest difference of L it can resolve), the differences cannot tell
-    the gradient from 0 (a parameter the loss does not depend on, such as a
-    bias right before batch-norm): 0, not an error."""
+    f() over ``array``. A suspect error is put beside what the differences
+    themselves cannot resolve, per element: how much they change when the
+    step doubles (rounding grows as 1/δ, a derivative does not) plus one
+    rounding of L over 2δ. When every element of the gap |a - n| is within
+    three times that, the differences cannot tell the two apart (a
+    parameter the loss does not depend on, such as a bias right before
+    batch-norm, or a gradient below the differences' rounding): 0."""
     numeric = _numeric_gradient(array, f, eps)
     error = relative_error(analytic, numeric)
     if error > SUSPECT:
-        noise = np.linalg.norm(numeric - _numeric_gradient(array, f, 2 * eps))
-        # the finest difference it resolves: one rounding of L over 2δ, per element
-        resolution = np.sqrt(array.size) * np.finfo(np.float64).eps * abs(f()) / (2 * eps)
-        if max(np.linalg.norm(analytic), np.linalg.norm(numeric)) <= 3 * max(noise, resolution):
+        unresolved = (np.abs(numeric - _numeric_gradient(array, f, 2 * eps))
+                      + np.spacing(abs(f())) / (2 * eps))
+        if np.all(np.abs(analytic - numeric) <= 3 * unresolved):
             return 0.0
     return error
 
@@ -53,9 +53,9 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     restored afterwards.
 
     A correct implementation gives errors around 1e-8 or below; > 1e-6
-    points at a bug. A gradient that the differences cannot tell from 0
-    (the loss does not depend on that parameter: what they measure changes
-    with the step, as rounding does) counts as agreeing: 0. ``eps`` is the step δ, in [1e-12, 0.1]: below, the
+    points at a bug. Where the two differ by no more than the differences
+    can resolve (what they measure changes with the step, as rounding does;
+    e.g. a parameter the loss does not depend on), the error is 0. ``eps`` is the step δ, in [1e-12, 0.1]: below, the
     differences drown in float64 rounding; above, they no longer measure a
     derivative.
     """

@@ -306,3 +306,26 @@ def test_a_small_wrong_gradient_is_not_taken_for_rounding(monkeypatch):
 
     monkeypatch.setattr(NumpyBackend, "dense_backward", sign_error_in_the_first_bias)
     assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)["0.b"] > 0.5
+
+
+def test_a_sign_error_in_a_sparse_layer_is_not_excused(monkeypatch):
+    """Sparse inputs (2 of 300 features non-zero) leave most differences
+    exactly 0; a sign error in the few that matter is still measurable and
+    must be reported, not averaged away."""
+    from nnc.backends.numpy_backend import NumpyBackend
+    rng = np.random.default_rng(0)
+    X = np.zeros((8, 300))
+    X[:, :2] = rng.normal(size=(8, 2))
+    y = np.arange(8) % 3
+    model = nnc.Sequential(nnc.Dense(300, 6), nnc.Tanh(), nnc.Dense(6, 3), dtype="float64",
+                           backend="numpy", seed=0)
+    model.layers[2].params["W"][...] *= 2e-7
+    dense_backward = NumpyBackend.dense_backward
+
+    def sign_error_in_the_first_weights(self, x, w, dy, dw, db, dx):
+        dense_backward(self, x, w, dy, dw, db, dx)
+        if x.shape[1] == 300:
+            dw *= -1
+
+    monkeypatch.setattr(NumpyBackend, "dense_backward", sign_error_in_the_first_weights)
+    assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)["0.W"] > 0.5
