@@ -275,7 +275,6 @@ def test_a_gradient_zero_within_rounding_agrees():
     """The bias right before batch-norm: the loss does not depend on it, so
     back-propagation gives ~1e-17 and the differences their own rounding;
     that is agreement, not an error of 1. A real mismatch stays one."""
-    from nnc.gradcheck import relative_error
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(6, 3)), np.arange(6) % 2
     with pytest.warns(UserWarning, match="bias right before BatchNorm"):
@@ -286,46 +285,35 @@ def test_a_gradient_zero_within_rounding_agrees():
     assert max(errors.values()) < 1e-6
 
 
-def test_a_small_wrong_gradient_is_not_taken_for_rounding(monkeypatch):
-    """A sign error in a first-layer bias gradient of ~1e-8 (the output layer
-    scaled down): measurable by the differences, so reported, not excused."""
-    from nnc.backends.numpy_backend import NumpyBackend
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(8, 4)), np.arange(8) % 3
-    model = nnc.Sequential(nnc.Dense(4, 6), nnc.Tanh(), nnc.Dense(6, 3), dtype="float64",
-                           backend="numpy", seed=0)
-    model.layers[2].params["W"][...] *= 1e-7
-    correct = nnc.gradcheck(model, "softmax_cross_entropy", X, y)
-    assert correct["0.b"] < 0.05  # gradients of ~1e-8: measured to about 0.5 %
-    dense_backward = NumpyBackend.dense_backward
-
-    def sign_error_in_the_first_bias(self, x, w, dy, dw, db, dx):
-        dense_backward(self, x, w, dy, dw, db, dx)
-        if x.shape[1] == 4:
-            db *= -1
-
-    monkeypatch.setattr(NumpyBackend, "dense_backward", sign_error_in_the_first_bias)
-    assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)["0.b"] > 0.5
+def dense_inputs(rng):
+    return rng.normal(size=(8, 4))
 
 
-def test_a_sign_error_in_a_sparse_layer_is_not_excused(monkeypatch):
-    """Sparse inputs (2 of 300 features non-zero) leave most differences
-    exactly 0; a sign error in the few that matter is still measurable and
-    must be reported, not averaged away."""
-    from nnc.backends.numpy_backend import NumpyBackend
-    rng = np.random.default_rng(0)
+def sparse_inputs(rng):  # 2 of 300 features non-zero: most differences are exactly 0
     X = np.zeros((8, 300))
     X[:, :2] = rng.normal(size=(8, 2))
-    y = np.arange(8) % 3
-    model = nnc.Sequential(nnc.Dense(300, 6), nnc.Tanh(), nnc.Dense(6, 3), dtype="float64",
-                           backend="numpy", seed=0)
-    model.layers[2].params["W"][...] *= 2e-7
+    return X
+
+
+@pytest.mark.parametrize("make_X, output_scale, flipped", [(dense_inputs, 1e-7, "b"),
+                                                            (sparse_inputs, 2e-7, "W")])
+def test_a_sign_error_in_small_gradients_is_reported(monkeypatch, make_X, output_scale, flipped):
+    """A sign error in the first layer's gradient, made small (~1e-8) by an
+    output layer scaled down: the differences measure it, so it is reported,
+    not taken for rounding."""
+    from nnc.backends.numpy_backend import NumpyBackend
+    rng = np.random.default_rng(0)
+    X, y = make_X(rng), np.arange(8) % 3
+    model = nnc.Sequential(nnc.Dense(X.shape[1], 6), nnc.Tanh(), nnc.Dense(6, 3),
+                           dtype="float64", backend="numpy", seed=0)
+    model.layers[2].params["W"][...] *= output_scale
+    assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)[f"0.{flipped}"] < 0.05
     dense_backward = NumpyBackend.dense_backward
 
-    def sign_error_in_the_first_weights(self, x, w, dy, dw, db, dx):
+    def sign_error_in_the_first_layer(self, x, w, dy, dw, db, dx):
         dense_backward(self, x, w, dy, dw, db, dx)
-        if x.shape[1] == 300:
-            dw *= -1
+        if x.shape[1] == X.shape[1]:
+            (db if flipped == "b" else dw)[...] *= -1
 
-    monkeypatch.setattr(NumpyBackend, "dense_backward", sign_error_in_the_first_weights)
-    assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)["0.W"] > 0.5
+    monkeypatch.setattr(NumpyBackend, "dense_backward", sign_error_in_the_first_layer)
+    assert nnc.gradcheck(model, "softmax_cross_entropy", X, y)[f"0.{flipped}"] > 0.5
