@@ -264,8 +264,10 @@ class Sequential:
             if isinstance(layer, Dense) and layer.bias and isinstance(following, BatchNorm):
                 warnings.warn(f"{layer!r} has a bias right before BatchNorm: batch-norm "
                               "subtracts the batch mean, which cancels the bias, so it only "
-                              "costs memory and time; use bias=False (lecture, section 9)",
-                              UserWarning, stacklevel=3)
+                              "costs memory and time (and adaptive optimizers such as Adam "
+                              "scale its rounding-level gradient up into steps: the bias "
+                              "drifts, and the running mean lags it); use bias=False "
+                              "(lecture, section 9)", UserWarning, stacklevel=3)
 
     def _default_inits(self):
         """For each layer, the initialiser the activation after it suits:
