@@ -55,9 +55,9 @@ def gradcheck(model, loss, X, y, eps=1e-6):
     A correct implementation gives errors around 1e-8 or below; > 1e-6
     points at a bug. Where the two differ by no more than the differences
     can resolve (what they measure changes with the step, as rounding does;
-    e.g. a parameter the loss does not depend on), the error is 0. ``eps`` is the step δ, in [1e-12, 0.1]: below, the
-    differences drown in float64 rounding; above, they no longer measure a
-    derivative.
+    e.g. a parameter the loss does not depend on), the error is 0. ``eps``
+    is the step δ, in [1e-12, 0.1]: below, the differences drown in float64
+    rounding; above, they no longer measure a derivative.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nnc.Sequential, got {type(model).__name__}")

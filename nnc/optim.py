@@ -466,8 +466,9 @@ class Adam(Optimizer):
     makes early steps unbiased (m and v start at zero). ε sits outside the
     root, as in the paper and PyTorch; the slide's z/sqrt(r + ε) puts it
     inside, which only matters where sqrt(v̂) is near sqrt(ε) (tiny
-    gradients: for g = 1e-5 the first step is α here and α/10 there). Keras folds the bias correction
-    into the step, w ← w - α sqrt(1-β₂ᵗ)/(1-β₁ᵗ) · m / (sqrt(v) + ε), with
+    gradients: for g = 1e-5 the first step is α here and α/10 there).
+    Keras folds the bias correction into the step,
+    w ← w - α sqrt(1-β₂ᵗ)/(1-β₁ᵗ) · m / (sqrt(v) + ε), with
     its ``epsilon`` constant: nnc's Adam(eps=ε) is Keras' with
     epsilon = ε sqrt(1-β₂ᵗ) at step t, so the two agree only while ε is
     negligible against sqrt(v).
