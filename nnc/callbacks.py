@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from nnc._validation import (Setting, check_bool, check_file_path, check_float, check_int,
-                             folder_problem, int_setting, number_setting)
+from nnc._validation import (Setting, check_bool, check_file_path, check_float, folder_problem,
+                             int_setting, number_setting)
 from nnc.history import EPOCH_METRICS, as_number
 
 
