@@ -481,7 +481,8 @@ class Trainer:
         verbose = check_verbose(verbose)
         if self.batch_size > X.shape[0]:
             raise ValueError(f"batch_size {int_text(self.batch_size)} is larger than the "
-                             f"{X.shape[0]} training samples")
+                             f"{X.shape[0]} training samples: set trainer.batch_size = "
+                             f"{X.shape[0]} (one full batch) or fewer")
         if self.model.needs_batch_statistics and min(self.batch_size, X.shape[0]) < 2:
             raise ValueError(f"batch_size {self.batch_size} with {X.shape[0]} training "
                              "sample(s): a model with BatchNorm needs training batches of at "
