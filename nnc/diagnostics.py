@@ -152,6 +152,15 @@ TARGET_RMS_LIMIT = 10.0
 SCALE_SAMPLE_ROWS = 1024
 SCALE_SAMPLE_VALUES = 1 << 18
 
+#: what to do about unscaled features and targets (fit's warning, the report's advice)
+STANDARDISE_FEATURES = ("standardise the features with the training set's statistics, "
+                        "X = (X - mean) / std (nnc.Standardiser().fit(X_train), or "
+                        "scikit-learn's StandardScaler)")
+STANDARDISE_TARGETS = ("standardise y with the training set's mean and std and invert the "
+                       "predictions (nnc.Standardiser().fit(y_train) and its inverse_transform, "
+                       "or scikit-learn's TransformedTargetRegressor(transformer="
+                       "StandardScaler()))")
+
 Verdict = namedtuple("Verdict", "kind message advice")
 Verdict.__doc__ = """One problem found by ``diagnose``: ``kind`` (a short id such as
 ``"lr_too_large"``), ``message`` (what was seen, with numbers) and
@@ -198,17 +207,13 @@ def scale_warnings(trainer, X, y):
     if x_rms > INPUT_RMS_LIMIT and not standardised:
         problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
                         "give about 1): features this far from unit scale make the first "
-                        "steps huge (ReLU units die, the loss jumps); standardise them with "
-                        "the training set's statistics, X = (X - mean) / std "
-                        "(nnc.Standardiser().fit(X_train), or scikit-learn's StandardScaler)")
+                        "steps huge (ReLU units die, the loss jumps); " + STANDARDISE_FEATURES)
     if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
         problems.append(f"y has a root-mean-square of {_fmt(y_rms)} (standardised targets give "
                         "about 1): the output layer must grow outputs that large, and the "
                         "loss grows with that scale squared, its gradients with the scale, so "
                         "learning rates that suit standardised problems misbehave; "
-                        "standardise y with the training set's mean and std and invert the "
-                        "predictions (nnc.Standardiser().fit(y_train) and its "
-                        "inverse_transform, or scikit-learn's TransformedTargetRegressor)")
+                        + STANDARDISE_TARGETS)
     return problems
 
 
@@ -627,8 +632,7 @@ def _check_activation_scale(history, verdicts):
     if len(stds) < 3:  # a rule about depth: three Dense layers compared at least
         return
     (first, a), (last, b) = stds[0], stds[-1]
-    if any(values and math.isfinite(values[0]) and values[0] >= DEAD_RELU_FRACTION
-           for i, values in per_layer_records(d, "dead_fraction") if first < i < last):
+    if _dead_layers(history, first, last, at=0):
         return  # dead units stop the signal: the dead-ReLU verdict says so
     if a > 0 and b > ACTIVATION_DEPTH_RATIO * a:
         kind, change = "exploding_activations", f"grows {_fmt(b / a)}x"
@@ -648,13 +652,13 @@ def _check_activation_scale(history, verdicts):
            if kind == "vanishing_activations" and any("ReLU" in n for n in names) else "")))
 
 
-def _dead_layers(history, first, last):
+def _dead_layers(history, first, last, at=-1):
     """ReLU layers between ``first`` and ``last`` whose units were (nearly)
-    all dead at the last measurement."""
+    all dead at measurement ``at`` (the last by default)."""
     dead = []
     for i, values in per_layer_records(getattr(history, "diagnostics", {}), "dead_fraction"):
-        if values and first < i < last and math.isfinite(values[-1]) \
-                and values[-1] >= DEAD_RELU_FRACTION:
+        if values and first < i < last and math.isfinite(values[at]) \
+                and values[at] >= DEAD_RELU_FRACTION:
             dead.append(i)
     return dead
 
@@ -715,9 +719,7 @@ def _check_data_scale(history, verdicts):
             "features give about 1): the features are far from unit scale, so the first "
             "layer's outputs and gradients are as large, and one learning rate cannot "
             "suit every weight",
-            "standardise the features with the training set's statistics, "
-            "X = (X - mean) / std (nnc.Standardiser().fit(X_train), or scikit-learn's "
-            "StandardScaler)"))
+            STANDARDISE_FEATURES))
     y_rms = _meta_number(history, "target_rms")
     if y_rms is not None and y_rms > TARGET_RMS_LIMIT:
         verdicts.append(Verdict(
@@ -725,9 +727,7 @@ def _check_data_scale(history, verdicts):
             f"the regression targets have a root-mean-square of {_fmt(y_rms)} "
             "(standardised targets give about 1): the network must grow outputs that "
             "large, and the loss grows with that scale squared, its gradients with the scale",
-            "standardise y with the training set's mean and std and invert the "
-            "predictions (nnc.Standardiser().fit(y_train) and its inverse_transform, or "
-            "scikit-learn's TransformedTargetRegressor(transformer=StandardScaler()))"))
+            STANDARDISE_TARGETS))
 
 
 def _check_progress(history, verdicts):

@@ -100,11 +100,11 @@ class History:
         return history
 
     def check_readable(self):
-        """ValueError naming a record nnc reads (``loss``, ``grad_norm.0`` ...)
-        that holds something else than numbers: ``load`` would refuse it, so
-        ``save`` and checkpoints refuse it first."""
+        """This History as ``load`` reads it back (a copy), or ValueError
+        naming a record nnc reads (``loss``, ``grad_norm.0`` ...) that holds
+        something else than numbers: ``save`` and checkpoints refuse it first."""
         try:
-            History.from_dict(self.to_dict())
+            return History.from_dict(self.to_dict())
         except ValueError as exc:
             raise ValueError(f"the history cannot be written as it is: {exc}") from None
 

@@ -51,19 +51,17 @@ def _names_bad_arrays(method):
     return call
 
 
-class _Structure:
-    """A constructor argument that shapes a layer's parameters (``in_features``,
-    ``bias``, ...): checked when set, and fixed once a model has built the
-    layer, whose buffers were laid out for it. Kept in ``_<name>`` through
-    plain attribute access: writing ``layer.__dict__`` (as ``Setting`` does)
-    would make every attribute read of the layer slower on CPython 3.11+,
-    and layers are read at every step."""
-
-    def __init__(self, check):
-        self.check = check
+class _Structure(Setting):
+    """A ``Setting`` that shapes a layer's parameters (``in_features``,
+    ``bias``, ...): fixed once a model has built the layer, whose buffers
+    were laid out for it. Kept in ``_<name>`` through plain attribute
+    access: writing ``layer.__dict__`` (as ``Setting`` does) would make
+    every attribute read of the layer slower on CPython 3.11+, and layers
+    are read at every step."""
 
     def __set_name__(self, owner, name):
-        self.name, self.private = name, "_" + name
+        super().__set_name__(owner, name)
+        self.private = "_" + name
 
     def __get__(self, layer, owner=None):
         if layer is None:
@@ -82,9 +80,6 @@ class _Structure:
                 f"(its parameters and buffers were laid out for {self.name}="
                 f"{getattr(layer, self.private)!r}): build a new layer and a new nnc.Sequential")
         setattr(layer, self.private, value)
-
-    def __delete__(self, layer):
-        raise AttributeError(f"{type(layer).__name__}.{self.name} cannot be deleted")
 
 
 def _features(value, name):

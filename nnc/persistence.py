@@ -181,7 +181,7 @@ def save_checkpoint(trainer, path, metadata=None):
         "config": _trainer_config(trainer),
     }
     # as load_state_dict will ask it (readable, per-layer norms filled in)
-    history = History.from_dict(trainer._history_state())
+    history = trainer._readable_history()
     history_arrays, header["trainer"]["history"] = _history_parts(history)
     arrays.update(history_arrays)
     _write(path, header, arrays)

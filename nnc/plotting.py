@@ -69,7 +69,11 @@ def check_figure_path(path, name="path"):
 
 def save(fig, path):
     """Write ``fig`` to ``path`` (format from the extension); returns path."""
-    path = check_figure_path(path)
+    return _write(fig, check_figure_path(path))
+
+
+def _write(fig, path):
+    """``save`` for a path already checked."""
     fig.savefig(path, dpi=100)
     return path
 
@@ -211,7 +215,7 @@ def plot_history(history, path=None):
             ax.set_xlabel("step")
             _legend(ax, fontsize="x-small")
     if path is not None:
-        save(fig, path)
+        _write(fig, path)  # (checked before drawing)
     return fig
 
 
@@ -261,5 +265,5 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     ax.set_title(title if title is not None else surface.name)
     _legend(ax, fontsize="small")
     if path is not None:
-        save(fig, path)
+        _write(fig, path)  # (checked before drawing)
     return fig

@@ -33,23 +33,20 @@ from nnc.schedules import as_schedule
 from nnc.workspace import Workspace
 
 
-class _FitSetting:
-    """A Trainer attribute checked when set, ``convert(trainer, value, name)``;
-    ``fixed_in_fit``: refused while a fit steps (the loss: the targets were
-    checked for it). Only ``__set__``: reads are plain attribute reads (see
-    Setting)."""
+class _FitSetting(Setting):
+    """A ``Setting`` whose check also sees the trainer, ``check(trainer,
+    value, name)``; ``fixed_in_fit``: refused while a fit steps (the loss:
+    the targets were checked for it)."""
 
-    def __init__(self, convert, fixed_in_fit=False):
-        self.convert, self.fixed_in_fit = convert, fixed_in_fit
-
-    def __set_name__(self, owner, name):
-        self.name = name
+    def __init__(self, check, fixed_in_fit=False):
+        super().__init__(check)
+        self.fixed_in_fit = fixed_in_fit
 
     def __set__(self, trainer, value):
         if self.fixed_in_fit and trainer.__dict__.get("_fitting"):
             raise RuntimeError(f"trainer.{self.name} cannot change while fit runs (from a "
                                "callback or another thread): change it between fits")
-        trainer.__dict__[self.name] = self.convert(trainer, value, f"trainer.{self.name}")
+        trainer.__dict__[self.name] = self.check(trainer, value, f"trainer.{self.name}")
 
     def __delete__(self, trainer):
         raise AttributeError(f"trainer.{self.name} cannot be deleted; assign a new value instead")
@@ -72,7 +69,7 @@ def _checked_history(trainer, value, name):
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
     if trainer.__dict__.get("_fitting"):  # (mid-fit: the next step appends to it; else fit)
-        trainer._check_history_records(value)
+        trainer._check_history_records(value.steps)
     return value
 
 
@@ -230,7 +227,7 @@ class Trainer:
         self._active_callbacks, self._step_hooks = (), False
         self._validating, self._fit_callbacks = False, ()
         self.history = History()
-        self._check_history_records()  # (the per-layer gradient norms the steps record)
+        self._check_history_records(self.history.steps)  # (the per-layer norms too)
         self.step_count = 0
         self._workspace = Workspace(model.dtype)
         # last: a Trainer refused above leaves the optimizer free for a corrected
@@ -343,11 +340,10 @@ class Trainer:
                             f"got {type(order).__name__} {getattr(order, 'shape', '')}")
         return order.astype(np.int64, copy=False)
 
-    def _check_history_records(self, history=None):
-        """The records the steps append to, as lists, and the per-layer
-        gradient norms, one per global norm (a History assigned by hand may
-        lack them: NaN before it)."""
-        steps = (self.history if history is None else history).steps
+    def _check_history_records(self, steps):
+        """The records the steps append to in ``steps``, as lists, and the
+        per-layer gradient norms, one per global norm (a History assigned by
+        hand may lack them: NaN before it)."""
         names = ["loss", "lr", "grad_norm"] + [f"grad_norm.{layer}"
                                                for layer, _ in self._layer_params]
         for name in names:
@@ -516,7 +512,7 @@ class Trainer:
             getattr(getattr(callback, hook), "__func__", None) is not getattr(Callback, hook)
             for callback in active for hook in STEP_HOOKS)
         self.stop_training = False
-        self._check_history_records()
+        self._check_history_records(self.history.steps)
         if isinstance(getattr(self.history, "meta", None), dict):  # what diagnose reads
             self.history.meta.setdefault("optimizer", repr(self.optimizer))
             self.history.meta.setdefault("layers", [type(layer).__name__
@@ -632,21 +628,18 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step_count": self.step_count,
             "rng": copy.deepcopy(self.rng.bit_generator.state),
-            "history": self._history_state(),
+            "history": self._readable_history().to_dict(),
             # the model's generator draws the dropout masks
             "model_rng": copy.deepcopy(self.model.rng.bit_generator.state),
         }
 
-    def _history_state(self):
-        """``history.to_dict()`` as load_state_dict will ask it: readable, with
+    def _readable_history(self):
+        """A copy of the history as load_state_dict will ask it: readable, with
         one per-layer gradient norm per step (a History set by hand may lack
         them: NaN in the copy, the History itself left as it is)."""
-        self.history.check_readable()
-        state = self.history.to_dict()
-        probe = History()
-        probe.steps = state["steps"]
-        self._check_history_records(probe)
-        return state
+        history = self.history.check_readable()
+        self._check_history_records(history.steps)
+        return history
 
     def _layout(self):
         return {key: list(view.shape) for key, view in self.model.params.items()}
