@@ -8,9 +8,9 @@
 #define NNC_HAVE_OPENMP 1
 #else
 #define NNC_HAVE_OPENMP 0
-static int omp_get_max_threads(void) { return 1; }
-static void omp_set_num_threads(int n) { (void)n; }
-static int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_max_threads(void) { return 1; }
+static inline void omp_set_num_threads(int n) { (void)n; }
+static inline int omp_get_thread_num(void) { return 0; }
 #endif
 
 /* Flush denormal floats to zero (x86 MXCSR FTZ+DAZ) for the duration of a
@@ -20,14 +20,14 @@ static int omp_get_thread_num(void) { return 0; }
  * slower: without this an Adam step over such a model slowed 20x. */
 #if defined(__SSE__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 1)
 #include <xmmintrin.h>
-static unsigned int nnc_denormals_off(void) {
+static inline unsigned int nnc_denormals_off(void) {
     unsigned int old = _mm_getcsr();
     _mm_setcsr(old | 0x8040);
     return old;
 }
-static void nnc_denormals_restore(unsigned int old) { _mm_setcsr(old); }
+static inline void nnc_denormals_restore(unsigned int old) { _mm_setcsr(old); }
 #else
-static unsigned int nnc_denormals_off(void) { return 0; }
-static void nnc_denormals_restore(unsigned int old) { (void)old; }
+static inline unsigned int nnc_denormals_off(void) { return 0; }
+static inline void nnc_denormals_restore(unsigned int old) { (void)old; }
 #endif
 #endif

@@ -91,13 +91,14 @@ def leaky_relu_backward(const floating[:, ::1] x not None, double alpha,
 
 
 cdef inline floating stable_sigmoid(floating x) noexcept nogil:
+    cdef double e
     if floating is float:
         return nnc_sigmoid_f(x)
-    # exp of a non-positive number never overflows
-    if x >= 0:
+    elif x >= 0:  # exp of a non-positive number never overflows
         return 1 / (1 + exp(-x))
-    cdef double e = exp(x)
-    return e / (1 + e)
+    else:
+        e = exp(x)
+        return e / (1 + e)
 
 
 def sigmoid_forward(const floating[:, ::1] x not None, floating[:, ::1] out not None):

@@ -35,13 +35,19 @@ cdef double squares_in_double(const floating* x, Py_ssize_t first, Py_ssize_t la
 
 
 cdef double block_sum_of_squares(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    """Σ x² over [first, last) in double. float32 squares are first summed
-    eight at a time in float (relative error < 1e-6), which halves the work
-    of converting every square to double; a float square overflows above
-    |x| ~ 1.8e19 and vanishes below ~1e-19, so a total outside a safe range
-    (or NaN) is summed again in double."""
+    """Σ x² over [first, last) in double."""
     if floating is double:
         return squares_in_double(x, first, last)
+    else:
+        return float_squares_in_double(x, first, last)
+
+
+cdef double float_squares_in_double(const floating* x, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """Σ x² over [first, last) of float32 x, in double. The squares are first
+    summed eight at a time in float (relative error < 1e-6), which halves the
+    work of converting every square to double; a float square overflows
+    above |x| ~ 1.8e19 and vanishes below ~1e-19, so a total outside a safe
+    range (or NaN) is summed again in double."""
     cdef Py_ssize_t i, j, c, stop = first + (last - first) // 256 * 256
     cdef double acc[32]
     cdef float part[32]

@@ -45,7 +45,7 @@ def sgd_update(floating[::1] w not None, const floating[::1] g not None, double 
     cdef const floating* gp = &g[0]
     cdef floating alpha = <floating> lr
     cdef int nt = elementwise_threads(size)
-    cdef unsigned int mode
+    cdef unsigned int mode = 0  # (set in the parallel block; 0 keeps gcc's uninitialised-use warning quiet)
     with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
         mode = nnc_denormals_off()
         for i in prange(size, schedule="static"):
@@ -68,7 +68,7 @@ def momentum_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating alpha = <floating> lr, b = <floating> beta, one_minus_b = <floating> (1 - beta)
     cdef floating step
     cdef int nt = elementwise_threads(size)
-    cdef unsigned int mode
+    cdef unsigned int mode = 0
     with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
         mode = nnc_denormals_off()
         for i in prange(size, schedule="static"):
@@ -96,7 +96,7 @@ def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating alpha = <floating> lr, p = <floating> rho, one_minus_p = <floating> (1 - rho)
     cdef floating e = <floating> eps
     cdef int nt = elementwise_threads(size)
-    cdef unsigned int mode
+    cdef unsigned int mode = 0
     with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
         mode = nnc_denormals_off()
         for i in prange(size, schedule="static"):
@@ -134,7 +134,7 @@ def adam_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating decay = <floating> (1 - lr * weight_decay)
     cdef bint decoupled = weight_decay != 0
     cdef int nt = elementwise_threads(size)
-    cdef unsigned int mode
+    cdef unsigned int mode = 0
     with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
         mode = nnc_denormals_off()
         for i in prange(size, schedule="static"):
@@ -160,7 +160,7 @@ def adagrad_update(floating[::1] w not None, const floating[::1] g not None,
     cdef floating* rp = &r[0]
     cdef floating alpha = <floating> lr, e = <floating> eps
     cdef int nt = elementwise_threads(size)
-    cdef unsigned int mode
+    cdef unsigned int mode = 0
     with nogil, parallel(num_threads=nt, use_threads_if=nt > 1):
         mode = nnc_denormals_off()
         for i in prange(size, schedule="static"):
