@@ -23,6 +23,8 @@ KERNEL_DIR = os.path.join("nnc", "_kernels")
 # nnc picks them at import when the CPU has AVX2
 AVX2_SUFFIX = "_avx2"
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+#: NNC_NATIVE=1: a local build for this CPU only (-march=native; never distribute one)
+NATIVE = os.environ.get("NNC_NATIVE") == "1"
 
 OPENMP_TEST_PROGRAM = textwrap.dedent(
     """
@@ -80,7 +82,7 @@ class BuildKernels(build_ext):
                 # 32-bit x86 defaults to x87 arithmetic, whose 80-bit
                 # intermediates break the rounding _vector_math.h relies on
                 opt += ["-msse2", "-mfpmath=sse"]
-            if os.environ.get("NNC_NATIVE") == "1":
+            if NATIVE:
                 opt.append("-march=native")
         omp_compile, omp_link = [], []
         if compiler_has_openmp(self.compiler):
@@ -110,7 +112,8 @@ def kernel_extensions():
             "nnc._kernels." + os.path.splitext(os.path.basename(path))[0],
             [path],
             include_dirs=[KERNEL_DIR],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+            + ([("NNC_NATIVE_BUILD", "1")] if NATIVE else []),  # (shown by nnc.show_config)
         )
         for path in sorted(glob(os.path.join(KERNEL_DIR, "*.pyx")))
         if IS_X86 or not path.endswith(AVX2_SUFFIX + ".pyx")

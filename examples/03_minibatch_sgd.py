@@ -91,7 +91,9 @@ def main(argv=None):
     print("batch  noise    noise x sqrt(batch)")
     for b, value in noise.items():
         print(f"{b:5d}  {value:.4f}   {value * np.sqrt(b):.4f}")
-    print("   (a roughly constant last column is the sigma / sqrt(N_b) law)")
+    print("   (a roughly constant last column is the sigma / sqrt(N_b) law; batches drawn "
+          "without replacement\n    from N samples are a little less noisy, by "
+          f"sqrt(1 - (N_b - 1)/(N - 1)): {np.sqrt(1 - 255 / (len(X_train) - 1)):.2f} at N_b = 256)")
 
     print(f"\n2. Batch size vs time per epoch and loss after {epochs} epochs (SGD, lr 0.05)")
     print("batch  steps/epoch  ms/epoch  held-out loss")
@@ -104,8 +106,9 @@ def main(argv=None):
         held_out = trainer.evaluate(X_test, y_test)["loss"]
         timing[b] = (ms, held_out)
         print(f"{b:5d}  {-(-len(X_train) // b):11d}  {ms:8.2f}  {held_out:.4f}")
-    print("   (small batches: more updates per epoch, each cheap but noisy; "
-          "large batches: fewer, more accurate, better use of the CPU)")
+    print("   (small batches: more updates per epoch, each cheap but noisy; large batches: "
+          "fewer, more accurate,\n    better use of the CPU; after the same number of epochs "
+          "the large batches have taken far fewer steps)")
 
     print("\n3. Shuffling: the training data sorted by class, batch 32, SGD lr 0.05")
     order = np.argsort(y_train, kind="stable")

@@ -4,8 +4,10 @@ Three of the lecture's obstacles, each made visible:
 
 1. A saddle point, L = x^2/2 + y^4/4 - y^2/2: on the ridge y ~ 0 the
    gradient nearly vanishes, and gradient descent lingers there before it
-   escapes to a minimum (0, +-1); momentum and Adam, the lecture's
-   first-order remedies, leave it sooner.
+   escapes to a minimum (0, +-1); Adam, and momentum with a step size a
+   large enough (here a = 1), leave it sooner. At SGD's a the lecture's
+   momentum (z <- b z - (1-b) g) only averages the gradients, whose steady
+   step is SGD's, and lingers longer.
 2. A cliff: on its face the gradient is huge and one step throws the
    parameters far away; clipping the gradient norm to a threshold,
    g <- g * c / ||g|| when ||g|| > c, keeps the step bounded.

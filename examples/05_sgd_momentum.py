@@ -45,15 +45,21 @@ def main(argv=None):
         "momentum a=0.1 b=0.9": (nnc.SGD(0.1, momentum=0.9), None),
         "Nesterov a=0.1 b=0.9": (nnc.SGD(0.1, momentum=0.9, nesterov=True), None),
     }
-    print(f"1. Ravine from (-4, 1), {steps} steps: first step within {tol:g} of the minimum")
+    print(f"1. Ravine from (-4, 1), {steps} steps: the first step within {tol:g} of the minimum, "
+          f"and the last step still\n   off the ravine's floor (|y| > {tol:g}; y is the steep "
+          "direction: momentum swings across for longer)")
     paths = {}
     for name, (optimizer, schedule) in runs.items():
         path = playground.run(optimizer, ravine, steps=steps, schedule=schedule)
         paths[name] = path
         reached = playground.steps_to_reach(ravine, path, tol)
         end = ravine.distance_to_minimum(path[-1])
+        swinging = np.flatnonzero(np.abs(path[:, 1]) > tol)
+        swing = "-" if len(swinging) == 0 else swinging[-1]
         print(f"  {name:32s} {'never' if reached is None else reached:>6}   "
-              f"final distance {end:.1e}")
+              f"|y| > {tol:g} until step {swing!s:>5}   final distance {end:.1e}")
+    print("   (the linear decay, without gradient noise, only slows SGD down; part 2 adds the "
+          "noise it is for)")
 
     seeds = 3 if args.quick else 20
     print(f"\n2. Noisy gradients (g + 2 N(0, I), like a mini-batch), SGD a=0.018, 1000 steps, "

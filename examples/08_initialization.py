@@ -103,6 +103,17 @@ def main(argv=None):
             stats[(net, name)] = (stds, grads)
             print(f"{name:24s} " + " ".join(f"{s:7.1e}" for s in stds)
                   + f"   {grads[0]:9.1e}  {grads[-1]:9.1e}")
+        if net == "tanh":
+            big, lecun, he = (stats[(net, k)] for k in ("too large N(0, 1)",
+                                                         "lecture N(0, 1/n_in)", "He (he_normal)"))
+            print(f"  N(0, 1): the units saturate (std ~{big[0][-1]:.2f}, near tanh's +-1), and the "
+                  "gradient grows on its way back (|grad W1| / |grad W11| = "
+                  f"{big[1][0] / big[1][-1]:.0f}):\n  each W^T of N(0, 1) weights multiplies it "
+                  "by up to sqrt(64) = 8 wherever a unit is not saturated, so too large weights break "
+                  "the scale both ways.\n  The lecture's 1/n_in assumes tanh's linear range: the "
+                  f"std drifts from {lecun[0][0]:.2f} to {lecun[0][-1]:.2f} over 10 layers, He's "
+                  f"twice the variance holds it near {he[0][-1]:.2f}; both keep its order of "
+                  "magnitude.")
 
     print("\nThe diagnostics judge the rule too: 4 ReLU layers, N(0, 1) weights, one epoch "
           "with Trainer(diagnostics=True), then history.report() says:")

@@ -24,6 +24,7 @@ Run:  python examples/09_batchnorm.py [--quick] [--out DIR]
 """
 import argparse
 import os
+import textwrap
 import time
 import warnings
 
@@ -88,9 +89,10 @@ def standardisation(X_train, X_test, y_train, y_test, epochs):
               "standardised": (scaler.transform(raw_train), scaler.transform(raw_test))}
     print(f"1. Input standardisation: 64-64-10 ReLU network, SGD, batch 32, {epochs} epochs; "
           "the digits' pixels in made-up units (each scaled by 1-100, shifted by up to 100)")
-    print(f"  {'lr':>6s}  {'raw features':^36s}  {'standardised features':^36s}")
+    print(f"  {'lr':>6s}  {'raw features':^36s}  {'standardised features':^36s}"
+          "   (loss: epoch 1 -> last)")
     results, warned = {}, []
-    for lr in (0.1, 0.01, 0.001):
+    for lr in (0.1, 0.01, 0.001, 3e-4, 1e-4):
         row = {}
         for name, (train, test) in inputs.items():
             model = nnc.Sequential(nnc.Dense(64, 64), nnc.ReLU(), nnc.Dense(64, 10), seed=0)
@@ -105,8 +107,15 @@ def standardisation(X_train, X_test, y_train, y_test, epochs):
         results[lr] = (row["raw"][2], row["standardised"][2])
         print(f"  {lr:6g}" + "".join(f"  loss {a:8.4g} -> {b:6.3f}, held-out acc {c:.3f}"
                                      for a, b, c in row.values()))
+    best = {name: max((accuracies[i], lr) for lr, accuracies in results.items())
+            for i, name in enumerate(inputs)}
+    print("  best held-out accuracy: " + ", ".join(f"{name} {acc:.3f} (lr {lr:g})"
+                                                   for name, (acc, lr) in best.items())
+          + ": no rate suits every raw feature; one small enough for the largest is too small "
+            "for the rest")
     if warned:
-        print(f"  fit warned on the raw features: {warned[0][:100]}...")
+        print(textwrap.fill(f"fit warned on the raw features: {warned[0]}", width=100,
+                            initial_indent="  ", subsequent_indent="    "))
     before, after = raw_train.astype(np.float64), inputs["standardised"][0].astype(np.float64)
     constant = int((scaler.std == 0).sum())
     print(f"  per feature, before: means {before.mean(0).min():.0f} to {before.mean(0).max():.0f}, "
@@ -144,9 +153,10 @@ def main(argv=None):
     # five epochs evenly from the first to the last
     shown_epochs = sorted({round(i * (epochs - 1) / 4) for i in range(5)})
     header = "loss at epoch " + ", ".join(str(e + 1) for e in shown_epochs)
-    print(f"{'network':34s} {header:>40s}  {'held-out acc':>12s} {'ms/epoch':>8s}")
+    print(f"{'network':34s} {header:>40s}  {'largest rise':>12s}  {'held-out acc':>12s} "
+          f"{'ms/epoch':>8s}")
     runs = {}
-    for activation, lr in ((nnc.Sigmoid, 0.1), (nnc.ReLU, 0.5)):
+    for activation, lr in ((nnc.Sigmoid, 0.1), (nnc.ReLU, 0.1), (nnc.ReLU, 0.5)):
         for batchnorm in (False, True):
             name = f"{activation.__name__}, lr {lr}, " + ("batch-norm" if batchnorm else "plain")
             model = network(batchnorm, activation)
@@ -158,8 +168,11 @@ def main(argv=None):
             ms = (time.perf_counter() - start) / epochs * 1e3
             runs[name] = (trainer, history, stats)
             shown = [history["loss"][e] for e in shown_epochs]
-            print(f"{name:34s} {' '.join(f'{v:7.3f}' for v in shown):>40s}  "
+            rise = max(np.diff(history["loss"]), default=0.0)  # an unstable run's loss jumps
+            print(f"{name:34s} {' '.join(f'{v:7.3f}' for v in shown):>40s}  {rise:+12.3f}  "
                   f"{history['val_accuracy'][-1]:12.3f} {ms:8.1f}")
+    print("   (largest rise: the largest increase of the epoch loss from one epoch to the next; "
+          "batch-norm costs more\n    time per epoch, and trains fast by needing fewer epochs)")
 
     bias_grad, weight_grad, moved = bias_before_batchnorm(X_train[:256])
     print("\n3. A bias before batch-norm (Dense(bias=True) -> BatchNorm, one batch of 256):")
@@ -194,8 +207,9 @@ def main(argv=None):
           f"{max(variances):.3f}] from batch to batch: in training a sample's output depends "
           "on its batch")
 
-    print("\nLesson: standardise the inputs with the training set's mean and std (raw units "
-          "leave no learning rate that works); normalising each layer's input per mini-batch "
+    print("\nLesson: standardise the inputs with the training set's mean and std (in raw units "
+          "no learning rate comes close: one small enough for the largest feature is too slow for "
+          "the rest); normalising each layer's input per mini-batch "
           "lets deep networks train fast and at larger learning rates, where the plain ones "
           "stall (sigmoid) or become unstable (ReLU, lr 0.5), and makes the bias before it "
           "useless; at test time the running averages replace the batch statistics, so call "

@@ -117,8 +117,10 @@ def show_config(file=None):
         from nnc.backends.cython_backend import VECTOR_KERNELS
 
         modules = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in VECTOR_KERNELS)
+        target = ("for this CPU only (NNC_NATIVE=1)" if threads.native_build()
+                  else "portable")
         lines.append(f"compiled kernels: built {'with' if threads.openmp_enabled() else 'WITHOUT'} "
-                     f"OpenMP; in use: {modules}")
+                     f"OpenMP, {target}; in use: {modules}")
         lines.append(f"threads: {threads.get_num_threads()} (OpenMP pool; "
                      f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "

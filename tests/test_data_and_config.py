@@ -97,6 +97,16 @@ def test_show_config_mentions_openmp_and_blas():
     assert f"threads: {nnc.get_num_threads()}" in text
 
 
+def test_show_config_says_whether_the_build_is_portable(monkeypatch):
+    from nnc._kernels import _threads
+    assert isinstance(_threads.native_build(), bool)
+    for native, words in ((False, "OpenMP, portable;"), (True, "for this CPU only (NNC_NATIVE=1)")):
+        monkeypatch.setattr(_threads, "native_build", lambda: native)
+        buffer = io.StringIO()
+        nnc.show_config(file=buffer)
+        assert words in buffer.getvalue()
+
+
 def test_show_config_prints_to_stdout(capsys):
     nnc.show_config()
     assert "OpenMP" in capsys.readouterr().out

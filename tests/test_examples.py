@@ -57,7 +57,7 @@ def check_symmetry(result):
 def check_batchnorm(result):
     assert result["eval_accuracy"] > result["train_mode"][2][0]
     raw, standardised = zip(*result["standardisation"].values())
-    assert max(standardised) > max(raw) + 0.5  # no rate rescues the raw features
+    assert max(standardised) > max(raw) + 0.4  # no rate rescues the raw features (0.95 vs 0.31)
     bias = result["bias_before_batchnorm"]
     assert bias["bias_grad"] < 1e-12 * bias["weight_grad"] and bias["output_moved"] < 1e-12
 

@@ -6,6 +6,14 @@ cdef extern from "_openmp_shim.h":
     int omp_get_max_threads() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
 
+cdef extern from *:
+    """
+    #ifndef NNC_NATIVE_BUILD
+    #define NNC_NATIVE_BUILD 0
+    #endif
+    """
+    int NNC_NATIVE_BUILD  # setup.py defines it as 1 for an NNC_NATIVE=1 build
+
 # Elementwise passes (activations, optimizer updates, losses, column sums)
 # run on one thread below this many elements, GEMMs below this many
 # multiply-adds (m*n*k). Measured on the 2-core machine here with idle
@@ -48,6 +56,12 @@ cdef double gemm_min_work() noexcept nogil:
 def openmp_enabled():
     """True if the kernels were compiled with OpenMP."""
     return bool(NNC_HAVE_OPENMP)
+
+
+def native_build():
+    """True if the kernels were compiled for this machine's CPU only
+    (``NNC_NATIVE=1``: ``-march=native``), not as a portable build."""
+    return bool(NNC_NATIVE_BUILD)
 
 
 def set_num_threads(int n):
