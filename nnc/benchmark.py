@@ -351,28 +351,25 @@ def write_results(result, folder):
         json.dump(result, f, indent=2)
     with open(paths["markdown"], "w") as f:
         f.write(markdown_table(result) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    from nnc import plotting
+
+    if not plotting.available():
         return paths
     rows = result["rows"]
     names = [c for c in CONTENDERS if any(c in r["seconds"] for r in rows)]
     if not names:
         return paths
-    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.2), 4))
+    # an Agg canvas without pyplot: a notebook's matplotlib backend is left alone
+    fig, axes = plotting.new_figure(1, 1, figsize=(max(6, len(rows) * 1.2) + 1.6, 4))
+    ax = axes[0, 0]
     width = 0.8 / len(names)
-    for k, c in enumerate(names):
-        ax.bar([i + k * width for i in range(len(rows))],
-               [r["seconds"].get(c, 0) for r in rows], width, label=c)
+    for k, c in enumerate(names):  # no bar where a contender did not run (not a 0 s one)
+        ran = [(i, r["seconds"][c]) for i, r in enumerate(rows) if c in r["seconds"]]
+        ax.bar([i + k * width for i, _ in ran], [t for _, t in ran], width, label=c)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
     ax.set_xticklabels([f"b{r['batch_size']}{' bn' if r['batchnorm'] else ''} t{r['threads']}"
-                        for r in rows], rotation=45)
+                        for r in rows], rotation=45, ha="right")
     ax.set_ylabel("seconds per epoch")
-    ax.legend()
-    fig.tight_layout()
-    paths["png"] = os.path.join(folder, "benchmark.png")
-    fig.savefig(paths["png"], dpi=100)
-    plt.close(fig)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    paths["png"] = plotting.save(fig, os.path.join(folder, "benchmark.png"))
     return paths

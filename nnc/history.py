@@ -22,6 +22,8 @@ class History:
     With ``Trainer(..., diagnostics=True)``, ``diagnostics[name]`` holds the
     per-layer statistics of ``nnc.diagnostics`` (lists aligned with
     ``diagnostics["step"]``) and ``meta["layers"]`` the layer names.
+    ``meta["epoch_ends"]`` holds the number of steps at the end of each
+    epoch (where the plots put the epoch values).
     ``report()`` reads a verdict from all of it, ``plot()`` draws it, and
     ``save(path)`` / ``History.load(path)`` keep it as JSON.
     """

@@ -98,9 +98,42 @@ def _positive(values):
     return np.where(np.isfinite(array) & (array > 0), array, np.nan)
 
 
-def _epoch_ends(n_steps, n_epochs):
-    """The step number at the end of each epoch (even split of the steps)."""
+def _epoch_ends(history, n_steps, n_epochs):
+    """The step number at the end of each epoch: as the Trainer recorded it
+    (``meta["epoch_ends"]``: epochs differ in length when the batch size
+    changed or a stop cut one short), else an even split of the steps."""
+    recorded = getattr(history, "meta", {}).get("epoch_ends")
+    if (isinstance(recorded, list) and len(recorded) == n_epochs
+            and all(isinstance(s, int) and 0 < s <= n_steps for s in recorded)):
+        return recorded
     return [round((e + 1) * n_steps / n_epochs) for e in range(n_epochs)]
+
+
+#: up to this many steps, step curves mark each step (a line alone hides one point)
+MARKED_STEPS = 50
+#: a loss panel turns logarithmic when its positive values span more than this factor
+LOG_LOSS_SPAN = 30.0
+
+
+def _first_nonfinite(values):
+    """The 1-based step of the first NaN/inf value, or None."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
+    return int(bad[0]) + 1 if bad.size else None
+
+
+def _step_axis(ax, n_steps):
+    """Every step panel spans the same steps, in whole steps."""
+    ax.set_xlabel("step")
+    if n_steps:
+        ax.set_xlim(0.5, n_steps + 0.5)
+    _whole_numbers(ax)
+
+
+def _whole_numbers(ax):
+    """Ticks on whole steps / epochs only (one tick where there is only one)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def _legend(ax, **kwargs):
@@ -135,7 +168,8 @@ def plot_history(history, path=None):
                 raise ValueError(f"history.{part}[{name!r}] has {len(values)} entries but "
                                  f"{part}['loss'] has {n}: one entry per "
                                  f"{part[:-1]} is needed to plot it")
-    ends = _epoch_ends(n_steps, n_epochs) if n_epochs else []
+    ends = _epoch_ends(history, n_steps, n_epochs) if n_epochs else []
+    marker = "." if n_steps <= MARKED_STEPS else None
     panels = ["loss"]
     if "accuracy" in epochs or "val_accuracy" in epochs:
         panels.append("accuracy")
@@ -154,12 +188,25 @@ def plot_history(history, path=None):
     for ax, panel in zip(flat, panels):
         if panel == "loss":
             if n_steps:
-                ax.plot(x_steps, steps["loss"], color="0.75", lw=0.8, label="mini-batch")
-            for name, style in (("loss", "o-"), ("val_loss", "s-")):
+                ax.plot(x_steps, steps["loss"], color="0.75", lw=0.8, marker=marker,
+                        label="mini-batch")
+            curves = [steps.get("loss", [])]
+            for name, style, label in (("loss", "o-", "train (epoch mean)"),
+                                       ("val_loss", "s-", "validation")):
                 if name in epochs and ends:
-                    ax.plot(ends, epochs[name], style, ms=3, label=name.replace("_", " "))
+                    ax.plot(ends, epochs[name], style, ms=3, label=label)
+                    curves.append(epochs[name])
+            values = np.concatenate([np.asarray(c, dtype=np.float64) for c in curves])
+            shown = values[np.isfinite(values)]
+            if shown.size and shown.min() > 0 and shown.max() > LOG_LOSS_SPAN * shown.min():
+                ax.set_yscale("log")  # a loss spanning decades: each decade gets its room
+            broken = _first_nonfinite(steps.get("loss", []))
+            if broken is not None:  # NaN/inf draw nothing: say where the curve ends
+                ax.axvline(broken, color="r", ls=":", lw=1)
+                ax.text(broken, 0.5, f" loss NaN/inf from step {broken}", color="r",
+                        fontsize="small", transform=ax.get_xaxis_transform(), clip_on=True)
             ax.set_title("loss")
-            ax.set_xlabel("step")
+            _step_axis(ax, n_steps)
             _legend(ax, fontsize="small")
         elif panel == "accuracy":
             for name, style in (("accuracy", "o-"), ("val_accuracy", "s-")):
@@ -168,23 +215,23 @@ def plot_history(history, path=None):
                             label=name.replace("_", " "))
             ax.set_title("accuracy")
             ax.set_xlabel("epoch")
-            ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only
+            _whole_numbers(ax)
             _legend(ax, fontsize="small")
         elif panel == "lr":
-            ax.plot(x_steps, steps.get("lr", [np.nan] * n_steps))
+            ax.plot(x_steps, steps.get("lr", [np.nan] * n_steps), marker=marker)
             ax.set_ylim(bottom=0)
             ax.set_title("learning rate")
-            ax.set_xlabel("step")
+            _step_axis(ax, n_steps)
         elif panel == "grad_norm":
             if n_steps:
                 ax.plot(x_steps, _positive(steps.get("grad_norm", [np.nan] * n_steps)),
-                        color="k", lw=1.2, label="global")
+                        color="k", lw=1.2, marker=marker, label="global")
             for i, values in per_layer_records(steps, "grad_norm"):
-                ax.plot(np.arange(1, len(values) + 1), _positive(values), lw=0.8,
+                ax.plot(np.arange(1, len(values) + 1), _positive(values), lw=0.8, marker=marker,
                         label=_layer_label(history, i))
             ax.set_yscale("log")
             ax.set_title("gradient norm (before clipping)")
-            ax.set_xlabel("step")
+            _step_axis(ax, n_steps)
             _legend(ax, fontsize="x-small", ncol=2)
         elif panel == "activations":
             x = diag["step"]
@@ -195,16 +242,16 @@ def plot_history(history, path=None):
                 if means is not None:
                     ax.plot(x[:len(means)], means, lw=0.8, ls="--", color=line.get_color())
             ax.set_title("activations: std (solid), mean (dashed)")
-            ax.set_xlabel("step")
+            _step_axis(ax, n_steps)
             _legend(ax, fontsize="x-small", ncol=2)
         elif panel == "update_ratio":
             x = diag["step"]
             for i, values in per_layer_records(diag, "update_ratio"):
                 ax.plot(x[:len(values)], _positive(values), lw=1, label=_layer_label(history, i))
-            ax.axhline(1e-3, color="0.6", ls=":", lw=1)
+            ax.axhline(1e-3, color="0.6", ls=":", lw=1, label="1e-3 (rule of thumb)")
             ax.set_yscale("log")
             ax.set_title("update / weight ratio ||dw|| / ||w||")
-            ax.set_xlabel("step")
+            _step_axis(ax, n_steps)
             _legend(ax, fontsize="x-small")
         elif panel == "dead":
             x = diag["step"]
@@ -212,11 +259,42 @@ def plot_history(history, path=None):
                 ax.plot(x[:len(values)], values, lw=1, label=_layer_label(history, i))
             ax.set_ylim(-0.02, 1.02)
             ax.set_title("dead ReLU units (fraction)")
-            ax.set_xlabel("step")
+            _step_axis(ax, n_steps)
             _legend(ax, fontsize="x-small")
     if path is not None:
         _write(fig, path)  # (checked before drawing)
     return fig
+
+
+#: a path is drawn until it goes this many view widths beyond the view
+FAR_OUTSIDE = 3.0
+
+
+def _path_in_view(p, box):
+    """The part of path ``p`` to draw, and a note for its label: up to its
+    first non-finite point or its first point far outside ``box`` (a
+    diverging path would otherwise cover the panel with lines to infinity)."""
+    xmin, xmax, ymin, ymax = box
+    dx, dy = xmax - xmin, ymax - ymin
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(p).all(axis=1)
+        far = ((p[:, 0] < xmin - FAR_OUTSIDE * dx) | (p[:, 0] > xmax + FAR_OUTSIDE * dx)
+               | (p[:, 1] < ymin - FAR_OUTSIDE * dy) | (p[:, 1] > ymax + FAR_OUTSIDE * dy))
+        outside = ((p[:, 0] < xmin) | (p[:, 0] > xmax) | (p[:, 1] < ymin) | (p[:, 1] > ymax))
+    stop = np.flatnonzero(~finite | far)
+    leaves = np.flatnonzero(outside & finite)
+    note = f" (leaves the view at step {leaves[0]})" if leaves.size else ""
+    if not finite.all():
+        note += f" (NaN/inf from step {np.flatnonzero(~finite)[0]})"
+    end = max(int(stop[0]), 1) if stop.size else len(p)
+    return p[:end], note
+
+
+def _colormap(name):
+    require_matplotlib()
+    import matplotlib
+
+    return matplotlib.colormaps[name]
 
 
 def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=None):
@@ -236,7 +314,7 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     x0, x1 = _check_limits(xlim, "xlim") if xlim is not None else surface.xlim
     y0, y1 = _check_limits(ylim, "ylim") if ylim is not None else surface.ylim
     if ax is None:
-        fig, axes = new_figure(1, 1, figsize=(6.4, 4.8))
+        fig, axes = new_figure(1, 1, figsize=(9.6 if len(checked) > 6 else 6.4, 4.8))
         ax = axes[0, 0]
     else:
         require_matplotlib()
@@ -253,17 +331,30 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     # levels evenly spaced in rank, so flat floors and steep walls both show
     levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30) ** 2)) if finite.size else 10
     ax.contour(gx, gy, z, levels=levels, cmap="viridis", linewidths=0.6)
-    for m in surface.minima:
-        ax.plot(*m, marker="*", color="k", ms=12, ls="none")
-    for label, p in checked.items():
-        line, = ax.plot(p[:, 0], p[:, 1], "-", lw=1.2, marker=".", ms=3, label=label)
-        ax.plot(*p[0], "o", color=line.get_color(), ms=5)
+    # more paths than the default colour cycle has colours: spread them over a colormap
+    # (not viridis: that is the contours')
+    colours = ([None] * len(checked) if len(checked) <= 10 else
+               [_colormap("tab20")(k % 20) for k in range(len(checked))] if len(checked) <= 20 else
+               [_colormap("turbo")(k / (len(checked) - 1)) for k in range(len(checked))])
+    box = (min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1))
+    for (label, p), colour in zip(checked.items(), colours):
+        shown, note = _path_in_view(p, box)
+        line, = ax.plot(shown[:, 0], shown[:, 1], "-", lw=1.2, marker=".", ms=3, color=colour,
+                        label=label + note)
+        ax.plot(*p[0], "o", color=line.get_color(), ms=5)  # start
+        ax.plot(*shown[-1], "X", color=line.get_color(), ms=7, mec="w", mew=0.6,
+                zorder=4)  # where it ends (or leaves the view)
+    for m in surface.minima:  # last: on top of the paths that reach it
+        ax.plot(*m, marker="*", color="k", ms=14, mec="w", mew=0.5, ls="none", zorder=5)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title if title is not None else surface.name)
-    _legend(ax, fontsize="small")
+    if len(checked) > 6:  # a long legend beside the panel: inside it would cover the minimum
+        _legend(ax, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        _legend(ax, fontsize="small")
     if path is not None:
         _write(fig, path)  # (checked before drawing)
     return fig

@@ -331,6 +331,19 @@ class Trainer:
                 self.model._check_views(writes=WRITES_ALL)
         return loss, correct, n_counted
 
+    def _record_epoch_end(self):
+        """``history.meta["epoch_ends"]``: the number of steps at the end of
+        each epoch (the plots place epoch values there; epochs differ in
+        length when the batch size changes or a stop cuts one short). None
+        for epochs of a History recorded before nnc kept it."""
+        history = self.history
+        ends = history.meta.get("epoch_ends")
+        done = len(history.epochs["loss"]) - 1
+        if not isinstance(ends, list) or len(ends) != done:
+            ends = (list(ends) if isinstance(ends, list) else [])[:done]
+            ends += [None] * (done - len(ends))
+        history.meta["epoch_ends"] = ends + [len(history.steps["loss"])]
+
     def _permutation(self, n):
         """This epoch's order of the samples, as int64 (the gather kernel's type)."""
         order = self.rng.permutation(n)
@@ -575,6 +588,7 @@ class Trainer:
                 val = self.evaluate(*validation_data)
                 record.update({"val_" + k: v for k, v in val.items()})
             self.history.record_epoch(**record)
+            self._record_epoch_end()
             self._mid_epoch = False
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
             bar.close()

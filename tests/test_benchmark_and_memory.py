@@ -123,3 +123,18 @@ def test_a_sweep_without_nnc_still_writes_its_table(tmp_path):
     paths = benchmark.write_results(result, str(tmp_path))
     table = open(paths["markdown"]).read()
     assert "nnc-numpy (s) | gemm-floor (s) |" in table and "/ nnc" not in table
+
+
+def test_the_chart_draws_no_bar_for_a_contender_that_did_not_run(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from nnc import plotting
+
+    drawn = []
+    monkeypatch.setattr(plotting, "save", lambda fig, path: drawn.append(fig) or path)
+    result = benchmark.run_sweep(n_samples=64, sizes=(784, 8, 10), batch_sizes=(32,),
+                                 batchnorm=(False, True), threads=(1,), repeats=1, tiny_steps=2,
+                                 contenders=("nnc", "numpy-mlp"), progress=False)
+    assert "numpy-mlp" not in result["rows"][1]["seconds"]  # (it has no batch-norm)
+    benchmark.write_results(result, str(tmp_path))
+    bars = [patch.get_height() for patch in drawn[0].axes[0].patches]
+    assert len(bars) == 3 and min(bars) > 0  # nnc twice, the NumPy MLP once

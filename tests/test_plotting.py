@@ -168,3 +168,74 @@ def test_figures_go_to_file_objects_and_refuse_unknown_formats_first(mpl, tmp_pa
     with pytest.raises(ValueError, match=r"cannot write \.xyz files"):
         playground.plot_paths({"sgd": np.zeros((3, 2))}, "ravine", path=str(tmp_path / "p.xyz"))
     assert not (tmp_path / "p.xyz").exists()
+
+
+def test_epoch_points_sit_at_the_recorded_epoch_ends(mpl):
+    """Epochs of different lengths (the batch size changed between fits, a
+    stop cut one short) put each epoch's value at its own last step."""
+    X, y = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=20)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    trainer.batch_size = 5
+    history = trainer.fit(X, y, epochs=1, verbose=False)
+    assert history.meta["epoch_ends"] == [2, 4, 12]
+    loss_axis = history.plot().axes[0]
+    epoch_line = next(line for line in loss_axis.get_lines()
+                      if line.get_label() == "train (epoch mean)")
+    assert list(epoch_line.get_xdata()) == [2, 4, 12]
+    assert loss_axis.get_xlim() == (0.5, 12.5)
+    # a History from before nnc recorded them: an even split, and None kept for those epochs
+    del history.meta["epoch_ends"]
+    assert list(next(line for line in history.plot().axes[0].get_lines()
+                     if line.get_label() == "train (epoch mean)").get_xdata()) == [4, 8, 12]
+    trainer.fit(X, y, epochs=1, verbose=False)
+    assert history.meta["epoch_ends"] == [None, None, None, 20]
+    assert nnc.History.from_dict(history.to_dict()).meta["epoch_ends"] == [None, None, None, 20]
+
+
+def test_loss_panel_turns_logarithmic_when_the_loss_spans_decades(mpl):
+    history = nnc.History()
+    history.steps.update(loss=[2.3, 0.9, 0.3, 0.05], lr=[0.1] * 4, grad_norm=[1.0] * 4)
+    assert history.plot().axes[0].get_yscale() == "log"
+    history.steps["loss"] = [2.3, 1.9, 1.5, 1.2]
+    assert history.plot().axes[0].get_yscale() == "linear"
+
+
+def test_a_nan_loss_is_marked_and_every_step_panel_keeps_all_steps(mpl):
+    history = nnc.History()
+    history.steps.update(loss=[2.0, 50.0, float("inf")] + [float("nan")] * 7, lr=[1.0] * 10,
+                         grad_norm=[1.0, 1e3, 1e9] + [float("nan")] * 7)
+    fig = history.plot()
+    titles = [ax.get_title() for ax in fig.axes]
+    loss_axis = fig.axes[titles.index("loss")]
+    assert any("loss NaN/inf from step 3" in text.get_text() for text in loss_axis.texts)
+    for title in ("loss", "learning rate", "gradient norm (before clipping)"):
+        assert fig.axes[titles.index(title)].get_xlim() == (0.5, 10.5)
+
+
+def test_plot_paths_marks_ends_keeps_minima_on_top_and_cuts_diverging_paths(mpl):
+    surface = playground.ravine()
+    paths = {"converges": playground.run(nnc.SGD(0.019), surface, steps=300),
+             "diverges": playground.run(nnc.SGD(0.03), surface, steps=2000)}  # overflows to inf
+    assert not np.isfinite(paths["diverges"]).all()
+    ax = playground.plot_paths(paths, surface).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    diverging = next(label for label in lines if label.startswith("diverges"))
+    assert "leaves the view at step 1" in diverging and "NaN/inf from step" in diverging
+    assert len(lines[diverging].get_xdata()) < 10  # cut a few view widths out, not drawn to 1e308
+    assert len(lines["converges"].get_xdata()) == 301
+    star = max(ax.get_lines(), key=lambda line: line.get_zorder())
+    assert star.get_marker() == "*"
+    assert np.array_equal(star.get_xydata()[0], surface.minima[0])
+    ends = [line for line in ax.get_lines() if line.get_marker() == "X"]
+    assert np.array_equal(ends[0].get_xydata()[0], paths["converges"][-1])
+
+
+def test_plot_paths_gives_every_path_its_own_colour(mpl):
+    surface = playground.ravine()
+    paths = {f"lr {lr:g}": playground.run(nnc.SGD(lr), surface, steps=5)
+             for lr in np.linspace(0.001, 0.019, 12)}
+    ax = playground.plot_paths(paths, surface).axes[0]
+    colours = {line.get_label(): line.get_color() for line in ax.get_lines()
+               if line.get_label() in paths}
+    assert len(colours) == 12 and len({tuple(mpl.colors.to_rgba(c)) for c in colours.values()}) == 12
