@@ -110,12 +110,13 @@ def main(argv=None):
                               title="cliff: with and without gradient clipping")
         for ax, (name, (history, dense)) in zip(axes[1], histories.items()):
             for i in dense:
-                ax.plot(np.maximum(history.steps[f"grad_norm.{i}"], 1e-30), lw=0.8,
+                norms = history.steps[f"grad_norm.{i}"]
+                ax.plot(range(1, len(norms) + 1), np.maximum(norms, 1e-30), lw=0.8,
                         label=f"layer {i}")
             ax.set_yscale("log")
             ax.set_xlabel("step")
             ax.set_title(f"gradient norm per layer: {name}")
-            ax.legend(fontsize="x-small", ncol=2)
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))  # beside
         os.makedirs(args.out, exist_ok=True)
         print("figure:", plotting.save(fig, os.path.join(args.out, "04_challenges.png")))
     else:

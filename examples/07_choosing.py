@@ -75,6 +75,7 @@ def main(argv=None):
         axes[0, 1].set_title("held-out accuracy")
         for ax in axes[0, :2]:
             ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
             ax.legend(fontsize="small")
         ax = axes[0, 2]
         ax.bar(range(len(results)), [r["state_bytes"] / 1024 for r in results.values()])

@@ -153,8 +153,10 @@ def main(argv=None):
                               title="two minima: the start decides (SGD)")
         for ax, net in zip(axes[0], ("tanh", "ReLU")):
             for name in INITS:
-                stds = np.maximum(stats[(net, name)][0], 1e-30)
-                ax.semilogy(range(1, 11), stds, "o-", ms=3, label=name)
+                stds = np.asarray(stats[(net, name)][0])
+                if not stds.any():  # (a log axis cannot show 0)
+                    name += ": std 0 (off the log scale)"
+                ax.semilogy(range(1, 11), np.maximum(stds, 1e-30), "o-", ms=3, label=name)
             ax.set_ylim(1e-12, 1e12)
             ax.set_xlabel("layer")
             ax.set_title(f"std of the activations, {net}")

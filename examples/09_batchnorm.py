@@ -221,6 +221,7 @@ def main(argv=None):
             axes[0, 0].plot(range(1, epochs + 1), h["loss"], "o-", ms=3, label=name)
         axes[0, 0].set_yscale("log")
         axes[0, 0].set_xlabel("epoch")
+        axes[0, 0].xaxis.get_major_locator().set_params(integer=True)  # whole epochs
         axes[0, 0].set_title("training loss")
         axes[0, 0].legend(fontsize="x-small")
         ax = axes[0, 1]
@@ -233,10 +234,10 @@ def main(argv=None):
         sizes = list(modes)
         ax.bar([str(b) for b in sizes], [modes[b][0] for b in sizes], label="training mode")
         ax.axhline(eval_acc, color="k", ls="--", label="evaluation mode")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.2)  # (room above the bars for the legend)
         ax.set_xlabel("batch size")
         ax.set_title("held-out accuracy, batch vs running statistics")
-        ax.legend(fontsize="small", loc="lower right")
+        ax.legend(fontsize="small", loc="upper left", ncol=2)
         ax = axes[0, 3]
         rates = list(standardised)
         positions = np.arange(len(rates))
