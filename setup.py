@@ -84,6 +84,8 @@ class BuildKernels(build_ext):
                 opt += ["-msse2", "-mfpmath=sse"]
             if NATIVE:
                 opt.append("-march=native")
+                for ext in self.extensions:  # (nnc.show_config says so)
+                    ext.define_macros.append(("NNC_NATIVE_BUILD", "1"))
         omp_compile, omp_link = [], []
         if compiler_has_openmp(self.compiler):
             omp_compile, omp_link = openmp_flags(ctype)
@@ -112,8 +114,7 @@ def kernel_extensions():
             "nnc._kernels." + os.path.splitext(os.path.basename(path))[0],
             [path],
             include_dirs=[KERNEL_DIR],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
-            + ([("NNC_NATIVE_BUILD", "1")] if NATIVE else []),  # (shown by nnc.show_config)
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for path in sorted(glob(os.path.join(KERNEL_DIR, "*.pyx")))
         if IS_X86 or not path.endswith(AVX2_SUFFIX + ".pyx")

@@ -353,7 +353,9 @@ def write_results(result, folder):
         f.write(markdown_table(result) + "\n")
     from nnc import plotting
 
-    if not plotting.available():
+    try:
+        plotting.require_matplotlib()
+    except ImportError:  # (the chart is optional: the JSON and the table are written)
         return paths
     rows = result["rows"]
     names = [c for c in CONTENDERS if any(c in r["seconds"] for r in rows)]

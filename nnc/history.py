@@ -34,6 +34,18 @@ class History:
         self.diagnostics = {}
         self.meta = {}
 
+    @property
+    def meta(self):
+        """What the run was (layer names, optimizer, input scale, epoch ends):
+        a dict of JSON values (a History pickled before it existed: empty)."""
+        return self.__dict__.setdefault("meta", {})
+
+    @meta.setter
+    def meta(self, value):
+        if not isinstance(value, dict):  # (nnc reads it while training and plotting)
+            raise TypeError(f"history.meta must be a dict, got {type(value).__name__}")
+        self.__dict__["meta"] = value
+
     def record_epoch(self, **values):
         """Append one epoch's metrics. The Trainer's metrics (``EPOCH_METRICS``)
         keep one entry per epoch: one an epoch lacks (``val_loss`` in a

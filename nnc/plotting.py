@@ -9,6 +9,7 @@ writes it to ``path`` when one is given.
 """
 import importlib.util
 import math
+import numbers
 import os
 
 import numpy as np
@@ -102,10 +103,13 @@ def _epoch_ends(history, n_steps, n_epochs):
     """The step number at the end of each epoch: as the Trainer recorded it
     (``meta["epoch_ends"]``: epochs differ in length when the batch size
     changed or a stop cut one short), else an even split of the steps."""
-    recorded = getattr(history, "meta", {}).get("epoch_ends")
+    meta = getattr(history, "meta", None)
+    recorded = meta.get("epoch_ends") if isinstance(meta, dict) else None
     if (isinstance(recorded, list) and len(recorded) == n_epochs
-            and all(isinstance(s, int) and 0 < s <= n_steps for s in recorded)):
-        return recorded
+            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                    and 0 < s <= n_steps for s in recorded)
+            and all(a <= b for a, b in zip(recorded, recorded[1:]))):
+        return [int(s) for s in recorded]
     return [round((e + 1) * n_steps / n_epochs) for e in range(n_epochs)]
 
 
@@ -124,7 +128,7 @@ def _first_nonfinite(values):
 def _step_axis(ax, n_steps):
     """Every step panel spans the same steps, in whole steps."""
     ax.set_xlabel("step")
-    if n_steps:
+    if n_steps:  # (None: the panel's own range)
         ax.set_xlim(0.5, n_steps + 0.5)
     _whole_numbers(ax)
 
@@ -185,6 +189,9 @@ def plot_history(history, path=None):
     for ax in flat[len(panels):]:
         ax.set_visible(False)
     x_steps = np.arange(1, n_steps + 1)
+    # diagnostics count the trainer's steps: the same axis as the history's
+    # unless the History was replaced after some training (then their own)
+    diag_steps = n_steps if max(diag.get("step") or [0]) <= n_steps else None
     for ax, panel in zip(flat, panels):
         if panel == "loss":
             if n_steps:
@@ -209,10 +216,11 @@ def plot_history(history, path=None):
             _step_axis(ax, n_steps)
             _legend(ax, fontsize="small")
         elif panel == "accuracy":
-            for name, style in (("accuracy", "o-"), ("val_accuracy", "s-")):
+            for name, style, label in (("accuracy", "o-", "train (epoch mean)"),
+                                       ("val_accuracy", "s-", "validation")):
                 if name in epochs:
                     ax.plot(range(1, len(epochs[name]) + 1), epochs[name], style, ms=3,
-                            label=name.replace("_", " "))
+                            label=label)
             ax.set_title("accuracy")
             ax.set_xlabel("epoch")
             _whole_numbers(ax)
@@ -242,7 +250,7 @@ def plot_history(history, path=None):
                 if means is not None:
                     ax.plot(x[:len(means)], means, lw=0.8, ls="--", color=line.get_color())
             ax.set_title("activations: std (solid), mean (dashed)")
-            _step_axis(ax, n_steps)
+            _step_axis(ax, diag_steps)
             _legend(ax, fontsize="x-small", ncol=2)
         elif panel == "update_ratio":
             x = diag["step"]
@@ -251,7 +259,7 @@ def plot_history(history, path=None):
             ax.axhline(1e-3, color="0.6", ls=":", lw=1, label="1e-3 (rule of thumb)")
             ax.set_yscale("log")
             ax.set_title("update / weight ratio ||dw|| / ||w||")
-            _step_axis(ax, n_steps)
+            _step_axis(ax, diag_steps)
             _legend(ax, fontsize="x-small")
         elif panel == "dead":
             x = diag["step"]
@@ -259,34 +267,41 @@ def plot_history(history, path=None):
                 ax.plot(x[:len(values)], values, lw=1, label=_layer_label(history, i))
             ax.set_ylim(-0.02, 1.02)
             ax.set_title("dead ReLU units (fraction)")
-            _step_axis(ax, n_steps)
+            _step_axis(ax, diag_steps)
             _legend(ax, fontsize="x-small")
     if path is not None:
         _write(fig, path)  # (checked before drawing)
     return fig
 
 
-#: a path is drawn until it goes this many view widths beyond the view
+#: a path that goes this many view widths beyond the view, never to return, is cut there
 FAR_OUTSIDE = 3.0
+#: legend entries per column beside a plot_paths panel
+LEGEND_ROWS = 18
 
 
 def _path_in_view(p, box):
-    """The part of path ``p`` to draw, and a note for its label: up to its
-    first non-finite point or its first point far outside ``box`` (a
-    diverging path would otherwise cover the panel with lines to infinity)."""
+    """The part of path ``p`` to draw, and a note for its label. A path that
+    goes far outside ``box`` (``FAR_OUTSIDE`` view widths) and never comes
+    back is drawn up to there: a diverging path would otherwise cover the
+    panel with lines towards infinity. NaN/inf points draw nothing."""
     xmin, xmax, ymin, ymax = box
     dx, dy = xmax - xmin, ymax - ymin
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(p).all(axis=1)
-        far = ((p[:, 0] < xmin - FAR_OUTSIDE * dx) | (p[:, 0] > xmax + FAR_OUTSIDE * dx)
-               | (p[:, 1] < ymin - FAR_OUTSIDE * dy) | (p[:, 1] > ymax + FAR_OUTSIDE * dy))
-        outside = ((p[:, 0] < xmin) | (p[:, 0] > xmax) | (p[:, 1] < ymin) | (p[:, 1] > ymax))
-    stop = np.flatnonzero(~finite | far)
-    leaves = np.flatnonzero(outside & finite)
+        near = (finite & (p[:, 0] >= xmin - FAR_OUTSIDE * dx) & (p[:, 0] <= xmax + FAR_OUTSIDE * dx)
+                & (p[:, 1] >= ymin - FAR_OUTSIDE * dy) & (p[:, 1] <= ymax + FAR_OUTSIDE * dy))
+        inside = finite & (p[:, 0] >= xmin) & (p[:, 0] <= xmax) & (p[:, 1] >= ymin) & (p[:, 1] <= ymax)
+    end = len(p)
+    if near.any():
+        last_near = np.flatnonzero(near)[-1]
+        gone = np.flatnonzero(~near[last_near:])  # (far or non-finite) for good from here
+        if gone.size:
+            end = last_near + gone[0]
+    leaves = np.flatnonzero(inside[:-1] & ~inside[1:]) + 1  # inside, then outside
     note = f" (leaves the view at step {leaves[0]})" if leaves.size else ""
     if not finite.all():
         note += f" (NaN/inf from step {np.flatnonzero(~finite)[0]})"
-    end = max(int(stop[0]), 1) if stop.size else len(p)
     return p[:end], note
 
 
@@ -302,7 +317,13 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
 
     ``paths`` maps a label to an array of shape (steps + 1, 2); the view is
     the surface's box unless ``xlim``/``ylim`` are given. Draws into ``ax``
-    when given (its figure is returned), else into a new figure."""
+    when given (its figure is returned), else into a new figure (with more
+    than 6 paths, wide enough for the legend beside the panel).
+
+    Each path starts at a dot and ends at a cross; the minima are stars on
+    top. A path's label says when it leaves the view and when it turns
+    NaN/inf; one that goes ``FAR_OUTSIDE`` view widths out and never comes
+    back is drawn only up to there."""
     if not isinstance(paths, dict) or not paths:
         raise TypeError("paths must be a non-empty dict {label: array of shape (steps + 1, 2)}")
     from nnc.playground import check_path, get_surface
@@ -314,7 +335,10 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     x0, x1 = _check_limits(xlim, "xlim") if xlim is not None else surface.xlim
     y0, y1 = _check_limits(ylim, "ylim") if ylim is not None else surface.ylim
     if ax is None:
-        fig, axes = new_figure(1, 1, figsize=(9.6 if len(checked) > 6 else 6.4, 4.8))
+        # more than 6 paths: a figure wide enough for their legend beside the panel
+        beside = len(checked) > 6
+        columns = math.ceil(len(checked) / LEGEND_ROWS)
+        fig, axes = new_figure(1, 1, figsize=(6.4 + 3.2 * columns * beside, 4.8))
         ax = axes[0, 0]
     else:
         require_matplotlib()
@@ -324,6 +348,7 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
             raise TypeError(f"ax must be a matplotlib Axes (or None for a new figure), "
                             f"got {ax!r:.80}")
         fig = ax.figure
+        beside = False  # (the caller's figure has no room made for it)
     gx, gy = np.meshgrid(np.linspace(x0, x1, 241), np.linspace(y0, y1, 241))
     with np.errstate(over="ignore", invalid="ignore"):
         z = np.asarray(surface.value(gx, gy), dtype=np.float64)
@@ -333,17 +358,20 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     ax.contour(gx, gy, z, levels=levels, cmap="viridis", linewidths=0.6)
     # more paths than the default colour cycle has colours: spread them over a colormap
     # (not viridis: that is the contours')
-    colours = ([None] * len(checked) if len(checked) <= 10 else
-               [_colormap("tab20")(k % 20) for k in range(len(checked))] if len(checked) <= 20 else
-               [_colormap("turbo")(k / (len(checked) - 1)) for k in range(len(checked))])
+    # (tab20's ten dark hues first, then their light pairs; turbo without its near-black end)
+    n = len(checked)
+    colours = ([None] * n if n <= 10 else
+               [_colormap("tab20")((2 * k) % 20 + (2 * k) // 20) for k in range(n)] if n <= 20
+               else [_colormap("turbo")(0.1 + 0.85 * k / (n - 1)) for k in range(n)])
     box = (min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1))
     for (label, p), colour in zip(checked.items(), colours):
         shown, note = _path_in_view(p, box)
         line, = ax.plot(shown[:, 0], shown[:, 1], "-", lw=1.2, marker=".", ms=3, color=colour,
                         label=label + note)
         ax.plot(*p[0], "o", color=line.get_color(), ms=5)  # start
-        ax.plot(*shown[-1], "X", color=line.get_color(), ms=7, mec="w", mew=0.6,
-                zorder=4)  # where it ends (or leaves the view)
+        drawn = shown[np.isfinite(shown).all(axis=1)]
+        if len(drawn):  # where it ends (or is cut)
+            ax.plot(*drawn[-1], "X", color=line.get_color(), ms=7, mec="w", mew=0.6, zorder=4)
     for m in surface.minima:  # last: on top of the paths that reach it
         ax.plot(*m, marker="*", color="k", ms=14, mec="w", mew=0.5, ls="none", zorder=5)
     ax.set_xlim(x0, x1)
@@ -351,8 +379,9 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title if title is not None else surface.name)
-    if len(checked) > 6:  # a long legend beside the panel: inside it would cover the minimum
-        _legend(ax, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    if beside:  # a long legend beside the panel: inside it would cover the paths and minima
+        _legend(ax, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1),
+                ncol=math.ceil(len(checked) / LEGEND_ROWS))
     else:
         _legend(ax, fontsize="small")
     if path is not None:

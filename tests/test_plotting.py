@@ -239,3 +239,57 @@ def test_plot_paths_gives_every_path_its_own_colour(mpl):
     colours = {line.get_label(): line.get_color() for line in ax.get_lines()
                if line.get_label() in paths}
     assert len(colours) == 12 and len({tuple(mpl.colors.to_rgba(c)) for c in colours.values()}) == 12
+
+
+def test_a_zoomed_view_draws_the_path_that_enters_it(mpl):
+    """Only a path that goes far out and never comes back is cut; a start far
+    outside a zoomed view is no reason to drop the path."""
+    surface = playground.ravine()
+    path = playground.run(nnc.SGD(0.019), surface, steps=300)  # from (-4, 1) to the minimum
+    ax = playground.plot_paths({"sgd": path}, surface, xlim=(-0.5, 0.5), ylim=(-0.5, 0.5)).axes[0]
+    line = next(line for line in ax.get_lines() if line.get_label().startswith("sgd"))
+    assert len(line.get_xdata()) == 301 and line.get_label() == "sgd"  # it never leaves the view
+    with_nan_start = np.array([[np.nan, 1.0], [0.0, 0.0], [1.0, 1.0]])
+    ax = playground.plot_paths({"p": with_nan_start}, surface).axes[0]
+    line = next(line for line in ax.get_lines() if line.get_label().startswith("p"))
+    assert len(line.get_xdata()) == 3 and "NaN/inf from step 0" in line.get_label()
+
+
+def test_the_legend_of_many_paths_fits_beside_a_new_figure_and_stays_inside_a_given_ax(mpl):
+    surface = playground.ravine()
+    paths = {f"lr {k}": playground.run(nnc.SGD(0.001 * (k + 1)), surface, steps=3)
+             for k in range(25)}
+    fig = playground.plot_paths(paths, surface)
+    legend = fig.axes[0].get_legend()
+    assert legend._ncols == 2 if hasattr(legend, "_ncols") else legend._ncol == 2
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.y0 >= 0 and box.x1 <= fig.bbox.width  # nothing cut off
+    fig2, axes = plotting.new_figure(1, 1)
+    playground.plot_paths(dict(list(paths.items())[:8]), surface, ax=axes[0, 0])
+    fig2.canvas.draw()
+    assert axes[0, 0].get_legend().get_window_extent().x1 <= fig2.bbox.width
+
+
+def test_the_plots_read_a_history_whose_meta_or_step_count_differ(mpl):
+    X, y = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32), np.arange(64) % 3
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 8), nnc.ReLU(), nnc.Dense(8, 3), seed=0),
+                          batch_size=16, diagnostics=1)
+    trainer.fit(X, y, epochs=2, verbose=False)
+    trainer.history = nnc.History()  # diagnostics count the trainer's steps: 9..12 now
+    history = trainer.fit(X, y, epochs=1, verbose=False)
+    assert history.diagnostics["step"] == [9, 10, 11, 12]
+    for ax in history.plot().axes:
+        if ax.get_title().startswith(("activations", "update", "dead")):
+            low, high = ax.get_xlim()
+            assert low <= 9 and high >= 12, ax.get_title()
+    with pytest.raises(TypeError, match="history.meta must be a dict, got NoneType"):
+        history.meta = None  # (fit, the diagnostics and the plots read it)
+    del history.__dict__["meta"]  # a History pickled before meta existed: an empty one
+    trainer.fit(X, y, epochs=1, verbose=False)
+    assert history.meta["epoch_ends"] == [None, 8] and history.plot().axes
+    for ends in ([True, 8], [8, 4], [4.0, 8.0]):  # not step counts: an even split instead
+        history.meta = {"epoch_ends": ends}
+        assert plotting._epoch_ends(history, 8, 2) == [4, 8]
+    history.meta = {"epoch_ends": [np.int64(3), np.int64(8)]}
+    assert plotting._epoch_ends(history, 8, 2) == [3, 8]
