@@ -278,8 +278,8 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
         value = float(value)
     except OverflowError:  # an int beyond the float range
         raise ValueError(f"{name} must be finite, got {int_text(int(value))}") from None
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
+    lo = "(" if low_open or low is None else "["  # (infinite ends are never included)
+    hi = ")" if high_open or high is None else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")

@@ -825,7 +825,7 @@ def test_bad_load(case, tmp_path):
 # --- hypothesis: arbitrary arrays are accepted with the same result, or refused ---
 
 try:
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, example, given, settings
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 except ImportError:  # hypothesis is a test extra; the tables above run without it
@@ -883,7 +883,8 @@ if given is not None:
 
 
     HYPER = {  # constructor, argument, valid range (low, high, low_open, high_open)
-        "SGD.lr": (lambda v: nnc.SGD(lr=v), "lr", (0, INF, True, False)),
+        # lr 0 is a rate (PyTorch takes it too; schedules reach it)
+        "SGD.lr": (lambda v: nnc.SGD(lr=v), "lr", (0, INF, False, False)),
         "SGD.momentum": (lambda v: nnc.SGD(0.1, momentum=v), "momentum", (0, 1, False, True)),
         "RMSprop.rho": (lambda v: nnc.RMSprop(rho=v), "rho", (0, 1, False, True)),
         "Adam.beta2": (lambda v: nnc.Adam(beta2=v), "beta2", (0, 1, False, True)),
@@ -896,6 +897,11 @@ if given is not None:
 
 
     @QUICK
+    @example(name="SGD.lr", value=0)  # the ends, whatever examples hypothesis draws
+    @example(name="SGD.lr", value=-1e-300)
+    @example(name="Adam.eps", value=0.0)
+    @example(name="SGD.momentum", value=1)
+    @example(name="Dropout.p", value=0)
     @given(name=st.sampled_from(sorted(HYPER)),
            value=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                            st.integers(-10, 10), st.just("0.5"), st.none()))

@@ -46,6 +46,19 @@ def close(actual, expected, dtype, reduction=1):
                                atol=tol["atol"] * max(1.0, np.sqrt(reduction)))
 
 
+def products_close(actual, expected, dtype, magnitude, terms):
+    """A sum of ``terms`` products, as BLAS computes it: the rounding error
+    depends on the order of the additions (the BLAS build's code path for
+    this CPU), and grows with sqrt(terms) times the size of the products,
+    ``magnitude`` = |alpha| |A| @ |B| + |beta| |C| (not with the result,
+    which cancellation can make small). The bound allows 4x that."""
+    eps = np.finfo(dtype).eps
+    bound = 4 * eps * np.sqrt(terms) * magnitude + np.finfo(dtype).tiny
+    error = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
+    assert (error <= bound).all(), f"max error {error.max():.3g}, bound there " \
+        f"{bound.flat[np.argmax(error - bound)]:.3g}"
+
+
 def randn(rng, shape, dtype, scale=1.0):
     return (scale * rng.standard_normal(shape)).astype(dtype)
 
@@ -92,12 +105,13 @@ def test_gemm_matches_reference(cyb, npb, dtype, rng, mnk, trans_a, trans_b, alp
     out_cy, out_np = c0.copy(), c0.copy()
     cyb.gemm(a, b, out_cy, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
     npb.gemm(a, b, out_np, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
-    close(out_cy, out_np, dtype, reduction=k)
-    # and against the formula in float64
     a64 = a.astype(np.float64).T if trans_a else a.astype(np.float64)
     b64 = b.astype(np.float64).T if trans_b else b.astype(np.float64)
+    magnitude = abs(alpha) * np.abs(a64) @ np.abs(b64) + abs(beta) * np.abs(c0)
+    products_close(out_cy, out_np, dtype, 2 * magnitude, k)  # (two roundings apart)
+    # and against the formula in float64
     exact = alpha * a64 @ b64 + beta * c0.astype(np.float64)
-    close(out_cy, exact, dtype, reduction=k * 10)
+    products_close(out_cy, exact, dtype, magnitude, k)
 
 
 @pytest.mark.parametrize("name", ["cython", "numpy"])
@@ -178,11 +192,13 @@ def test_dense_forward(cyb, npb, dtype, rng, n, f_in, f_out, bias):
     out_np = np.empty((n, f_out), dtype)
     cyb.dense_forward(x, w, b, out_cy)
     npb.dense_forward(x, w, b, out_np)
-    close(out_cy, out_np, dtype, reduction=f_in)
-    exact = x.astype(np.float64) @ w.astype(np.float64)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    magnitude = np.abs(x64) @ np.abs(w64) + (np.abs(b) if bias else 0)
+    products_close(out_cy, out_np, dtype, 2 * magnitude, f_in + 1)
+    exact = x64 @ w64
     if bias:
         exact = exact + b
-    close(out_cy, exact, dtype, reduction=10 * f_in)
+    products_close(out_cy, exact, dtype, magnitude, f_in + 1)
 
 
 DENSE_BACKWARD_SHAPES = DENSE_SHAPES[:-1] + [
@@ -207,15 +223,17 @@ def test_dense_backward(cyb, npb, dtype, rng, n, f_in, f_out, with_db, with_dx):
         be.dense_backward(x, w, dy, dw, db, dx)
         results[be.name] = (dw, db, dx)
     (dw_c, db_c, dx_c), (dw_n, db_n, dx_n) = results["cython"], results["numpy"]
-    close(dw_c, dw_n, dtype, reduction=n)
-    close(dw_c, x.astype(np.float64).T @ dy.astype(np.float64), dtype, reduction=10 * n)
+    x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64)
+    magnitude = np.abs(x64).T @ np.abs(dy64)
+    products_close(dw_c, dw_n, dtype, 2 * magnitude, n)
+    products_close(dw_c, x64.T @ dy64, dtype, magnitude, n)
     if with_db:
         close(db_c, db_n, dtype, reduction=n)
         close(db_c, dy.astype(np.float64).sum(axis=0), dtype, reduction=10 * n)
     if with_dx:
-        close(dx_c, dx_n, dtype, reduction=f_out)
-        close(dx_c, dy.astype(np.float64) @ w.astype(np.float64).T, dtype,
-              reduction=10 * f_out)
+        magnitude = np.abs(dy64) @ np.abs(w64).T
+        products_close(dx_c, dx_n, dtype, 2 * magnitude, f_out)
+        products_close(dx_c, dy64 @ w64.T, dtype, magnitude, f_out)
 
 
 def test_dense_backward_empty_batch_gives_zero_gradients(cyb, dtype):

@@ -57,7 +57,7 @@ def test_a_schedule_takes_numpy_integer_steps(schedule):
 @pytest.mark.parametrize("after, error, match", [
     (lambda t: "x", TypeError, r"after\(\d+\) must be a real number, got 'x'"),
     (lambda t: None, TypeError, r"after\(\d+\) must be a real number, got None"),
-    (lambda t: -0.1, ValueError, r"after\(\d+\) must lie in \[0, inf\], got -0.1"),
+    (lambda t: -0.1, ValueError, r"after\(\d+\) must lie in \[0, inf\), got -0.1"),
     (lambda t: float("nan"), ValueError, r"after\(\d+\) must be finite"),
 ])
 @pytest.mark.parametrize("t", [2, 7])  # during the warm-up and after it

@@ -354,7 +354,7 @@ def test_fit_stops_once_the_training_loss_stops_improving():
     best = int(np.argmin(clf.loss_curve_))
     assert clf.trainer_.history.epochs["loss"][best] == min(clf.loss_curve_)
     assert small(epochs=7, tol=None).fit(X, y).n_iter_ == 7
-    with pytest.raises(ValueError, match=r"tol must lie in \[0, inf\], got -1.0"):
+    with pytest.raises(ValueError, match=r"tol must lie in \[0, inf\), got -1.0"):
         small(tol=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="n_iter_no_change must be >= 1"):
         small(n_iter_no_change=0).fit(X, y)
