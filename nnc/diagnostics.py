@@ -269,10 +269,9 @@ class Diagnostics(Callback):
             history.diagnostics.setdefault(name, [math.nan] * measured)
         # what on_before_update records (update_ratio comes at on_step_end)
         self._measured = [name for name in names if not name.startswith("update_ratio.")]
-        if isinstance(getattr(history, "meta", None), dict):  # (None when set so by hand)
-            history.meta.setdefault("layers", [type(layer).__name__ for layer in model.layers])
-            history.meta.setdefault("optimizer", repr(trainer.optimizer))
-            history.meta["diagnostics_every"] = self.every
+        history.meta.setdefault("layers", [type(layer).__name__ for layer in model.layers])
+        history.meta.setdefault("optimizer", repr(trainer.optimizer))
+        history.meta["diagnostics_every"] = self.every
 
     def on_train_begin(self, trainer):
         self._bind(trainer)

@@ -306,6 +306,7 @@ def _path_in_view(p, box):
 
 
 def _colormap(name):
+    """matplotlib's colormap ``name``."""
     require_matplotlib()
     import matplotlib
 
@@ -356,9 +357,8 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     # levels evenly spaced in rank, so flat floors and steep walls both show
     levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30) ** 2)) if finite.size else 10
     ax.contour(gx, gy, z, levels=levels, cmap="viridis", linewidths=0.6)
-    # more paths than the default colour cycle has colours: spread them over a colormap
-    # (not viridis: that is the contours')
-    # (tab20's ten dark hues first, then their light pairs; turbo without its near-black end)
+    # more paths than the colour cycle's 10 colours: tab20's dark hues, then their
+    # light pairs; past 20, turbo without its near-black end (never the contours' viridis)
     n = len(checked)
     colours = ([None] * n if n <= 10 else
                [_colormap("tab20")((2 * k) % 20 + (2 * k) // 20) for k in range(n)] if n <= 20

@@ -337,8 +337,6 @@ class Trainer:
         length when the batch size changes or a stop cuts one short). None
         for epochs of a History recorded before nnc kept it."""
         history = self.history
-        if not isinstance(getattr(history, "meta", None), dict):  # (a History made by hand)
-            return
         ends = history.meta.get("epoch_ends")
         done = len(history.epochs["loss"]) - 1
         if not isinstance(ends, list) or len(ends) != done:
