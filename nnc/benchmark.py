@@ -33,6 +33,8 @@ def median_seconds(f, repeats=7, inner=None):
     one warm-up call."""
     from nnc._validation import check_int
 
+    if not callable(f):
+        raise TypeError(f"f must be a function to time (called with no arguments), got {f!r:.60}")
     repeats = check_int(repeats, "repeats", low=1)
     inner = None if inner is None else check_int(inner, "inner", low=1)
     f()
@@ -218,6 +220,12 @@ def _check_contender(name, argument):
     return name
 
 
+#: the input width of make_mnist_like's data
+MNIST_FEATURES = 784
+#: the most weights a benchmark model may have (2^27: 0.5 GB in float32 per copy)
+MAX_WEIGHTS = 2 ** 27
+
+
 def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 512),
               batchnorm=(False, True), threads=(1, 2), repeats=3, contenders=CONTENDERS,
               tiny_steps=2000, progress=True):
@@ -238,13 +246,20 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
     if len(sizes) < 2:
         raise ValueError(f"sizes must give the input width and at least one layer width, e.g. "
                          f"(784, 256, 10), got {sizes}")
+    if sizes[0] != MNIST_FEATURES:
+        raise ValueError(f"sizes[0] is the input width, which the MNIST-shaped data fixes at "
+                         f"{MNIST_FEATURES}, got {sizes[0]}")
+    sizes = list(sizes)
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if weights > MAX_WEIGHTS:
+        raise ValueError(f"sizes {sizes} make {weights} weights, more than the {MAX_WEIGHTS} a "
+                         "benchmark run holds (each contender keeps its own copies)")
+    progress = check_bool(progress, "progress")
     n_samples = check_int(n_samples, "n_samples", low=1)
     if max(batch_sizes) > n_samples:
         raise ValueError(f"batch_sizes: {max(batch_sizes)} is larger than the "
                          f"{n_samples} samples")
     X, y = make_mnist_like(n_samples, seed=0)
-    sizes = list(sizes)
-    sizes[0] = X.shape[1]
     configs = [(b, bn, t) for t in threads for bn in batchnorm for b in batch_sizes]
     rows = []
     before = nnc.get_num_threads()

@@ -98,6 +98,9 @@ def _may_add_metrics(callback):
             and type(callback).on_epoch_end is not Callback.on_epoch_end)
 
 
+#: the longest file name most file systems take (bytes)
+NAME_MAX = 255
+
 #: Keras' metric names before 2.3, and nnc's (Keras') names now
 KERAS_OLD_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
 
@@ -334,10 +337,15 @@ class ModelCheckpoint(Callback):
 
     def _filled_in(self, epoch, logs):
         try:
-            return self.path.format(epoch=epoch, **logs)
-        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+            path = self.path.format(epoch=epoch, **logs)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError, MemoryError,
+                OverflowError) as exc:  # (MemoryError: a width such as {epoch:99999999999})
             raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled in from "
                              f"epoch and {sorted(logs)}: {exc!r}") from None
+        if len(os.path.basename(path).encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} gives a file name longer "
+                             f"than {NAME_MAX} bytes ({path[:60]!r}...)")
+        return path
 
 
 class ReduceLROnPlateau(Callback):

@@ -99,7 +99,7 @@ import numpy as np
 
 from nnc._validation import check_int, int_setting
 from nnc.callbacks import Callback
-from nnc.history import per_layer_records
+from nnc.history import History, per_layer_records
 from nnc.layers import BatchNorm, Dense, ReLU
 
 #: share of the steps averaged for the "first" and "last" loss windows
@@ -769,8 +769,9 @@ def _check_progress(history, verdicts):
 def diagnose(history):
     """The problems visible in a History, as a list of ``Verdict``s
     (empty for a healthy run). Thresholds: the module's constants."""
-    if not hasattr(history, "steps"):
+    if not isinstance(history, History):
         raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
+    history = history.check_readable("diagnosed")  # (a checked copy: numbers where nnc reads)
     verdicts = []
     with np.errstate(all="ignore"):  # (means of huge losses may overflow: inf is the answer)
         _diagnose(history, verdicts)
@@ -791,7 +792,8 @@ def _diagnose(history, verdicts):
 
 def report(history):
     """A short plain-text verdict with its evidence."""
-    verdicts = diagnose(history)
+    verdicts = diagnose(history)  # (checks the history)
+    history = history.check_readable("diagnosed")
     losses = history.steps.get("loss", [])
     n_epochs = len(history.epochs.get("loss", []))
     if not losses:
@@ -818,20 +820,19 @@ def diagnose_command(path, plot=None, out=None):
     """``python -m nnc diagnose RUN.json [--plot PNG]``: print the report of a
     History saved with ``history.save(path)``. Returns the exit status: 0 for
     a healthy run, 1 when problems were found."""
-    from nnc.history import History
-
-    from nnc.plotting import check_figure_path
+    from nnc.plotting import check_figure_path, check_plottable
 
     out = sys.stdout if out is None else out
     try:
         history = History.load(path)
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the run {path!r}: {exc}") from None
-    if plot:  # a plot that cannot be written fails before the report, not after
+    if plot:  # a plot that cannot be written or drawn fails before the report, not after
         try:
-            check_figure_path(plot, "--plot")
+            plot = check_figure_path(plot, "--plot")  # (with the .png a bare name gets)
         except ImportError as exc:
             raise ValueError(f"--plot: {exc}") from None
+        check_plottable(history)
     print(report(history), file=out)
     if plot:
         history.plot(path=plot)

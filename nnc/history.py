@@ -93,7 +93,7 @@ class History:
             if not isinstance(entries, dict):
                 raise ValueError(f"{part} must map names to lists, got {entries!r:.60}")
             for name, values in entries.items():
-                if not isinstance(values, (list, tuple, np.ndarray)):
+                if not isinstance(values, (list, tuple, np.ndarray)) or np.ndim(values) == 0:
                     raise ValueError(f"{part}[{name!r}] must be a list of values, "
                                      f"got {values!r:.60}")
                 # what nnc reads (diagnostics, report, callbacks); other
@@ -113,14 +113,15 @@ class History:
         history.meta = dict(meta)
         return history
 
-    def check_readable(self):
+    def check_readable(self, action="written"):
         """This History as ``load`` reads it back (a copy), or ValueError
         naming a record nnc reads (``loss``, ``grad_norm.0`` ...) that holds
-        something else than numbers: ``save`` and checkpoints refuse it first."""
+        something else than numbers: ``save`` and checkpoints refuse it
+        first, ``plot`` and ``report`` too (``action``: what cannot be done)."""
         try:
             return History.from_dict(self.to_dict())
-        except ValueError as exc:
-            raise ValueError(f"the history cannot be written as it is: {exc}") from None
+        except (TypeError, ValueError) as exc:  # (TypeError: a record that is no list)
+            raise ValueError(f"the history cannot be {action} as it is: {exc}") from None
 
     def save(self, path):
         """Write ``to_dict()`` as JSON (NaN and inf written as NaN, Infinity)."""

@@ -244,13 +244,21 @@ class Dense(Layer):
         shape = (self.in_features, self.out_features)
         name = self._init_name if self._init_name is not None else default_init
         try:
-            weights = np.asarray(init(shape, self.rng))
+            weights = init(shape, self.rng)
         except MemoryError:
             raise
         except Exception as exc:
             raise TypeError(f"init {name!r} failed ({type(exc).__name__}: {exc}); "
                             f"an initialiser is called as init(shape, rng) with a shape tuple "
                             f"and a numpy Generator, and returns an array of that shape") from None
+        if np.ma.is_masked(weights):  # (NumPy would take the values under the mask)
+            raise ValueError(f"init {name!r} returned an array with masked entries; it must "
+                             "return plain numbers")
+        try:
+            weights = np.asarray(np.ma.getdata(weights))
+        except (TypeError, ValueError):  # a ragged list ...
+            raise TypeError(f"init {name!r} returned {type(weights).__name__} that is not an "
+                            f"array of shape {shape}") from None
         if weights.shape != shape:
             raise ValueError(f"init returned shape {weights.shape}, expected {shape}")
         if weights.dtype.kind not in "fiu":

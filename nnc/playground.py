@@ -53,12 +53,22 @@ class Surface:
     """
 
     def __init__(self, name, value, gradient, minima, start, xlim, ylim, description=""):
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        for argument, function in (("value", value), ("gradient", gradient)):
+            if not callable(function):
+                raise TypeError(f"{argument} must be a function of (x, y), got {function!r:.60}")
         self.name = name
         self._value = value
         self._gradient = gradient
-        self.minima = tuple(np.array(m, dtype=np.float64) for m in minima)
-        self.start = np.array(start, dtype=np.float64)
-        self.xlim, self.ylim = tuple(xlim), tuple(ylim)
+        if isinstance(minima, (str, bytes)) or not hasattr(minima, "__iter__"):
+            raise TypeError(f"minima must be a list of points (x, y), got {minima!r:.60}")
+        self.minima = tuple(_two_numbers(m, "minima[*]", finite=True) for m in minima)
+        if not self.minima:
+            raise ValueError("minima must name at least one point (x, y)")
+        self.start = _two_numbers(start, "start", finite=True)
+        self.xlim = tuple(_two_numbers(xlim, "xlim", finite=True, distinct=True))
+        self.ylim = tuple(_two_numbers(ylim, "ylim", finite=True, distinct=True))
         self.description = description
 
     @property
@@ -77,8 +87,12 @@ class Surface:
         x, y = _point(w)
         out = np.empty(2, dtype=np.float64) if out is None else out
         # NumPy scalars: a diverging run overflows to inf (Python floats raise)
-        gx, gy = self._gradient(x, y)
-        out[0], out[1] = gx, gy
+        result = self._gradient(x, y)
+        try:
+            out[0], out[1] = result
+        except (TypeError, ValueError):
+            raise TypeError(f"the gradient of {self.name!r} must return two numbers "
+                            f"(dL/dx, dL/dy), got {result!r:.60}") from None
         return out
 
     def __call__(self, w):
@@ -91,6 +105,23 @@ class Surface:
 
     def __repr__(self):
         return f"Surface({self.name!r})"
+
+
+def _two_numbers(value, name, finite=False, distinct=False):
+    """A float64 2-vector (x, y) or (low, high)."""
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be two numbers, got {value!r:.60}") from None
+    if array.shape != (2,):
+        raise ValueError(f"{name} must be two numbers, got shape {array.shape}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite, got {value!r:.60}")
+    if distinct and array[0] == array[1]:
+        raise ValueError(f"{name} must be two different numbers, got {value!r:.60}")
+    return array
 
 
 def _point(w):
@@ -224,7 +255,8 @@ def run(optimizer, surface, start=None, steps=100, clip_norm=None, schedule=None
     if clip_norm is not None:
         clip_norm = check_float(clip_norm, "clip_norm", low=0, low_open=True)
     noise = check_float(noise, "noise", low=0)
-    rng = np.random.default_rng(check_seed(seed)) if noise else None
+    seed = check_seed(seed)
+    rng = np.random.default_rng(seed) if noise else None
     if schedule is not None and not callable(schedule):
         raise TypeError(f"schedule must be callable (t -> learning rate), got {schedule!r}")
     try:
@@ -254,7 +286,8 @@ def run(optimizer, surface, start=None, steps=100, clip_norm=None, schedule=None
                 norm = math.sqrt(kernels.segment_sum_of_squares(g, offsets, sum_squares))
                 if norm > clip_norm:
                     kernels.scale(g, clip_norm / norm)
-            optimizer.step(None if schedule is None else schedule(t))
+            optimizer.step(None if schedule is None else
+                           check_float(schedule(t), f"schedule({t})", low=0))
             path[t + 1] = w
     return path
 
@@ -262,11 +295,13 @@ def run(optimizer, surface, start=None, steps=100, clip_norm=None, schedule=None
 def losses(surface, path):
     """L along a path: an array of shape (len(path),)."""
     surface = get_surface(surface)
-    path = np.asarray(path, dtype=np.float64)
-    if path.ndim != 2 or path.shape[1] != 2:
-        raise ValueError(f"path must have shape (steps + 1, 2), got {path.shape}")
+    path = check_path(path)
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.asarray(surface.value(path[:, 0], path[:, 1]), dtype=np.float64)
+        values = np.asarray(surface.value(path[:, 0], path[:, 1]), dtype=np.float64)
+    if values.shape != (len(path),):
+        raise ValueError(f"the value function of {surface.name!r} must work on arrays: for "
+                         f"{len(path)} points it returned shape {values.shape}")
+    return values
 
 
 def check_path(path, name="path"):

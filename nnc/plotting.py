@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from nnc._validation import check_file_path, folder_problem
+from nnc._validation import check_file_path, check_int, folder_problem
 from nnc.history import per_layer_records
 
 
@@ -33,18 +33,42 @@ def require_matplotlib():
     return matplotlib
 
 
+#: the most panels one figure gets in each direction
+MAX_PANELS = 100
+
+
 def new_figure(nrows=1, ncols=1, figsize=None):
-    """(figure, 2-D array of axes) on an Agg canvas, without pyplot."""
+    """(figure, 2-D array of axes) on an Agg canvas, without pyplot;
+    ``figsize`` (width, height) in inches, 5 x 3.6 per panel by default."""
+    nrows = check_int(nrows, "nrows", low=1, high=MAX_PANELS)
+    ncols = check_int(ncols, "ncols", low=1, high=MAX_PANELS)
+    if figsize is None:
+        figsize = (5.0 * ncols, 3.6 * nrows)
+    else:
+        figsize = _check_figsize(figsize)
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if figsize is None:
-        figsize = (5.0 * ncols, 3.6 * nrows)
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
+
+
+def _check_figsize(figsize):
+    """(width, height) in inches, each in (0, 1000]."""
+    try:
+        if isinstance(figsize, (str, bytes)):
+            raise TypeError
+        width, height = (float(v) for v in figsize)
+    except (TypeError, ValueError):
+        raise TypeError(f"figsize must be a pair (width, height) in inches, got "
+                        f"{figsize!r:.80}") from None
+    if not (0 < width <= 1000 and 0 < height <= 1000):
+        raise ValueError(f"figsize must be a (width, height) in inches, each in (0, 1000], "
+                         f"got {figsize!r:.80}")
+    return width, height
 
 
 def check_figure_path(path, name="path"):
@@ -62,7 +86,9 @@ def check_figure_path(path, name="path"):
 
     extension = os.path.splitext(path)[1][1:].lower()
     formats = FigureCanvasBase.get_supported_filetypes()
-    if extension and extension not in formats:
+    if not extension:  # (matplotlib would write <path>.png: return the name it writes)
+        return check_figure_path(path + ".png", name)
+    if extension not in formats:
         raise ValueError(f"{name} {path!r}: matplotlib cannot write .{extension} files; use one "
                          f"of .{', .'.join(sorted(formats))} (e.g. .png)")
     return path
@@ -151,6 +177,38 @@ def _layer_label(history, i):
     return f"{i} {layers[i]}" if layers and i < len(layers) else f"layer {i}"
 
 
+def check_plottable(history):
+    """``history`` as ``plot_history`` draws it (a checked copy), or an error
+    naming the record that cannot be drawn: records nnc reads hold numbers,
+    and each curve has one value per step (per epoch, per measurement)
+    against the one it is drawn with."""
+    from nnc.history import History
+
+    if not isinstance(history, History):
+        raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
+    history = history.check_readable("plotted")
+    steps, epochs, diag = history.steps, history.epochs, history.diagnostics
+    drawn = {"steps": ["lr", "grad_norm"] + [f"grad_norm.{i}" for i, _ in
+                                               per_layer_records(steps, "grad_norm")],
+             "epochs": ["accuracy", "val_loss", "val_accuracy"]}
+    for part, records in (("steps", steps), ("epochs", epochs)):
+        n = len(records.get("loss", []))
+        for name in drawn[part]:  # against the loss; the Trainer keeps them in step
+            values = records.get(name)
+            if values is not None and len(values) != n:
+                raise ValueError(f"history.{part}[{name!r}] has {len(values)} entries but "
+                                 f"{part}['loss'] has {n}: one entry per "
+                                 f"{part[:-1]} is needed to plot it")
+    measured = len(diag.get("step", []))
+    for statistic in ("act_std", "act_mean", "update_ratio", "dead_fraction"):
+        for i, values in per_layer_records(diag, statistic):
+            if len(values) > measured:  # (fewer: a record that started later)
+                raise ValueError(f"history.diagnostics['{statistic}.{i}'] has {len(values)} "
+                                 f"entries but diagnostics['step'] {measured}: at most one per "
+                                 "measured step is needed to plot it")
+    return history
+
+
 def plot_history(history, path=None):
     """Learning curves of a History: training/validation loss and accuracy,
     the learning rate, the global and per-layer gradient norms (log scale)
@@ -158,20 +216,10 @@ def plot_history(history, path=None):
     ratios and dead ReLU fractions per layer over time."""
     if path is not None:
         path = check_figure_path(path)  # before any drawing
-    steps, epochs = history.steps, history.epochs
-    diag = getattr(history, "diagnostics", {}) or {}
+    history = check_plottable(history)
+    steps, epochs, diag = history.steps, history.epochs, history.diagnostics
     n_steps = len(steps.get("loss", []))
     n_epochs = len(epochs.get("loss", []))
-    drawn = {"steps": ["lr", "grad_norm"] + [f"grad_norm.{i}" for i, _ in
-                                               per_layer_records(steps, "grad_norm")],
-             "epochs": ["accuracy", "val_loss", "val_accuracy"]}
-    for part, records, n in (("steps", steps, n_steps), ("epochs", epochs, n_epochs)):
-        for name in drawn[part]:  # against the loss; the Trainer keeps them in step
-            values = records.get(name)
-            if values is not None and len(values) != n:
-                raise ValueError(f"history.{part}[{name!r}] has {len(values)} entries but "
-                                 f"{part}['loss'] has {n}: one entry per "
-                                 f"{part[:-1]} is needed to plot it")
     ends = _epoch_ends(history, n_steps, n_epochs) if n_epochs else []
     marker = "." if n_steps <= MARKED_STEPS else None
     panels = ["loss"]
@@ -353,6 +401,9 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     gx, gy = np.meshgrid(np.linspace(x0, x1, 241), np.linspace(y0, y1, 241))
     with np.errstate(over="ignore", invalid="ignore"):
         z = np.asarray(surface.value(gx, gy), dtype=np.float64)
+    if z.shape != gx.shape:
+        raise ValueError(f"the value function of {surface.name!r} must work on arrays: on a "
+                         f"{gx.shape} grid it returned shape {z.shape}")
     finite = z[np.isfinite(z)]
     # levels evenly spaced in rank, so flat floors and steep walls both show
     levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30) ** 2)) if finite.size else 10
@@ -367,7 +418,7 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     for (label, p), colour in zip(checked.items(), colours):
         shown, note = _path_in_view(p, box)
         line, = ax.plot(shown[:, 0], shown[:, 1], "-", lw=1.2, marker=".", ms=3, color=colour,
-                        label=label + note)
+                        label=f"{label}{note}")  # (labels may be learning rates, ...)
         ax.plot(*p[0], "o", color=line.get_color(), ms=5)  # start
         drawn = shown[np.isfinite(shown).all(axis=1)]
         if len(drawn):  # where it ends (or is cut)

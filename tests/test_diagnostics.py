@@ -392,11 +392,13 @@ def test_a_run_that_learns_fast_in_its_first_steps_is_not_called_a_spike():
 
 
 def test_dead_relus_from_a_large_step_are_not_called_saturation():
-    """A ReLU net killed by lr=2: the gradient stops at the dead units, and
-    the advice is the learning rate, not 'ReLU instead of sigmoid'."""
+    """A ReLU net killed by lr=5: the gradient stops at the dead units, and
+    the advice is the learning rate, not 'ReLU instead of sigmoid'. (At lr=2
+    a unit or two may come back now and then, depending on the order in
+    which the BLAS build for this CPU adds: no verdict on some CPUs.)"""
     X, y = nnc.datasets.load_digits()
     model = nnc.Sequential(nnc.Dense(64, 128), nnc.ReLU(), nnc.Dense(128, 10), seed=0)
-    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=2.0), diagnostics=True, nan_guard=False)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(lr=5.0), diagnostics=True, nan_guard=False)
     trainer.fit(X, y, epochs=10, verbose=False)
     verdicts = {v.kind: v for v in D.diagnose(trainer.history)}
     assert "dead_relu" in verdicts

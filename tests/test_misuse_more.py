@@ -1505,3 +1505,145 @@ def test_a_state_is_not_half_loaded_into_a_model_with_a_read_only_buffer(tmp_pat
             load()
         np.testing.assert_array_equal(fresh.model.flat_params, before)
         assert fresh.step_count == 0
+
+
+# --- side APIs: a fourth bad-input round (plots, playground, callbacks, benchmark) ----------
+
+def test_plot_paths_takes_any_label_and_figure_names_get_their_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from nnc import playground, plotting
+
+    paths = {0.01: playground.run(nnc.SGD(0.01), "ravine", steps=5),
+             ("adam", 2): playground.run(nnc.Adam(0.1), "ravine", steps=5)}
+    fig = playground.plot_paths(paths, "ravine", path=tmp_path / "paths")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "0.01" in labels and "('adam', 2)" in labels
+    assert (tmp_path / "paths.png").exists()  # what matplotlib writes for a bare name
+    assert plotting.save(fig, str(tmp_path / "again")) == str(tmp_path / "again.png")
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((True, 1), TypeError, "nrows must be an int"),
+    ((0, 1), ValueError, "nrows must be >= 1"),
+    ((1, 10 ** 6), ValueError, "ncols must be <= 100"),
+    ((1, 1, "ab"), TypeError, "figsize must be a pair"),
+    ((1, 1, (0, 3)), ValueError, r"figsize must be a \(width, height\)"),
+])
+def test_new_figure_names_its_bad_arguments(args, error, match):
+    pytest.importorskip("matplotlib")
+    from nnc import plotting
+
+    with pytest.raises(error, match=match):
+        plotting.new_figure(*args)
+
+
+def test_plots_and_reports_name_what_they_cannot_read():
+    pytest.importorskip("matplotlib")
+    from nnc import plotting
+
+    with pytest.raises(TypeError, match="history must be an nnc History, got NoneType"):
+        plotting.plot_history(None)
+    history = nnc.History.from_dict({"steps": {"loss": [1.0, 0.5], "lr": [0.1, 0.1],
+                                               "grad_norm": [1.0, 1.0]},
+                                     "diagnostics": {"step": [1], "act_std.0": [1.0, 2.0, 3.0]}})
+    with pytest.raises(ValueError, match=r"diagnostics\['act_std.0'\] has 3 entries but "
+                                         r"diagnostics\['step'\] 1"):
+        history.plot()
+    history = nnc.History()
+    history.steps.update(loss=[1.0], lr=[0.1], grad_norm=[1.0])
+    history.record_epoch(loss="x")  # (record_epoch takes what the Trainer gives it)
+    with pytest.raises(ValueError, match="cannot be plotted as it is: .*loss"):
+        history.plot()
+    with pytest.raises(ValueError, match="cannot be diagnosed as it is: .*loss"):
+        history.report()
+    with pytest.raises(ValueError, match="steps\\['lr'\\] must be a list"):
+        nnc.History.from_dict({"steps": {"loss": [1.0], "lr": np.array(0.1)}})
+
+
+def test_the_diagnose_command_checks_the_plot_before_the_report(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from nnc.cli import main as cli_main
+
+    bad = tmp_path / "run.json"
+    bad.write_text('{"steps": {"loss": [1.0, 0.5], "lr": [0.1, 0.1], "grad_norm": [1, 1]}, '
+                   '"diagnostics": {"step": [1], "act_std.0": [1, 2, 3]}}')
+    assert cli_main(["diagnose", str(bad), "--plot", str(tmp_path / "p")]) == 2
+    captured = capsys.readouterr()
+    assert "act_std.0" in captured.err and "nnc diagnosis" not in captured.out
+
+
+def test_a_surface_checks_its_parts_and_what_its_functions_return():
+    from nnc import playground
+
+    def value(x, y):
+        return x * x + y * y
+
+    def gradient(x, y):
+        return 2 * x, 2 * y
+
+    parts = dict(name="bowl", value=value, gradient=gradient, minima=[(0, 0)], start=(1, 1),
+                 xlim=(-2, 2), ylim=(-2, 2))
+    for change, error, match in [
+        (dict(minima=[]), ValueError, "minima must name at least one point"),
+        (dict(minima=[(0, 0, 0)]), ValueError, r"minima\[\*\] must be two numbers"),
+        (dict(start=(1, 1, 1)), ValueError, "start must be two numbers"),
+        (dict(xlim=(1,)), ValueError, "xlim must be two numbers"),
+        (dict(ylim=(1, 1)), ValueError, "ylim must be two different numbers"),
+        (dict(value=3), TypeError, "value must be a function"),
+    ]:
+        with pytest.raises(error, match=match):
+            playground.Surface(**{**parts, **change})
+    three = playground.Surface(**{**parts, "gradient": lambda x, y: (x, y, 0)})
+    with pytest.raises(TypeError, match="gradient of 'bowl' must return two numbers"):
+        playground.run(nnc.SGD(0.1), three, steps=2)
+    scalar = playground.Surface(**{**parts, "value": lambda x, y: 1.0})
+    with pytest.raises(ValueError, match="must work on arrays: for 3 points it returned shape"):
+        playground.losses(scalar, np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="path must be an array"):
+        playground.losses("ravine", "x")
+
+
+def test_playground_run_checks_the_schedule_and_the_seed():
+    from nnc import playground
+
+    with pytest.raises(TypeError, match=r"schedule\(0\) must be a real number, got None"):
+        playground.run(nnc.SGD(0.1), "ravine", steps=2, schedule=lambda t: None)
+    with pytest.raises(ValueError, match=r"schedule\(0\) must lie in \[0, inf\)"):
+        playground.run(nnc.SGD(0.1), "ravine", steps=2, schedule=lambda t: -1.0)
+    with pytest.raises(TypeError, match="seed"):
+        playground.run(nnc.SGD(0.1), "ravine", steps=2, seed="x")
+
+
+def test_model_checkpoint_templates_that_cannot_make_a_file_name_are_refused_before_training(
+        tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32), np.arange(20) % 3
+    for template, match in (("ck-{epoch:99999999999}.npz", "cannot be filled in"),
+                            ("ck-{epoch:0300d}.npz", "longer than 255 bytes")):
+        trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
+        checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / template))
+        with pytest.raises(ValueError, match=match):
+            trainer.fit(X, y, epochs=1, verbose=False, callbacks=[checkpoint])
+        assert trainer.step_count == 0
+
+
+def test_benchmark_arguments_are_checked_before_any_work():
+    from nnc import benchmark
+
+    with pytest.raises(ValueError, match="sizes\\[0\\] is the input width, .* 784, got 100"):
+        benchmark.run_sweep(n_samples=64, sizes=(100, 10))
+    with pytest.raises(ValueError, match="weights, more than"):
+        benchmark.run_sweep(n_samples=64, sizes=(784, 10 ** 12))
+    with pytest.raises(TypeError, match="progress"):
+        benchmark.run_sweep(n_samples=64, sizes=(784, 10), progress="yes")
+    with pytest.raises(TypeError, match="f must be a function to time"):
+        benchmark.median_seconds(5)
+
+
+def test_an_initialiser_returning_masked_or_ragged_values_is_refused():
+    masked = np.ma.array(np.ones((2, 2)), mask=np.eye(2, dtype=bool))
+    with pytest.raises(ValueError, match="returned an array with masked entries"):
+        nnc.Sequential(nnc.Dense(2, 2, init=lambda shape, rng: masked))
+    with pytest.raises(TypeError, match="returned list that is not an array of shape"):
+        nnc.Sequential(nnc.Dense(2, 2, init=lambda shape, rng: [[1, 2], [3]]))
+    model = nnc.Sequential(nnc.Dense(2, 2, init=lambda shape, rng: np.ma.array(np.ones(shape))))
+    assert (model.layers[0].params["W"] == 1).all()  # nothing masked: its values
