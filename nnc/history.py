@@ -247,6 +247,8 @@ def _read_by_nnc(part, name):
 
 def _check_record(part, name, values):
     """A record nnc reads: numbers (NaN and inf allowed; not text, not bools)."""
+    if np.ma.is_masked(values):  # (its values under the mask would be read)
+        raise ValueError(f"{part}[{name!r}] has masked entries; fill them (NaN) first")
     if _numbers_or_none(values) is not None:
         return
     for i, value in enumerate(values):  # name the first bad one

@@ -1558,6 +1558,8 @@ def test_plots_and_reports_name_what_they_cannot_read():
         history.report()
     with pytest.raises(ValueError, match="steps\\['lr'\\] must be a list"):
         nnc.History.from_dict({"steps": {"loss": [1.0], "lr": np.array(0.1)}})
+    with pytest.raises(ValueError, match="steps\\['loss'\\] has masked entries"):
+        nnc.History.from_dict({"steps": {"loss": np.ma.array([1.0, 2.0], mask=[0, 1])}})
 
 
 def test_the_diagnose_command_checks_the_plot_before_the_report(tmp_path, capsys):
