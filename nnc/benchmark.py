@@ -220,8 +220,8 @@ def _check_contender(name, argument):
     return name
 
 
-#: the input width of make_mnist_like's data
-MNIST_FEATURES = 784
+#: the input width and the classes of make_mnist_like's data
+MNIST_FEATURES, MNIST_CLASSES = 784, 10
 #: the most weights a benchmark model may have (2^27: 0.5 GB in float32 per copy)
 MAX_WEIGHTS = 2 ** 27
 
@@ -246,9 +246,10 @@ def run_sweep(n_samples=60000, sizes=(784, 256, 128, 10), batch_sizes=(32, 128, 
     if len(sizes) < 2:
         raise ValueError(f"sizes must give the input width and at least one layer width, e.g. "
                          f"(784, 256, 10), got {sizes}")
-    if sizes[0] != MNIST_FEATURES:
-        raise ValueError(f"sizes[0] is the input width, which the MNIST-shaped data fixes at "
-                         f"{MNIST_FEATURES}, got {sizes[0]}")
+    if sizes[0] != MNIST_FEATURES or sizes[-1] != MNIST_CLASSES:
+        raise ValueError(f"sizes: the MNIST-shaped data fixes the input width (sizes[0]) at "
+                         f"{MNIST_FEATURES} and the classes (sizes[-1]) at {MNIST_CLASSES}, "
+                         f"got {sizes}")
     sizes = list(sizes)
     weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     if weights > MAX_WEIGHTS:

@@ -320,7 +320,9 @@ class ModelCheckpoint(Callback):
             return
         # the template filled in with this fit's metrics (placeholder values)
         names = trainer._epoch_metric_names()
-        _check_folder("ModelCheckpoint", self._filled_in(1, dict.fromkeys(names, 0.5)))
+        # (a placeholder as long as a metric's value can print)
+        _check_folder("ModelCheckpoint",
+                      self._filled_in(1, dict.fromkeys(names, -1.2345678901234567e-300)))
 
     def on_train_begin(self, trainer):
         self._best.restore(trainer.history)

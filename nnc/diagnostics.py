@@ -769,9 +769,17 @@ def _check_progress(history, verdicts):
 def diagnose(history):
     """The problems visible in a History, as a list of ``Verdict``s
     (empty for a healthy run). Thresholds: the module's constants."""
+    return _verdicts(_checked(history))
+
+
+def _checked(history):
+    """A checked copy of ``history``: numbers where nnc reads them."""
     if not isinstance(history, History):
         raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
-    history = history.check_readable("diagnosed")  # (a checked copy: numbers where nnc reads)
+    return history.check_readable("diagnosed")
+
+
+def _verdicts(history):
     verdicts = []
     with np.errstate(all="ignore"):  # (means of huge losses may overflow: inf is the answer)
         _diagnose(history, verdicts)
@@ -792,8 +800,8 @@ def _diagnose(history, verdicts):
 
 def report(history):
     """A short plain-text verdict with its evidence."""
-    verdicts = diagnose(history)  # (checks the history)
-    history = history.check_readable("diagnosed")
+    history = _checked(history)
+    verdicts = _verdicts(history)
     losses = history.steps.get("loss", [])
     n_epochs = len(history.epochs.get("loss", []))
     if not losses:

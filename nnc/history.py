@@ -38,7 +38,10 @@ class History:
     def meta(self):
         """What the run was (layer names, optimizer, input scale, epoch ends):
         a dict of JSON values (a History pickled before it existed: empty)."""
-        return self.__dict__.setdefault("meta", {})
+        meta = self.__dict__.get("meta")
+        if not isinstance(meta, dict):  # (pickled before it existed, or as None)
+            meta = self.__dict__["meta"] = {}
+        return meta
 
     @meta.setter
     def meta(self, value):
@@ -93,7 +96,8 @@ class History:
             if not isinstance(entries, dict):
                 raise ValueError(f"{part} must map names to lists, got {entries!r:.60}")
             for name, values in entries.items():
-                if not isinstance(values, (list, tuple, np.ndarray)) or np.ndim(values) == 0:
+                if not isinstance(values, (list, tuple, np.ndarray)) or (
+                        isinstance(values, np.ndarray) and values.ndim == 0):
                     raise ValueError(f"{part}[{name!r}] must be a list of values, "
                                      f"got {values!r:.60}")
                 # what nnc reads (diagnostics, report, callbacks); other

@@ -255,7 +255,8 @@ class Dense(Layer):
             raise ValueError(f"init {name!r} returned an array with masked entries; it must "
                              "return plain numbers")
         try:
-            weights = np.asarray(np.ma.getdata(weights))
+            weights = np.asarray(weights.data if isinstance(weights, np.ma.MaskedArray)
+                                 else weights)
         except (TypeError, ValueError):  # a ragged list ...
             raise TypeError(f"init {name!r} returned {type(weights).__name__} that is not an "
                             f"array of shape {shape}") from None

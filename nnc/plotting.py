@@ -86,8 +86,10 @@ def check_figure_path(path, name="path"):
 
     extension = os.path.splitext(path)[1][1:].lower()
     formats = FigureCanvasBase.get_supported_filetypes()
-    if not extension:  # (matplotlib would write <path>.png: return the name it writes)
-        return check_figure_path(path + ".png", name)
+    if not extension:  # (matplotlib would add its default format: return the name it writes)
+        from matplotlib import rcParams
+
+        return check_figure_path(f"{path.rstrip('.')}.{rcParams['savefig.format']}", name)
     if extension not in formats:
         raise ValueError(f"{name} {path!r}: matplotlib cannot write .{extension} files; use one "
                          f"of .{', .'.join(sorted(formats))} (e.g. .png)")

@@ -1620,7 +1620,8 @@ def test_model_checkpoint_templates_that_cannot_make_a_file_name_are_refused_bef
         tmp_path):
     X, y = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32), np.arange(20) % 3
     for template, match in (("ck-{epoch:99999999999}.npz", "cannot be filled in"),
-                            ("ck-{epoch:0300d}.npz", "longer than 255 bytes")):
+                            ("ck-{epoch:0300d}.npz", "longer than 255 bytes"),
+                            ("c" * 240 + "{loss}.npz", "longer than 255 bytes")):
         trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
         checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / template))
         with pytest.raises(ValueError, match=match):
@@ -1631,10 +1632,11 @@ def test_model_checkpoint_templates_that_cannot_make_a_file_name_are_refused_bef
 def test_benchmark_arguments_are_checked_before_any_work():
     from nnc import benchmark
 
-    with pytest.raises(ValueError, match="sizes\\[0\\] is the input width, .* 784, got 100"):
-        benchmark.run_sweep(n_samples=64, sizes=(100, 10))
+    for sizes in ((100, 10), (784, 8, 3)):
+        with pytest.raises(ValueError, match=r"sizes: .* at 784 and the classes .* at 10, got"):
+            benchmark.run_sweep(n_samples=64, sizes=sizes)
     with pytest.raises(ValueError, match="weights, more than"):
-        benchmark.run_sweep(n_samples=64, sizes=(784, 10 ** 12))
+        benchmark.run_sweep(n_samples=64, sizes=(784, 10 ** 12, 10))
     with pytest.raises(TypeError, match="progress"):
         benchmark.run_sweep(n_samples=64, sizes=(784, 10), progress="yes")
     with pytest.raises(TypeError, match="f must be a function to time"):
