@@ -1651,3 +1651,18 @@ def test_an_initialiser_returning_masked_or_ragged_values_is_refused():
         nnc.Sequential(nnc.Dense(2, 2, init=lambda shape, rng: [[1, 2], [3]]))
     model = nnc.Sequential(nnc.Dense(2, 2, init=lambda shape, rng: np.ma.array(np.ones(shape))))
     assert (model.layers[0].params["W"] == 1).all()  # nothing masked: its values
+
+
+def test_a_ragged_record_a_callback_logs_is_kept_through_report_save_and_checkpoint(tmp_path):
+    class Misclassified(nnc.callbacks.Callback):  # one list of sample indices per epoch
+        def on_epoch_end(self, trainer, epoch, logs):
+            trainer.history.epochs.setdefault("wrong", []).append(list(range(epoch)))
+
+    X, y = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32), np.arange(20) % 3
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
+    history = trainer.fit(X, y, epochs=3, verbose=False, callbacks=[Misclassified()])
+    assert history.epochs["wrong"] == [[], [0], [0, 1]]
+    assert history.report().startswith("nnc diagnosis")
+    history.save(tmp_path / "run.json")
+    assert nnc.History.load(tmp_path / "run.json").epochs["wrong"] == [[], [0], [0, 1]]
+    trainer.save_checkpoint(tmp_path / "checkpoint.npz")
