@@ -13,7 +13,8 @@ zeros              w = 0 (breaks nothing, learns nothing:      0
 constant(c)        w = c                                      0
 normal(std)        N(0, std²)                                 std²
 uniform(a)         U(-a, a)                                   a²/3
-lecun_normal       N(0, 1/n_in) — the lecture's rule           1/n_in
+lecun_normal       N(0, 1/n_in) — the lecture's rule (which    1/n_in
+                   the slides call Xavier's)
 glorot_normal      N(0, 2/(n_in + n_out))  (a.k.a. Xavier)     2/(n_in+n_out)
 glorot_uniform     U(±sqrt(6/(n_in + n_out)))                  2/(n_in+n_out)
 he_normal          N(0, 2/n_in)  (for ReLU)                    2/n_in

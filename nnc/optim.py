@@ -514,7 +514,8 @@ class Adam(Optimizer):
         return 1 - self.beta2
 
     def _smallest_eps(self, dtype):
-        # the kernel adds ε·sqrt(1-β₂ᵗ), smallest at t = 1 (see adam_update)
+        # the Cython kernel adds ε·sqrt(1-β₂ᵗ) to sqrt(v) (optimizers.pyx, adam_update; the
+        # NumPy reference divides sqrt(v) by sqrt(1-β₂ᵗ) instead): smallest at t = 1
         tiny = float(np.finfo(dtype).tiny)
         return max(super()._smallest_eps(dtype), tiny / math.sqrt(1 - self.beta2))
 

@@ -306,7 +306,8 @@ class Trainer:
             # counted now: a callback may evaluate or predict, reusing the output buffer
             correct, n_counted = self.loss._count_correct(output, yb, backend)
             model._backward(self.loss._grad)
-            if self.l2:
+            if self.l2:  # λ R(w) over the Dense weights only (Layer.decayed; views of the
+                # flat buffers, see Sequential's layout): g ← g + λ w, loss + λ/2 Σ w²
                 loss += backend.l2_penalty(self._decayed_params, self._decayed_grads, self.l2)
             norm = self._record_gradient_norms(steps)
             if self.clip_norm is not None and norm > self.clip_norm:

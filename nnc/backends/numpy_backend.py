@@ -86,7 +86,7 @@ class NumpyBackend:
     def batchnorm_forward_train(self, x, gamma, beta, running_mean, running_var, momentum,
                                 eps, out, x_hat, batch_mean, batch_var, inv_std):
         """μ = 1/m Σ_i z_i;  σ² = 1/m Σ_i (z_i - μ)²;  ẑ = (z - μ)/sqrt(σ² + ε);
-        z̃ = γ ẑ + β;  μ̂ ← ρ μ̂ + (1-ρ) μ;  σ̂² ← ρ σ̂² + (1-ρ) σ²."""
+        z̃ = γ ẑ + β;  μ̂ ← ρ μ̂ + (1-ρ) μ;  σ̂² ← ρ σ̂² + (1-ρ) σ²  (ρ = ``momentum``)."""
         if x.shape[0] < 2:
             raise ValueError("batch-norm in training needs at least 2 samples per batch, "
                              f"got {x.shape[0]}")
@@ -197,7 +197,10 @@ class NumpyBackend:
         """z ← β z - (1-β) g;  w ← w + α z.
         Nesterov evaluates the gradient at the look-ahead point; written for
         the look-ahead parameters themselves it needs no second forward pass:
-        w ← w + α (β z - (1-β) g) with the new z."""
+        w ← w + α (β z - (1-β) g) with the new z. (Departs from the slide:
+        the look-ahead is w + αβz, where the velocity carries w, not the
+        slide's w + βz; ``w`` here is that look-ahead point. README, "where
+        nnc departs from the slides".)"""
         z *= beta
         z -= (1 - beta) * g
         if nesterov:
@@ -214,6 +217,8 @@ class NumpyBackend:
     def adam_update(self, w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
         """m ← β₁ m + (1-β₁) g;  v ← β₂ v + (1-β₂) g²;
         m̂ = m / (1-β₁ᵗ);  v̂ = v / (1-β₂ᵗ);  w ← w - α m̂ / (sqrt(v̂) + ε).
+        (Departs from the slide, which divides by 1-β and puts ε inside the
+        root: this is the paper's Algorithm 1, as PyTorch and Keras.)
         weight_decay λ > 0 first applies AdamW's decoupled decay w ← w - α λ w."""
         if t < 1:
             raise ValueError(f"t must be >= 1, got {t}")
@@ -223,9 +228,9 @@ class NumpyBackend:
         m += (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * g * g
-        m_hat_step = lr / (1 - beta1 ** t)
-        sqrt_v_hat = np.sqrt(v) / np.sqrt(1 - beta2 ** t)
-        w -= (m_hat_step * m / (sqrt_v_hat + eps)).astype(w.dtype)
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        w -= (lr * m_hat / (np.sqrt(v_hat) + eps)).astype(w.dtype)
 
     def adagrad_update(self, w, g, r, lr, eps):
         """r ← r + g²;  w ← w - α g / (sqrt(r) + ε)."""
