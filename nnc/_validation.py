@@ -2,6 +2,7 @@
 input here once, with an error that names the argument, what it received and
 what was expected. Kernels run with bounds checks off and trust these."""
 import copy
+import difflib
 import numbers
 import os
 import tempfile
@@ -345,6 +346,34 @@ class Setting:
                 else:
                     obj.__dict__[self.name] = old
                 raise
+
+
+class RefusesMisspeltSettings:
+    """Assigning a new attribute whose name is another library's name for a
+    setting (``_aliases``: Keras' ``optimizer.learning_rate``) or close to
+    one of this object's settings (``trainer.clipnorm``) raises
+    AttributeError naming the setting meant: nnc would never read it, so
+    the assignment would silently change nothing. Other new attributes are
+    set as usual (subclasses add their own)."""
+
+    #: names other libraries use -> what to set in nnc
+    _aliases = {}
+
+    def __setattr__(self, name, value):
+        if name[:1] != "_" and name not in self.__dict__ and not hasattr(type(self), name):
+            meant = self._aliases.get(name) or next(iter(difflib.get_close_matches(
+                name, self._setting_names(), n=1, cutoff=0.8)), None)
+            if meant is not None:
+                raise AttributeError(f"{type(self).__name__} has no setting {name!r}; did you "
+                                     f"mean {meant!r}? (an attribute nnc never reads would "
+                                     "change nothing)")
+        object.__setattr__(self, name, value)
+
+    def _setting_names(self):
+        cls = type(self)
+        return [name for name in dir(cls) if name[:1] != "_"
+                and isinstance(getattr(cls, name, None), (Setting, property))] + \
+            [name for name in self.__dict__ if name[:1] != "_"]
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -1666,3 +1666,23 @@ def test_a_ragged_record_a_callback_logs_is_kept_through_report_save_and_checkpo
     history.save(tmp_path / "run.json")
     assert nnc.History.load(tmp_path / "run.json").epochs["wrong"] == [[], [0], [0, 1]]
     trainer.save_checkpoint(tmp_path / "checkpoint.npz")
+
+
+@pytest.mark.parametrize("make, name, meant", [
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(2, 2), seed=0)), "clipnorm", "clip_norm"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(2, 2), seed=0)), "lr", "optimizer.lr"),
+    (lambda: nnc.Trainer(nnc.Sequential(nnc.Dense(2, 2), seed=0)), "batchsize", "batch_size"),
+    (lambda: nnc.Adam(), "learning_rate", "lr"),
+    (lambda: nnc.Adam(), "beta_1", "beta1"),
+    (lambda: nnc.RMSprop(), "alpha", "rho"),
+    (lambda: nnc.SGD(0.1), "momentun", "momentum"),
+])
+def test_another_librarys_name_or_a_misspelt_setting_is_refused_with_nnc_s(make, name, meant):
+    """Keras' trainer.clipnorm or optimizer.learning_rate set an attribute nnc
+    never reads: silently nothing would change."""
+    owner = make()
+    with pytest.raises(AttributeError, match=f"no setting '{name}'; did you mean '{re.escape(meant)}'"):
+        setattr(owner, name, 0.5)
+    assert name not in owner.__dict__
+    owner.my_note = "anything else is an attribute as usual"  # (subclasses add their own)
+    assert owner.my_note.startswith("anything")
