@@ -2,7 +2,6 @@
 input here once, with an error that names the argument, what it received and
 what was expected. Kernels run with bounds checks off and trust these."""
 import copy
-import difflib
 import numbers
 import os
 import tempfile
@@ -348,32 +347,25 @@ class Setting:
                 raise
 
 
-class RefusesMisspeltSettings:
-    """Assigning a new attribute whose name is another library's name for a
-    setting (``_aliases``: Keras' ``optimizer.learning_rate``) or close to
-    one of this object's settings (``trainer.clipnorm``) raises
-    AttributeError naming the setting meant: nnc would never read it, so
-    the assignment would silently change nothing. Other new attributes are
-    set as usual (subclasses add their own)."""
+class RefusesOtherLibrariesNames:
+    """On nnc's own Trainer and optimizers, assigning a name another library
+    uses for one of their settings (``_aliases``: Keras' ``trainer.clipnorm``,
+    ``optimizer.learning_rate``) raises AttributeError naming nnc's setting:
+    nnc would never read it, so the assignment would silently change nothing.
+    Any other new attribute is set as usual, and subclasses (which may give
+    these names a meaning of their own) are left alone."""
 
-    #: names other libraries use -> what to set in nnc
+    #: names other libraries use -> the setting nnc reads (on the class: checked)
     _aliases = {}
 
     def __setattr__(self, name, value):
-        if name[:1] != "_" and name not in self.__dict__ and not hasattr(type(self), name):
-            meant = self._aliases.get(name) or next(iter(difflib.get_close_matches(
-                name, self._setting_names(), n=1, cutoff=0.8)), None)
-            if meant is not None:
-                raise AttributeError(f"{type(self).__name__} has no setting {name!r}; did you "
-                                     f"mean {meant!r}? (an attribute nnc never reads would "
-                                     "change nothing)")
-        object.__setattr__(self, name, value)
-
-    def _setting_names(self):
-        cls = type(self)
-        return [name for name in dir(cls) if name[:1] != "_"
-                and isinstance(getattr(cls, name, None), (Setting, property))] + \
-            [name for name in self.__dict__ if name[:1] != "_"]
+        meant = self._aliases.get(name)
+        if meant is not None and type(self).__module__.startswith("nnc.") \
+                and name not in self.__dict__ and not hasattr(type(self), name) \
+                and hasattr(self, meant.split(".")[0].split(" ")[0]):
+            raise AttributeError(f"{type(self).__name__} has no setting {name!r}; set {meant} "
+                                 "(an attribute nnc never reads would change nothing)")
+        super().__setattr__(name, value)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -33,18 +33,18 @@ import warnings
 
 import numpy as np
 
-from nnc._validation import (MAX_STEPS, RefusesMisspeltSettings, Setting, check_bool,
+from nnc._validation import (MAX_STEPS, RefusesOtherLibrariesNames, Setting, check_bool,
                              check_float, check_state_array, check_step, number_setting)
 from nnc.backends import get_backend
 
 
-class Optimizer(RefusesMisspeltSettings):
+class Optimizer(RefusesOtherLibrariesNames):
     """Base class: ``lr`` plus named state buffers (``state_names``) that
     ``bind`` allocates with the size of the model's flat parameter buffer."""
 
     state_names = ()
-    _aliases = {"learning_rate": "lr", "alpha": "lr", "beta_1": "beta1", "beta_2": "beta2",
-                "betas": "beta1", "epsilon": "eps"}  # (Keras', PyTorch's, the lecture's α)
+    _aliases = {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2",
+                "betas": "beta1 and beta2", "epsilon": "eps"}  # (Keras', PyTorch's)
     # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
     lr = number_setting(low=0)
     #: the number of steps taken (Adam's bias correction counts them)
@@ -438,7 +438,7 @@ class RMSprop(Optimizer):
 
     rho = _beta_setting()
     eps = _eps_setting()
-    _aliases = {**Optimizer._aliases, "alpha": "rho"}  # (PyTorch's RMSprop alpha)
+    _aliases = {**Optimizer._aliases, "alpha": "rho (PyTorch's alpha)"}
 
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8):
         super().__init__(lr)

@@ -15,7 +15,7 @@ import operator
 import warnings
 
 from nnc._locks import ProcessLock
-from nnc._validation import (FLOAT32_TINY, MAX_STEPS, RefusesMisspeltSettings, Setting,
+from nnc._validation import (FLOAT32_TINY, MAX_STEPS, RefusesOtherLibrariesNames, Setting,
                              check_bool, check_features, check_float, check_generator_state,
                              check_int, check_seed, check_state_array, check_step,
                              check_verbose, int_setting, int_text, number_setting)
@@ -105,7 +105,7 @@ def _positive_or_none(value, name):
     return None if value is None else check_float(value, name, low=FLOAT32_TINY)
 
 
-class Trainer(RefusesMisspeltSettings):
+class Trainer(RefusesOtherLibrariesNames):
     """Fits a model with mini-batch gradient descent.
 
     Parameters
@@ -164,8 +164,9 @@ class Trainer(RefusesMisspeltSettings):
     warn_unscaled = True
     # other libraries' names, refused with nnc's (they would set nothing nnc reads)
     _aliases = {"lr": "optimizer.lr", "learning_rate": "optimizer.lr", "clipnorm": "clip_norm",
-                "global_clipnorm": "clip_norm", "clipvalue": "clip_value", "weight_decay": "l2",
-                "scheduler": "schedule", "lr_scheduler": "schedule"}
+                "global_clipnorm": "clip_norm", "clipvalue": "clip_value",
+                "weight_decay": "l2 (or an AdamW's optimizer.weight_decay)",
+                "lr_scheduler": "schedule"}
 
     batch_size = int_setting(low=1)
     clip_norm = Setting(_positive_or_none)

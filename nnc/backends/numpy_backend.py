@@ -229,8 +229,9 @@ class NumpyBackend:
         v *= beta2
         v += (1 - beta2) * g * g
         m_hat = m / (1 - beta1 ** t)
-        v_hat = v / (1 - beta2 ** t)
-        w -= (lr * m_hat / (np.sqrt(v_hat) + eps)).astype(w.dtype)
+        # sqrt(v̂) = sqrt(v) / sqrt(1-β₂ᵗ): the root first, as v / (1-β₂ᵗ) can overflow float32
+        sqrt_v_hat = np.sqrt(v) / np.sqrt(1 - beta2 ** t)
+        w -= (lr * m_hat / (sqrt_v_hat + eps)).astype(w.dtype)
 
     def adagrad_update(self, w, g, r, lr, eps):
         """r ← r + g²;  w ← w - α g / (sqrt(r) + ε)."""
