@@ -440,3 +440,23 @@ def test_an_optimizer_pickled_before_settings_were_checked_keeps_its_rules():
     with pytest.raises(ValueError, match="nesterov=True needs a momentum > 0"):
         old.momentum, old.nesterov = 0.0, True
         old.nesterov = True
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_adam_keeps_stepping_for_gradients_near_the_float32_limit(backend):
+    """g² still fits in float32 (g = sqrt(max)): each step moves w by -α
+    (m̂/sqrt(v̂) = 1); the bias correction must not overflow v / (1-β₂ᵗ)."""
+    import warnings
+
+    from nnc.backends import get_backend
+
+    big = np.float32(np.sqrt(np.finfo(np.float32).max))
+    w, m, v = np.ones(1, np.float32), np.zeros(1, np.float32), np.zeros(1, np.float32)
+    g = np.array([big], np.float32)
+    kernels = get_backend(backend, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (an overflow warning would say it happened)
+        for t in range(1, 21):
+            before = float(w[0])
+            kernels.adam_update(w, g, m, v, 1e-2, 0.9, 0.999, 1e-8, t)
+            assert float(w[0]) - before == pytest.approx(-1e-2, rel=1e-3), t
