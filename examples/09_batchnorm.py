@@ -168,7 +168,7 @@ def main(argv=None):
             ms = (time.perf_counter() - start) / epochs * 1e3
             runs[name] = (trainer, history, stats)
             shown = [history["loss"][e] for e in shown_epochs]
-            rise = max(np.diff(history["loss"]), default=0.0)  # an unstable run's loss jumps
+            rise = max([0.0, *np.diff(history["loss"])])  # an unstable run's loss jumps
             print(f"{name:34s} {' '.join(f'{v:7.3f}' for v in shown):>40s}  {rise:+12.3f}  "
                   f"{history['val_accuracy'][-1]:12.3f} {ms:8.1f}")
     print("   (largest rise: the largest increase of the epoch loss from one epoch to the next; "

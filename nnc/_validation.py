@@ -353,9 +353,11 @@ class RefusesOtherLibrariesNames:
     ``optimizer.learning_rate``) raises AttributeError naming nnc's setting:
     nnc would never read it, so the assignment would silently change nothing.
     Any other new attribute is set as usual, and subclasses (which may give
-    these names a meaning of their own) are left alone."""
+    these names a meaning of their own) are left alone, and so is a name
+    whose setting the object lacks (SGD has no eps: ``sgd.epsilon`` is an
+    attribute like any other)."""
 
-    #: names other libraries use -> the setting nnc reads (on the class: checked)
+    #: names other libraries use -> what to set instead (its first word: the setting)
     _aliases = {}
 
     def __setattr__(self, name, value):

@@ -100,6 +100,8 @@ def _may_add_metrics(callback):
 
 #: the longest file name most file systems take (bytes)
 NAME_MAX = 255
+#: the epoch number a ModelCheckpoint template is measured with before training
+LONGEST_EPOCH = 10 ** 9 - 1
 
 #: Keras' metric names before 2.3, and nnc's (Keras') names now
 KERAS_OLD_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
@@ -320,9 +322,9 @@ class ModelCheckpoint(Callback):
             return
         # the template filled in with this fit's metrics (placeholder values)
         names = trainer._epoch_metric_names()
-        # (a placeholder as long as a metric's value can print)
-        _check_folder("ModelCheckpoint",
-                      self._filled_in(1, dict.fromkeys(names, -1.2345678901234567e-300)))
+        # (placeholders as long as an epoch and a metric's value can print)
+        _check_folder("ModelCheckpoint", self._filled_in(
+            LONGEST_EPOCH, dict.fromkeys(names, -1.2345678901234567e-300)))
 
     def on_train_begin(self, trainer):
         self._best.restore(trainer.history)

@@ -99,7 +99,7 @@ import numpy as np
 
 from nnc._validation import check_int, int_setting
 from nnc.callbacks import Callback
-from nnc.history import History, per_layer_records
+from nnc.history import History, check_history, per_layer_records
 from nnc.layers import BatchNorm, Dense, ReLU
 
 #: share of the steps averaged for the "first" and "last" loss windows
@@ -195,14 +195,13 @@ def data_rms(a):
 def scale_warnings(trainer, X, y):
     """What is far from unit scale in a fit's data, as messages (recorded in
     ``history.meta["input_rms"]``/``["target_rms"]`` for ``diagnose``)."""
-    meta = getattr(trainer.history, "meta", None)
+    meta = trainer.history.meta
     x_rms = data_rms(X)
     y_rms = None if trainer.loss.classification else data_rms(y)
     standardised = input_standardised(trainer.model.layers)
-    if isinstance(meta, dict):
-        meta.update(input_rms=x_rms, input_standardised=standardised)
-        if y_rms is not None:
-            meta["target_rms"] = y_rms
+    meta.update(input_rms=x_rms, input_standardised=standardised)
+    if y_rms is not None:
+        meta["target_rms"] = y_rms
     problems = []
     if x_rms > INPUT_RMS_LIMIT and not standardised:
         problems.append(f"X has a root-mean-square of {_fmt(x_rms)} (standardised features "
@@ -404,7 +403,7 @@ def _window(n):
 
 
 def _layer_name(history, i):
-    layers = getattr(history, "meta", {}).get("layers")
+    layers = history.meta.get("layers")
     if layers and 0 <= i < len(layers):
         return f"layer {i} ({layers[i]})"
     return f"layer {i}"
@@ -586,7 +585,7 @@ def _check_depth(history, verdicts):
             seen = (f"the gradient norm of {_layer_name(history, first)} is {_fmt(a / b)} "
                     f"of {_layer_name(history, last)}'s ({_fmt(a)} vs {_fmt(b)})")
         dead = _dead_layers(history, first, last)
-        names = getattr(history, "meta", {}).get("layers") or []
+        names = history.meta.get("layers") or []
         if dead:  # the gradient stops at units that never fire, not in saturation
             cause = (f"the dead ReLU units of {', '.join(_layer_name(history, i) for i in dead)} "
                      "pass no gradient back")
@@ -621,7 +620,7 @@ def _check_activation_scale(history, verdicts):
     unless measuring started later), from the first Dense layer to the
     last (from the second with unscaled inputs: the first one's scale is
     then the data's); not with batch-norm, which rescales them."""
-    names = getattr(history, "meta", {}).get("layers") or []
+    names = history.meta.get("layers") or []
     d = getattr(history, "diagnostics", {})
     if not names or "BatchNorm" in names or not d.get("step"):
         return
@@ -698,7 +697,7 @@ def input_standardised(layers):
 
 def _meta_number(history, key):
     """history.meta[key] if it is a finite number (files may hold anything), else None."""
-    value = getattr(history, "meta", {}).get(key)
+    value = history.meta.get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
@@ -706,10 +705,10 @@ def _meta_number(history, key):
 
 def _check_data_scale(history, verdicts):
     rms = _finite(getattr(history, "diagnostics", {}).get("input_rms", []))
-    layers = getattr(history, "meta", {}).get("layers") or []
+    layers = history.meta.get("layers") or []
     x_rms = float(np.median(rms)) if rms.size else _meta_number(history, "input_rms")
     where = "median over the measured steps" if rms.size else "over the training data"
-    standardised = getattr(history, "meta", {}).get("input_standardised")
+    standardised = history.meta.get("input_standardised")
     if not isinstance(standardised, bool):  # (a History from before it was recorded)
         standardised = input_standardised(layers)
     if x_rms is not None and x_rms > INPUT_RMS_LIMIT and not standardised:
@@ -760,8 +759,8 @@ def _check_progress(history, verdicts):
                 f"(changed < {100 * PLATEAU_RELATIVE_CHANGE:g} % over the last "
                 f"{PLATEAU_EPOCHS} epochs), still {100 * now / epoch_losses[0]:.0f} % of "
                 "the first epoch's loss",
-                "a saddle or flat region: try " + ("" if "Adam" in str(getattr(
-                    history, "meta", {}).get("optimizer", "")) else "momentum or Adam, ")
+                "a saddle or flat region: try " + ("" if "Adam" in str(
+                    history.meta.get("optimizer", "")) else "momentum or Adam, ")
                 + "a larger model or a learning-rate change; if none of them lowers it, it "
                 "may be the noise floor of the data"))
 
@@ -774,9 +773,7 @@ def diagnose(history):
 
 def _checked(history):
     """A checked copy of ``history``: numbers where nnc reads them."""
-    if not isinstance(history, History):
-        raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
-    return history.check_readable("diagnosed")
+    return check_history(history, "diagnosed")
 
 
 def _verdicts(history):
@@ -837,7 +834,7 @@ def diagnose_command(path, plot=None, out=None):
         raise ValueError(f"cannot read the run {path!r}: {exc}") from None
     if plot:  # a plot that cannot be written or drawn fails before the report, not after
         try:
-            plot = check_figure_path(plot, "--plot")  # (with the .png a bare name gets)
+            plot = check_figure_path(plot, "--plot")  # (a bare name gets savefig.format's)
         except ImportError as exc:
             raise ValueError(f"--plot: {exc}") from None
         check_plottable(history)

@@ -117,11 +117,16 @@ class History:
         history.meta = dict(meta)
         return history
 
-    def check_readable(self, action="written"):
-        """This History as ``load`` reads it back (a copy), or ValueError
-        naming a record nnc reads (``loss``, ``grad_norm.0`` ...) that holds
-        something else than numbers: ``save`` and checkpoints refuse it
-        first, ``plot`` and ``report`` too (``action``: what cannot be done)."""
+    def check_readable(self, action="written", name="history"):
+        """This History as ``load`` reads it back (a copy), or an error naming
+        a part that is no dict (TypeError) or a record nnc reads (``loss``,
+        ``grad_norm.0`` ...) that holds something else than numbers
+        (ValueError): ``save`` and checkpoints refuse it first, ``plot`` and
+        ``report`` too (``action``: what cannot be done)."""
+        for part in ("steps", "epochs", "diagnostics"):
+            if not isinstance(getattr(self, part, {}), dict):
+                raise TypeError(f"{name}.{part} must be a dict, got "
+                                f"{type(getattr(self, part)).__name__}")
         try:
             return History.from_dict(self.to_dict())
         except (TypeError, ValueError) as exc:  # (TypeError: a record that is no list)
@@ -169,11 +174,19 @@ class History:
         (``pip install matplotlib``). Saved to ``path`` when given; returns the figure."""
         from nnc.plotting import plot_history
 
-        return plot_history(self, path=path)  # (nnc.plotting.save checks the path)
+        return plot_history(self, path=path)  # (it checks the path before drawing)
 
     def __repr__(self):
         last = {k: v[-1] for k, v in self.epochs.items() if v}
         return f"History({len(self.steps['loss'])} steps, last epoch {last})"
+
+
+def check_history(history, action, name="history"):
+    """``history`` checked as nnc reads it (a copy: ``check_readable``),
+    or TypeError when it is no nnc History."""
+    if not isinstance(history, History):
+        raise TypeError(f"{name} must be an nnc History, got {type(history).__name__}")
+    return history.check_readable(action, name)
 
 
 def _json_value(value):

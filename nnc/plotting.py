@@ -4,8 +4,9 @@ optimizer paths (matplotlib needed: ``pip install matplotlib``).
 matplotlib is imported only inside these functions, and figures are built
 as ``matplotlib.figure.Figure`` objects on an Agg canvas, never through
 pyplot: no window opens, no display is needed, and a notebook's own
-matplotlib backend is left alone. Every function returns the figure and
-writes it to ``path`` when one is given.
+matplotlib backend is left alone. Every plotting function returns the
+figure and writes it to ``path`` when one is given (``save`` returns the
+name written).
 """
 import importlib.util
 import math
@@ -73,7 +74,9 @@ def _check_figsize(figsize):
 
 def check_figure_path(path, name="path"):
     """``path`` as a str, or ValueError before any plotting: an extension
-    matplotlib cannot write (none means PNG) or a folder that is missing.
+    matplotlib cannot write or a folder that is missing. A name without an
+    extension gets matplotlib's (``savefig.format``, .png by default), and
+    that name is returned: the file matplotlib writes.
     A file object (anything with ``write``) is passed through as it is."""
     if hasattr(path, "write"):
         return path
@@ -131,8 +134,7 @@ def _epoch_ends(history, n_steps, n_epochs):
     """The step number at the end of each epoch: as the Trainer recorded it
     (``meta["epoch_ends"]``: epochs differ in length when the batch size
     changed or a stop cut one short), else an even split of the steps."""
-    meta = getattr(history, "meta", None)
-    recorded = meta.get("epoch_ends") if isinstance(meta, dict) else None
+    recorded = history.meta.get("epoch_ends")
     if (isinstance(recorded, list) and len(recorded) == n_epochs
             and all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
                     and 0 < s <= n_steps for s in recorded)
@@ -175,7 +177,7 @@ def _legend(ax, **kwargs):
 
 
 def _layer_label(history, i):
-    layers = getattr(history, "meta", {}).get("layers")
+    layers = history.meta.get("layers")
     return f"{i} {layers[i]}" if layers and i < len(layers) else f"layer {i}"
 
 
@@ -184,11 +186,9 @@ def check_plottable(history):
     naming the record that cannot be drawn: records nnc reads hold numbers,
     and each curve has one value per step (per epoch, per measurement)
     against the one it is drawn with."""
-    from nnc.history import History
+    from nnc.history import check_history
 
-    if not isinstance(history, History):
-        raise TypeError(f"history must be an nnc History, got {type(history).__name__}")
-    history = history.check_readable("plotted")
+    history = check_history(history, "plotted")
     steps, epochs, diag = history.steps, history.epochs, history.diagnostics
     drawn = {"steps": ["lr", "grad_norm"] + [f"grad_norm.{i}" for i, _ in
                                                per_layer_records(steps, "grad_norm")],
@@ -434,7 +434,7 @@ def plot_paths(paths, surface, path=None, ax=None, xlim=None, ylim=None, title=N
     ax.set_title(title if title is not None else surface.name)
     if beside:  # a long legend beside the panel: inside it would cover the paths and minima
         _legend(ax, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1),
-                ncol=math.ceil(len(checked) / LEGEND_ROWS))
+                ncol=columns)
     else:
         _legend(ax, fontsize="small")
     if path is not None:

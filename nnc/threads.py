@@ -117,7 +117,7 @@ def show_config(file=None):
         from nnc.backends.cython_backend import VECTOR_KERNELS
 
         modules = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in VECTOR_KERNELS)
-        native = getattr(threads, "native_build", None)  # (kernels built before nnc 0.1 had it)
+        native = getattr(threads, "native_build", None)  # (kernels compiled before native_build existed)
         target = ("for this CPU only (NNC_NATIVE=1)" if native is not None and native()
                   else "portable")
         lines.append(f"compiled kernels: built {'with' if threads.openmp_enabled() else 'WITHOUT'} "

@@ -22,7 +22,7 @@ from nnc._validation import (FLOAT32_TINY, MAX_STEPS, RefusesOtherLibrariesNames
 from nnc.callbacks import Callback
 from nnc.diagnostics import as_callback as as_diagnostics
 from nnc.diagnostics import scale_warnings
-from nnc.history import History
+from nnc.history import History, check_history
 from nnc.layers import NON_NEGATIVE_BUFFERS
 from nnc.losses import get_loss
 from nnc.model import WRITES_ALL, Sequential
@@ -58,14 +58,8 @@ def _bound_loss(trainer, value, name):
 
 def _checked_history(trainer, value, name):
     """A History whose records nnc can read (its parts dicts, its numbers numbers)."""
-    if not isinstance(value, History):
-        raise TypeError(f"{name} must be an nnc History, got {type(value).__name__}")
-    for part in ("steps", "epochs", "diagnostics", "meta"):
-        if not isinstance(getattr(value, part, {}), dict):
-            raise TypeError(f"{name}.{part} must be a dict, got "
-                            f"{type(getattr(value, part)).__name__}")
     try:
-        value.check_readable()
+        check_history(value, "written", name)  # (a TypeError names the part itself)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
     if trainer.__dict__.get("_fitting"):  # (mid-fit: the next step appends to it; else fit)
@@ -532,10 +526,9 @@ class Trainer(RefusesOtherLibrariesNames):
             for callback in active for hook in STEP_HOOKS)
         self.stop_training = False
         self._check_history_records(self.history.steps)
-        if isinstance(getattr(self.history, "meta", None), dict):  # what diagnose reads
-            self.history.meta.setdefault("optimizer", repr(self.optimizer))
-            self.history.meta.setdefault("layers", [type(layer).__name__
-                                                    for layer in self.model.layers])
+        self.history.meta.setdefault("optimizer", repr(self.optimizer))  # (what diagnose reads)
+        self.history.meta.setdefault("layers", [type(layer).__name__
+                                                for layer in self.model.layers])
         for problem in scale_warnings(self, X, y):
             if warn:
                 warnings.warn(problem, UserWarning, stacklevel=3)  # fit's caller

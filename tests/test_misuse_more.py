@@ -1520,6 +1520,7 @@ def test_plot_paths_takes_any_label_and_figure_names_get_their_png(tmp_path):
     assert "0.01" in labels and "('adam', 2)" in labels
     assert (tmp_path / "paths.png").exists()  # what matplotlib writes for a bare name
     assert plotting.save(fig, str(tmp_path / "again")) == str(tmp_path / "again.png")
+    assert (tmp_path / "again.png").exists()
 
 
 @pytest.mark.parametrize("args, error, match", [
@@ -1556,6 +1557,11 @@ def test_plots_and_reports_name_what_they_cannot_read():
         history.plot()
     with pytest.raises(ValueError, match="cannot be diagnosed as it is: .*loss"):
         history.report()
+    for broken in ("plot", "report", "save"):
+        history = nnc.History()
+        history.steps = []
+        with pytest.raises(TypeError, match="history.steps must be a dict, got list"):
+            getattr(history, broken)(*(["/dev/null"] if broken == "save" else []))
     with pytest.raises(ValueError, match="steps\\['lr'\\] must be a list"):
         nnc.History.from_dict({"steps": {"loss": [1.0], "lr": np.array(0.1)}})
     with pytest.raises(ValueError, match="steps\\['loss'\\] has masked entries"):
@@ -1621,7 +1627,8 @@ def test_model_checkpoint_templates_that_cannot_make_a_file_name_are_refused_bef
     X, y = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32), np.arange(20) % 3
     for template, match in (("ck-{epoch:99999999999}.npz", "cannot be filled in"),
                             ("ck-{epoch:0300d}.npz", "longer than 255 bytes"),
-                            ("c" * 240 + "{loss}.npz", "longer than 255 bytes")):
+                            ("c" * 240 + "{loss}.npz", "longer than 255 bytes"),
+                            ("c" * 247 + "{epoch}.npz", "longer than 255 bytes")):
         trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
         checkpoint = nnc.callbacks.ModelCheckpoint(str(tmp_path / template))
         with pytest.raises(ValueError, match=match):
@@ -1666,6 +1673,9 @@ def test_a_ragged_record_a_callback_logs_is_kept_through_report_save_and_checkpo
     history.save(tmp_path / "run.json")
     assert nnc.History.load(tmp_path / "run.json").epochs["wrong"] == [[], [0], [0, 1]]
     trainer.save_checkpoint(tmp_path / "checkpoint.npz")
+    again = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
+    again.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert again.history.epochs["wrong"] == [[], [0], [0, 1]]
 
 
 @pytest.mark.parametrize("make, name, meant", [

@@ -293,3 +293,13 @@ def test_the_plots_read_a_history_whose_meta_or_step_count_differ(mpl):
         assert plotting._epoch_ends(history, 8, 2) == [4, 8]
     history.meta = {"epoch_ends": [np.int64(3), np.int64(8)]}
     assert plotting._epoch_ends(history, 8, 2) == [3, 8]
+
+
+def test_an_epoch_a_stop_cut_short_ends_at_its_last_step():
+    X, y = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=5)  # 8 steps
+    stopper = nnc.callbacks.LambdaCallback(  # stop after 3 of the second epoch's steps
+        on_step_end=lambda trainer, logs: setattr(trainer, "stop_training",
+                                                  trainer.step_count == 11))
+    history = trainer.fit(X, y, epochs=3, verbose=False, callbacks=[stopper])
+    assert history.meta["epoch_ends"] == [8, 11] and len(history.steps["loss"]) == 11
