@@ -354,19 +354,21 @@ class RefusesOtherLibrariesNames:
     nnc would never read it, so the assignment would silently change nothing.
     Any other new attribute is set as usual, and subclasses (which may give
     these names a meaning of their own) are left alone, and so is a name
-    whose setting the object lacks (SGD has no eps: ``sgd.epsilon`` is an
-    attribute like any other)."""
+    whose nnc setting the object lacks (SGD has no eps: ``sgd.epsilon`` is
+    an attribute like any other)."""
 
-    #: names other libraries use -> what to set instead (its first word: the setting)
+    #: names other libraries use -> (the attribute the object must have for the
+    #: name to mean it, or None: always; what to set instead)
     _aliases = {}
 
     def __setattr__(self, name, value):
-        meant = self._aliases.get(name)
-        if meant is not None and type(self).__module__.startswith("nnc.") \
+        alias = self._aliases.get(name)
+        if alias is not None and type(self).__module__.startswith("nnc.") \
                 and name not in self.__dict__ and not hasattr(type(self), name) \
-                and hasattr(self, meant.split(".")[0].split(" ")[0]):
-            raise AttributeError(f"{type(self).__name__} has no setting {name!r}; set {meant} "
-                                 "(an attribute nnc never reads would change nothing)")
+                and (alias[0] is None or hasattr(self, alias[0])):
+            raise AttributeError(f"{type(self).__name__} has no setting {name!r}; set "
+                                 f"{alias[1]} (an attribute nnc never reads would change "
+                                 "nothing)")
         super().__setattr__(name, value)
 
 

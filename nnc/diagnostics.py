@@ -619,10 +619,12 @@ def _check_activation_scale(history, verdicts):
     the Dense outputs z at the first measured step (the initial weights,
     unless measuring started later), from the first Dense layer to the
     last (from the second with unscaled inputs: the first one's scale is
-    then the data's); not with batch-norm, which rescales them."""
+    then the data's); not with batch-norm, which rescales them, nor with
+    dropout, whose training-mode scaling by 1/(1-p) raises the variance at
+    every dropout layer (measured in training)."""
     names = history.meta.get("layers") or []
     d = getattr(history, "diagnostics", {})
-    if not names or "BatchNorm" in names or not d.get("step"):
+    if not names or "BatchNorm" in names or "Dropout" in names or not d.get("step"):
         return
     stds = [(i, values[0]) for i, values in per_layer_records(d, "act_std")
             if i < len(names) and names[i] == "Dense" and values and math.isfinite(values[0])]
@@ -631,6 +633,8 @@ def _check_activation_scale(history, verdicts):
     if len(stds) < 3:  # a rule about depth: three Dense layers compared at least
         return
     (first, a), (last, b) = stds[0], stds[-1]
+    if a == 0 or b == 0:  # one value (a batch of 1, one output) has no spread to compare
+        return
     if _dead_layers(history, first, last, at=0):
         return  # dead units stop the signal: the dead-ReLU verdict says so
     if a > 0 and b > ACTIVATION_DEPTH_RATIO * a:

@@ -43,8 +43,14 @@ class Optimizer(RefusesOtherLibrariesNames):
     ``bind`` allocates with the size of the model's flat parameter buffer."""
 
     state_names = ()
-    _aliases = {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2",
-                "betas": "beta1 and beta2", "epsilon": "eps"}  # (Keras', PyTorch's)
+    _aliases = {"learning_rate": ("lr", "lr"), "beta_1": ("beta1", "beta1"),  # (Keras', PyTorch's)
+                "beta_2": ("beta2", "beta2"), "betas": ("beta1", "beta1 and beta2"),
+                "epsilon": ("eps", "eps"),
+                "weight_decay": (None, "Trainer(l2=...) for L2 in the loss, or use "
+                                       "nnc.AdamW(weight_decay=...)"),
+                "clipnorm": (None, "Trainer(clip_norm=...)"),
+                "global_clipnorm": (None, "Trainer(clip_norm=...)"),
+                "clipvalue": (None, "Trainer(clip_value=...)")}
     # 0 is allowed (as in PyTorch): schedules and ReduceLROnPlateau may reach it
     lr = number_setting(low=0)
     #: the number of steps taken (Adam's bias correction counts them)
@@ -438,7 +444,7 @@ class RMSprop(Optimizer):
 
     rho = _beta_setting()
     eps = _eps_setting()
-    _aliases = {**Optimizer._aliases, "alpha": "rho (PyTorch's alpha)"}
+    _aliases = {**Optimizer._aliases, "alpha": ("rho", "rho (PyTorch's alpha)")}
 
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8):
         super().__init__(lr)

@@ -12,7 +12,8 @@ the rate used at every step is recorded in ``history.steps["lr"]``.
 import math
 import numbers
 
-from nnc._validation import MAX_STEPS, Setting, check_float, int_setting, number_setting
+from nnc._validation import (MAX_STEPS, Setting, check_float, check_int, int_setting,
+                             number_setting)
 
 # A schedule's numbers are settings: checked when the constructor sets them
 # and when they are changed later (schedule.decay_steps = 0 is refused the
@@ -184,6 +185,8 @@ def over_run(name, lr0, total_steps):
     ``lr0`` to ``lr0 / 100``, ``"cosine"`` a cosine decay to 0."""
     if name not in RUN_SCHEDULES:
         raise ValueError(f"schedule must be one of {RUN_SCHEDULES}, got {name!r:.60}")
+    total_steps = check_int(total_steps, "total_steps", low=0)  # (0 steps: a run of 1)
+    lr0 = check_float(lr0, "lr0", low=0)
     total_steps = max(1, total_steps)
     if name == "linear":
         return LinearDecay(lr0, lr0 / 100, total_steps)

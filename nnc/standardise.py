@@ -61,8 +61,23 @@ class Standardiser:
     def transform(self, X):
         """(X - μ) / σ (σ = 0 taken as 1)."""
         x, out_dtype = self._fitted_input(X, "X")
-        return self._finite(lambda: (x - self.mean) / self._divisor(), out_dtype,
-                            "(X - mean) / std")
+        return self._finite(lambda: self._standardised(x), out_dtype, "(X - mean) / std")
+
+    def _restored(self, x):
+        divisor = self._divisor()
+        x_out = x * divisor + self.mean
+        overflowed = np.isinf(x_out) & np.isfinite(x)
+        if overflowed.any():  # x σ beyond float64 while x σ + μ is not
+            x_out = np.where(overflowed, (x + self.mean / divisor) * divisor, x_out)
+        return x_out
+
+    def _standardised(self, x):
+        divisor = self._divisor()
+        z = (x - self.mean) / divisor
+        overflowed = np.isinf(z) & np.isfinite(x)
+        if overflowed.any():  # x - μ beyond float64 (|x|, |μ| near 1e308, as fit allows)
+            z = np.where(overflowed, x / divisor - self.mean / divisor, z)
+        return z
 
     def fit_transform(self, X, y=None):
         return self.fit(X).transform(X)
@@ -71,7 +86,7 @@ class Standardiser:
         """X σ + μ: standardised values (predictions of standardised
         targets, say) back in the data's units."""
         x, out_dtype = self._fitted_input(X, "X")
-        return self._finite(lambda: x * self._divisor() + self.mean, out_dtype, "X * std + mean")
+        return self._finite(lambda: self._restored(x), out_dtype, "X * std + mean")
 
     # scikit-learn's estimator protocol (clone, Pipeline, check_is_fitted);
     # scikit-learn is imported only when it asks

@@ -157,10 +157,11 @@ class Trainer(RefusesOtherLibrariesNames):
     #: whether fit warns about data far from unit scale (see above)
     warn_unscaled = True
     # other libraries' names, refused with nnc's (they would set nothing nnc reads)
-    _aliases = {"lr": "optimizer.lr", "learning_rate": "optimizer.lr", "clipnorm": "clip_norm",
-                "global_clipnorm": "clip_norm", "clipvalue": "clip_value",
-                "weight_decay": "l2 (or an AdamW's optimizer.weight_decay)",
-                "lr_scheduler": "schedule"}
+    _aliases = {"lr": (None, "optimizer.lr"), "learning_rate": (None, "optimizer.lr"),
+                "clipnorm": (None, "clip_norm"), "global_clipnorm": (None, "clip_norm"),
+                "clipvalue": (None, "clip_value"),
+                "weight_decay": (None, "l2 (or an AdamW's optimizer.weight_decay)"),
+                "lr_scheduler": (None, "schedule")}
 
     batch_size = int_setting(low=1)
     clip_norm = Setting(_positive_or_none)

@@ -685,3 +685,29 @@ def test_unscaled_inputs_are_named_instead_of_the_initialisation():
     # a bad initialisation still shows, judged from the second Dense layer on
     found = kinds(fit(deep(nnc.ReLU, nnc.init.normal(0.5)), nnc.SGD(1e-6), X * 100, y, epochs=1))
     assert "unscaled_inputs" in found and "exploding_activations" in found
+
+
+def test_no_activation_verdict_for_dropout_nets_or_one_value_per_measurement():
+    """Dropout's training-mode 1/(1-p) doubles the variance at every p=0.5
+    layer of a healthy He net; a batch of 1 with one output has no spread."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 20)).astype(np.float32)
+    layers = [nnc.Dense(20, 64, init="he_normal")]
+    for _ in range(7):  # (without the rule: 9 Dense layers, their std grows ~15x)
+        layers += [nnc.ReLU(), nnc.Dropout(0.5), nnc.Dense(64, 64, init="he_normal")]
+    layers += [nnc.ReLU(), nnc.Dropout(0.5), nnc.Dense(64, 3)]
+    trainer = nnc.Trainer(nnc.Sequential(*layers, seed=0), optimizer=nnc.SGD(0.01),
+                          batch_size=64, diagnostics=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = trainer.fit(X, rng.integers(0, 3, 256), epochs=1, verbose=0)
+    assert not {"exploding_activations", "vanishing_activations"} & set(kinds(history))
+    model = nnc.Sequential(nnc.Dense(20, 32, init="lecun_normal"), nnc.Tanh(),
+                           nnc.Dense(32, 32, init="lecun_normal"), nnc.Tanh(),
+                           nnc.Dense(32, 1), seed=0)
+    trainer = nnc.Trainer(model, loss="bce_with_logits", optimizer=nnc.SGD(0.01), batch_size=1,
+                          diagnostics=True)
+    history = trainer.fit(X[:32], (X[:32, :1] > 0).astype(np.float32), epochs=1, verbose=0)
+    assert "vanishing_activations" not in kinds(history)

@@ -1685,6 +1685,8 @@ def test_a_ragged_record_a_callback_logs_is_kept_through_report_save_and_checkpo
     (lambda: nnc.Adam(), "beta_1", "beta1"),
     (lambda: nnc.Adam(), "betas", "beta1 and beta2"),
     (lambda: nnc.RMSprop(), "alpha", "rho"),
+    (lambda: nnc.SGD(0.1), "weight_decay", "Trainer(l2=...)"),
+    (lambda: nnc.SGD(0.1), "clipnorm", "Trainer(clip_norm=...)"),
 ])
 def test_another_librarys_name_for_a_setting_is_refused_with_nnc_s(make, name, meant):
     """Keras' trainer.clipnorm or optimizer.learning_rate set an attribute nnc
@@ -1716,3 +1718,14 @@ def test_other_new_attributes_and_subclasses_are_left_alone():
     trainer = nnc.Trainer(nnc.Sequential(nnc.Dense(4, 3), seed=0), batch_size=10)
     trainer.fit(X, y, epochs=2, verbose=False, callbacks=[Losses()])
     assert len(trainer.losses) == 2
+
+
+def test_over_run_names_its_arguments():
+    from nnc.schedules import over_run
+
+    for args, error, match in (((0.1, "10"), TypeError, "total_steps must be an int"),
+                               ((0.1, -5), ValueError, "total_steps must be >= 0"),
+                               (("x", 10), TypeError, "lr0 must be a real number")):
+        with pytest.raises(error, match=match):
+            over_run("linear", *args)
+    assert over_run("linear", 0.1, 0)(0) == 0.1  # (a run of no steps: one step's schedule)

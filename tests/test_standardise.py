@@ -134,3 +134,13 @@ def test_works_in_a_scikit_learn_pipeline():
     alone = Pipeline([("standardise", nnc.Standardiser())]).fit(X)  # as the last step
     np.testing.assert_allclose(alone.transform(X).mean(axis=0), 0, atol=1e-6)
     check_is_fitted(alone[-1])
+
+
+def test_data_at_the_edge_of_float64_round_trips():
+    """fit takes values near ±1.8e308 (their differences overflow); transform
+    and inverse_transform of the same data must not refuse it."""
+    X = np.array([[-1.7e308], [1.7e308], [1.7e308]])
+    scaler = nnc.Standardiser().fit(X)
+    z = scaler.transform(X)
+    np.testing.assert_allclose(z.ravel(), [-np.sqrt(2), np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-12)
+    np.testing.assert_allclose(scaler.inverse_transform(z), X, rtol=1e-12)
