@@ -71,8 +71,8 @@ one step); its loss is the mean of the mini-batch losses in it.
   ``ACTIVATION_DEPTH_RATIO`` × (or below 1/``ACTIVATION_DEPTH_RATIO`` of)
   the first Dense layer's: the initial weights break the lecture's rule
   that the variance stays the same in every layer (with unscaled inputs
-  from the second Dense layer on; not judged with batch-norm, nor when dead
-  ReLU units stop the signal).
+  from the second Dense layer on; not judged with batch-norm or dropout,
+  nor when dead ReLU units stop the signal or a measurement has no spread).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
 - **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
