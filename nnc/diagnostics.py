@@ -27,7 +27,8 @@ What is recorded
 ``update_ratio.i``  ‖Δw⁽ⁱ⁾‖ / ‖w⁽ⁱ⁾‖ with Δw = w^[t] - w^[t-1] (≈ 1e-3 is healthy)
 ``act_mean.i``      mean of the output h⁽ⁱ⁾ of layer i over the batch and units
 ``act_std.i``       its standard deviation (the lecture's rule of thumb, section
-                    8: E h⁽ˡ⁾ ≈ 0 and Var h⁽ˡ⁾ about the same in every layer)
+                    8: E h⁽ˡ⁾ ≈ 0 and Var h⁽ˡ⁾ about the same in every layer;
+                    NaN for an output of one value)
 ``dead_fraction.i`` ReLU layers: the fraction of units j with h_j ≤ 0 for
                     every sample of the batch (never active: no gradient
                     passes; LeakyReLU's negative side still passes α)
@@ -72,7 +73,8 @@ one step); its loss is the mean of the mini-batch losses in it.
   the first Dense layer's: the initial weights break the lecture's rule
   that the variance stays the same in every layer (with unscaled inputs
   from the second Dense layer on; not judged with batch-norm or dropout,
-  nor when dead ReLU units stop the signal or a measurement has no spread).
+  nor when dead ReLU units stop the signal or a layer's output is one
+  value: a batch of one through one output has no spread).
 - **dead ReLU units** — at the last measurement, and at every one since some
   step, at least ``DEAD_RELU_FRACTION`` of a ReLU layer's units are dead.
 - **unscaled inputs** — the median ``input_rms`` (without diagnostics: the
@@ -356,9 +358,9 @@ class Diagnostics(Callback):
             previous = out
             if out is None or out.size == 0:
                 mean = std = math.nan
-            else:
+            else:  # (one value has no spread: no std to compare across layers)
                 mean = float(out.mean(dtype=np.float64))
-                std = float(out.std(dtype=np.float64))
+                std = float(out.std(dtype=np.float64)) if out.size > 1 else math.nan
             d[f"act_mean.{i}"].append(mean)
             d[f"act_std.{i}"].append(std)
             if i in self._relu:
@@ -633,7 +635,7 @@ def _check_activation_scale(history, verdicts):
     if len(stds) < 3:  # a rule about depth: three Dense layers compared at least
         return
     (first, a), (last, b) = stds[0], stds[-1]
-    if a == 0 or b == 0:  # one value (a batch of 1, one output) has no spread to compare
+    if a == 0:  # (no ratio to the first: all its outputs equal)
         return
     if _dead_layers(history, first, last, at=0):
         return  # dead units stop the signal: the dead-ReLU verdict says so

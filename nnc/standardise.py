@@ -52,8 +52,10 @@ class Standardiser:
         largest = np.max(np.abs(deviation), axis=0)
         largest = np.where(largest > 0, largest, 1.0)
         variance = np.mean(np.square(deviation / largest), axis=0)  # biased, as on the slide
-        # the variance of a constant column is rounding error (scikit-learn's bound)
-        constant = variance <= n * eps * variance + (n * (mean / largest / unit) * eps) ** 2
+        # the variance of a constant column is rounding error (scikit-learn's bound;
+        # inf for a huge constant column, whose largest deviation is 0: constant)
+        with np.errstate(over="ignore"):
+            constant = variance <= n * eps * variance + (n * (mean / largest / unit) * eps) ** 2
         self.mean = mean
         self.std = np.where(constant, 0.0, np.sqrt(variance) * largest * unit)
         return self

@@ -711,3 +711,17 @@ def test_no_activation_verdict_for_dropout_nets_or_one_value_per_measurement():
                           diagnostics=True)
     history = trainer.fit(X[:32], (X[:32, :1] > 0).astype(np.float32), epochs=1, verbose=0)
     assert "vanishing_activations" not in kinds(history)
+
+
+def test_an_all_zero_output_is_vanishing_activations():
+    """Zero-initialised hidden layers: the last Dense output is exactly 0,
+    the most extreme vanishing (not 'no spread')."""
+    rng = np.random.default_rng(0)
+    model = nnc.Sequential(nnc.Dense(20, 32, init="lecun_normal"), nnc.Tanh(),
+                           nnc.Dense(32, 32, init="zeros"), nnc.Tanh(),
+                           nnc.Dense(32, 32, init="zeros"), nnc.Tanh(),
+                           nnc.Dense(32, 3, init="zeros"), seed=0)
+    trainer = nnc.Trainer(model, optimizer=nnc.SGD(0.01), batch_size=64, diagnostics=True)
+    history = trainer.fit(rng.normal(size=(256, 20)).astype(np.float32),
+                          rng.integers(0, 3, 256), epochs=1, verbose=0)
+    assert "vanishing_activations" in kinds(history)

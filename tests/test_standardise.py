@@ -144,3 +144,12 @@ def test_data_at_the_edge_of_float64_round_trips():
     z = scaler.transform(X)
     np.testing.assert_allclose(z.ravel(), [-np.sqrt(2), np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-12)
     np.testing.assert_allclose(scaler.inverse_transform(z), X, rtol=1e-12)
+
+
+def test_a_huge_constant_column_is_constant_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaler = nnc.Standardiser().fit(np.full(3, 1e200))
+    assert scaler.std == 0 and (scaler.transform(np.full(3, 1e200)) == 0).all()
