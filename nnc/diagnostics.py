@@ -255,7 +255,7 @@ class Diagnostics(Callback):
                                if hasattr(layer, "batch_mean")}
         history = self._history = trainer.history
         if not hasattr(history, "diagnostics"):  # a History from before diagnostics
-            history.diagnostics, history.meta = {}, {}
+            history.diagnostics = {}  # (its meta reads {}: what fit recorded there stays)
         names = ["step", "epoch", "input_rms"]
         for i, _ in self._layer_params:
             names += [f"grad_norm.{i}", f"weight_norm.{i}", f"update_ratio.{i}"]
@@ -639,9 +639,9 @@ def _check_activation_scale(history, verdicts):
         return
     if _dead_layers(history, first, last, at=0):
         return  # dead units stop the signal: the dead-ReLU verdict says so
-    if a > 0 and b > ACTIVATION_DEPTH_RATIO * a:
+    if b > ACTIVATION_DEPTH_RATIO * a:
         kind, change = "exploding_activations", f"grows {_fmt(b / a)}x"
-    elif a > 0 and b < a / ACTIVATION_DEPTH_RATIO:
+    elif b < a / ACTIVATION_DEPTH_RATIO:
         kind, change = "vanishing_activations", f"shrinks to {_fmt(b / a)} of it"
     else:
         return
@@ -804,7 +804,11 @@ def _diagnose(history, verdicts):
 def report(history):
     """A short plain-text verdict with its evidence."""
     history = _checked(history)
-    verdicts = _verdicts(history)
+    return _report(history, _verdicts(history))
+
+
+def _report(history, verdicts):
+    """``report``'s text for a checked History and its verdicts."""
     losses = history.steps.get("loss", [])
     n_epochs = len(history.epochs.get("loss", []))
     if not losses:
@@ -843,9 +847,11 @@ def diagnose_command(path, plot=None, out=None):
             plot = check_figure_path(plot, "--plot")  # (a bare name gets savefig.format's)
         except ImportError as exc:
             raise ValueError(f"--plot: {exc}") from None
-        check_plottable(history)
-    print(report(history), file=out)
+    # checked once (what the plot draws, or what the report reads), diagnosed once
+    history = check_plottable(history) if plot else _checked(history)
+    verdicts = _verdicts(history)
+    print(_report(history, verdicts), file=out)
     if plot:
         history.plot(path=plot)
         print(f"plot written to {plot}", file=out)
-    return 1 if diagnose(history) else 0
+    return 1 if verdicts else 0

@@ -133,7 +133,7 @@ def _history_json(where, value):
 def _history_parts(history):
     """The History as arrays (lists of numbers, the usual case) plus a JSON
     part for anything else (``meta``, lists of non-numbers)."""
-    arrays, extra = {}, {"meta": _history_json("meta", getattr(history, "meta", {}) or {})}
+    arrays, extra = {}, {"meta": _history_json("meta", history.meta)}
     for group in HISTORY_GROUPS:
         for name, values in (getattr(history, group, None) or {}).items():
             try:
